@@ -1,0 +1,126 @@
+"""System checks. Every id is listed, with its fix, in docs/checks.md."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import DEFAULTS
+
+DOCS = "See docs/checks.md."
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _non_negative_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "DEFAULT_QUEUE": (lambda v: isinstance(v, str) and bool(v), "a queue name (non-empty string)"),
+    "MAX_ATTEMPTS": (_positive_int, "an integer >= 1"),
+    "TIMEOUT": (_positive_int, "a whole number of seconds >= 1"),
+    "RETRY_BACKOFF": (_non_negative_number, "a number of seconds >= 0"),
+    "RETRY_BACKOFF_MAX": (_non_negative_number, "a number of seconds >= 0"),
+    "RETRY_JITTER": (lambda v: isinstance(v, bool), "True or False"),
+    "PROGRESS_INTERVAL": (_non_negative_number, "a number of seconds >= 0"),
+    "STRICT_ENQUEUE": (lambda v: isinstance(v, bool), "True or False"),
+    "MESSAGE_TTL": (_positive_int, "a whole number of seconds >= 1"),
+    "SCHEDULE_POLL_INTERVAL": (_positive_number, "a number of seconds > 0"),
+    "AUTODISCOVER": (
+        lambda v: isinstance(v, list | tuple) and all(isinstance(m, str) for m in v),
+        "a list of module names, e.g. ['jobs', 'tasks']",
+    ),
+}
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if not apps.is_installed("django_rq"):
+        messages.append(
+            Error(
+                "django_rq is not in INSTALLED_APPS.",
+                hint="Add 'django_rq' to INSTALLED_APPS: django-asyncjobs uses its RQ_QUEUES connections.",
+                id="asyncjobs.E001",
+            )
+        )
+    rq_queues = getattr(settings, "RQ_QUEUES", None)
+    if not isinstance(rq_queues, dict) or not rq_queues:
+        messages.append(
+            Error(
+                "RQ_QUEUES is missing or empty.",
+                hint="Define RQ_QUEUES = {'default': {'URL': 'redis://localhost:6379/0'}}. " + DOCS,
+                id="asyncjobs.E002",
+            )
+        )
+        rq_queues = {}
+    user = getattr(settings, "ASYNCJOBS", {})
+    if not isinstance(user, dict):
+        return [
+            *messages,
+            Error(
+                f"ASYNCJOBS must be a dict, got {type(user).__name__}.",
+                hint="ASYNCJOBS = {'DEFAULT_QUEUE': 'default', ...}. " + DOCS,
+                id="asyncjobs.E003",
+            ),
+        ]
+    for key in user:
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+            messages.append(
+                Warning(
+                    f"ASYNCJOBS has an unknown key {key!r}.",
+                    hint=(f"Did you mean {close[0]!r}? " if close else "") + "Known keys are listed in docs/settings.md.",
+                    id="asyncjobs.W001",
+                )
+            )
+    for key, (is_valid, expected) in VALIDATORS.items():
+        if key in user and not is_valid(user[key]):
+            messages.append(
+                Error(
+                    f"ASYNCJOBS[{key!r}] is {user[key]!r}; it must be {expected}.",
+                    hint="See docs/settings.md.",
+                    id="asyncjobs.E004",
+                )
+            )
+    default_queue = user.get("DEFAULT_QUEUE", DEFAULTS["DEFAULT_QUEUE"])
+    if rq_queues and isinstance(default_queue, str) and default_queue not in rq_queues:
+        messages.append(
+            Error(
+                f"ASYNCJOBS['DEFAULT_QUEUE'] is {default_queue!r}, which is not a queue in RQ_QUEUES.",
+                hint=f"Add it to RQ_QUEUES or pick one of: {', '.join(sorted(rq_queues))}.",
+                id="asyncjobs.E005",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_registered_jobs(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    from .registry import registered_jobs
+
+    rq_queues = getattr(settings, "RQ_QUEUES", None)
+    if not isinstance(rq_queues, dict) or not rq_queues:
+        return []
+    return [
+        Error(
+            f"Job {name!r} uses queue {job_function.options.queue!r}, which is not in RQ_QUEUES.",
+            hint=f"Add the queue to RQ_QUEUES or change @job(queue=...). Configured: {', '.join(sorted(rq_queues))}.",
+            obj=job_function.func,
+            id="asyncjobs.E006",
+        )
+        for name, job_function in sorted(registered_jobs().items())
+        if job_function.options.queue is not None and job_function.options.queue not in rq_queues
+    ]

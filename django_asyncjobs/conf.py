@@ -1,0 +1,56 @@
+"""Settings for django-asyncjobs: one ``ASYNCJOBS`` dict over documented defaults.
+
+Values are read on every access, never at import time, so ``override_settings``
+works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Queue used when @job() does not name one. Must be a key of RQ_QUEUES.
+    "DEFAULT_QUEUE": "default",
+    # Attempts per job (1 = no retry) and per-attempt time limit in seconds.
+    "MAX_ATTEMPTS": 1,
+    "TIMEOUT": 300,
+    # Retry delay: RETRY_BACKOFF * 2 ** (attempt - 1), capped at RETRY_BACKOFF_MAX,
+    # with "full jitter" (uniform between 0 and that) when RETRY_JITTER is true.
+    "RETRY_BACKOFF": 10.0,
+    "RETRY_BACKOFF_MAX": 3600.0,
+    "RETRY_JITTER": True,
+    # Minimum seconds between two progress writes of one job.
+    "PROGRESS_INTERVAL": 0.5,
+    # When Redis cannot be reached at enqueue time the row is kept as queued and
+    # recovery pushes it later. STRICT_ENQUEUE=True raises EnqueueError instead.
+    "STRICT_ENQUEUE": False,
+    # Seconds the RQ message (the "doorbell") may wait in Redis before it expires.
+    "MESSAGE_TTL": 7 * 24 * 3600,
+    # How often (seconds) a worker moves due delayed jobs and retries onto queues.
+    "SCHEDULE_POLL_INTERVAL": 1.0,
+    # Modules imported from every installed app so that their @job functions register.
+    "AUTODISCOVER": ("jobs", "tasks"),
+}
+
+
+class AppSettings:
+    """Lazy view of ``settings.ASYNCJOBS`` merged over :data:`DEFAULTS`."""
+
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "ASYNCJOBS", {})
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown django-asyncjobs setting {name!r}")
+        return self.user_settings().get(name, DEFAULTS[name])
+
+    @property
+    def rq_queues(self) -> dict[str, dict[str, Any]]:
+        value = getattr(settings, "RQ_QUEUES", None)
+        return value if isinstance(value, dict) else {}
+
+
+app_settings = AppSettings()

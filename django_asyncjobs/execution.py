@@ -1,0 +1,243 @@
+"""What a worker does with a job id: claim the row, run the function, record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import random
+import socket
+import os
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from django.db import close_old_connections, connections, router
+from django.db.models import F
+from django.utils import timezone
+
+from .conf import app_settings
+from .exceptions import JobInterrupted, JobNotRegistered, SerializationError
+from .models import Job, JobStatus
+from .registry import JobFunction, get_job_function
+from .signals import job_cancelled, job_failed, job_started, job_succeeded
+
+logger = logging.getLogger("django_asyncjobs")
+
+_current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("asyncjobs_current_job", default=None)
+_last_progress_write: dict[Any, float] = {}
+
+TimeLimit = Callable[[int, str], AbstractContextManager[Any]]
+
+
+class Outcome(str, Enum):
+    SKIPPED = "skipped"  # duplicate delivery, cancelled, or not our job
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def current_job() -> Job | None:
+    """The ``Job`` being run by the current worker, or ``None`` outside a job."""
+    return _current.get()
+
+
+def perform(job_id: str) -> str:
+    """The function every RQ message calls. Lets stock RQ workers run our messages."""
+    from rq import get_current_job
+
+    rq_job = get_current_job()
+    worker_name = getattr(rq_job, "worker_name", None) or default_worker_name()
+    return run_job(job_id, worker_name=worker_name).value
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}"
+
+
+def run_job(job_id: str, *, worker_name: str = "", time_limit: TimeLimit | None = None) -> Outcome:
+    """Claim job ``job_id`` and run it once. Safe to call any number of times per message."""
+    try:
+        pk = uuid.UUID(str(job_id))
+    except ValueError:
+        logger.error("Refused message %r: not a job id.", job_id)
+        return Outcome.SKIPPED
+    using = router.db_for_write(Job)
+    if not connections[using].in_atomic_block:
+        close_old_connections()
+    job = claim(pk, worker_name or default_worker_name())
+    if job is None:
+        return Outcome.SKIPPED
+    try:
+        job_function = get_job_function(job.name)
+    except JobNotRegistered as exc:
+        logger.error("Job %s refused: %s", job.pk, exc)
+        return _record_failure(job, str(exc), retry=False)
+    token = _current.set(job)
+    try:
+        job_started.send(sender=Job, job=job)
+        limit = time_limit or (lambda seconds, _id: nullcontext())
+        with limit(job_function.options.resolved_timeout(), str(job.pk)):
+            result = _call(job_function, job)
+    except JobInterrupted:
+        return _record_interruption(job)
+    except Exception as exc:  # noqa: BLE001 - any failure of user code is recorded, not raised
+        return _record_failure(job, _describe(exc), retry=True, job_function=job_function)
+    finally:
+        _current.reset(token)
+        _last_progress_write.pop(job.pk, None)
+    return _record_success(job, result)
+
+
+def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
+    """Move the row from ``queued`` to ``running``; ``None`` when another delivery won."""
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, attempts=F("attempts") + 1, worker=worker_name, progress=0
+    )
+    if not claimed:
+        logger.info("Job %s not claimed: already taken, cancelled, or unknown (duplicate delivery?).", pk)
+        return None
+    return Job.objects.get(pk=pk)
+
+
+def _call(job_function: JobFunction[Any, Any], job: Job) -> Any:
+    if job_function.is_async:
+        return asyncio.run(job_function.func(*job.args, **job.kwargs))
+    return job_function.func(*job.args, **job.kwargs)
+
+
+def _describe(exc: BaseException) -> str:
+    from rq.timeouts import JobTimeoutException
+
+    if isinstance(exc, JobTimeoutException):
+        return f"JobTimeout: {exc}\n\n" + "".join(traceback.format_exception(exc))
+    return "".join(traceback.format_exception(exc))
+
+
+def _finish(job: Job, **fields: Any) -> bool:
+    """Write the attempt's outcome unless the row left ``running`` (cancelled meanwhile)."""
+    updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return bool(updated)
+
+
+def _record_success(job: Job, result: Any) -> Outcome:
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        error = SerializationError(f"The return value of job {job.name!r} cannot be stored as JSON: {exc}")
+        return _record_failure(job, f"{type(error).__name__}: {error}", retry=False)
+    if not _finish(job, status=JobStatus.SUCCEEDED, result=result, progress=100, finished_at=timezone.now()):
+        return _cancelled_meanwhile(job)
+    job_succeeded.send(sender=Job, job=job)
+    return Outcome.SUCCEEDED
+
+
+def _record_failure(
+    job: Job, error: str, *, retry: bool, job_function: JobFunction[Any, Any] | None = None
+) -> Outcome:
+    now = timezone.now()
+    will_retry = retry and job_function is not None and job.attempts < job.max_attempts
+    if will_retry:
+        assert job_function is not None
+        delay = job_function.options.retry_delay(job.attempts, random.random)
+        due = now + timedelta(seconds=delay)
+        fields: dict[str, Any] = {"error": error, "finished_at": now, **_progress_of(job)}
+        if delay > 0:
+            fields.update(status=JobStatus.SCHEDULED, run_at=due)
+        else:
+            fields.update(status=JobStatus.QUEUED, enqueued_at=now, run_at=None)
+        if not _finish(job, **fields):
+            return _cancelled_meanwhile(job)
+        if delay <= 0:
+            from .enqueueing import ring
+
+            ring([job])
+        logger.warning("Job %s (%s) attempt %d failed; retrying in %.1fs.", job.pk, job.name, job.attempts, delay)
+    else:
+        if not _finish(job, status=JobStatus.FAILED, error=error, finished_at=now, **_progress_of(job)):
+            return _cancelled_meanwhile(job)
+        logger.error("Job %s (%s) failed after %d attempt(s).", job.pk, job.name, job.attempts)
+    job_failed.send(sender=Job, job=job, will_retry=will_retry)
+    return Outcome.RETRYING if will_retry else Outcome.FAILED
+
+
+def _progress_of(job: Job) -> dict[str, Any]:
+    return {"progress": job.progress, "progress_message": job.progress_message}
+
+
+def _record_interruption(job: Job) -> Outcome:
+    job.refresh_from_db(fields=["status"])
+    if job.status == JobStatus.CANCELLED:
+        return Outcome.CANCELLED
+    # Interrupted without a cancel: the worker is shutting down. Count it as a failed attempt.
+    return _record_failure(
+        job, "JobInterrupted: the worker was stopped while the job ran.", retry=True, job_function=_lookup(job.name)
+    )
+
+
+def _lookup(name: str) -> JobFunction[Any, Any] | None:
+    try:
+        return get_job_function(name)
+    except JobNotRegistered:
+        return None
+
+
+def _cancelled_meanwhile(job: Job) -> Outcome:
+    logger.info("Job %s was cancelled while it ran; its outcome is discarded.", job.pk)
+    return Outcome.CANCELLED
+
+
+def cancel_job(job: Job) -> bool:
+    """Cancel ``job`` (see :meth:`Job.cancel`)."""
+    now = timezone.now()
+    pending = Job.objects.filter(pk=job.pk, status__in=(JobStatus.QUEUED, JobStatus.SCHEDULED))
+    if pending.update(status=JobStatus.CANCELLED, finished_at=now):
+        job.status, job.finished_at = JobStatus.CANCELLED, now
+        job_cancelled.send(sender=Job, job=job)
+        return True
+    running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
+    worker = running.values_list("worker", flat=True).first()
+    if worker is None or not running.update(status=JobStatus.CANCELLED, finished_at=now):
+        job.refresh_from_db()
+        return False
+    job.status, job.finished_at = JobStatus.CANCELLED, now
+    if worker:
+        from redis.exceptions import RedisError
+
+        from .queues import send_stop
+
+        try:
+            send_stop(job.queue, worker, str(job.pk))
+        except RedisError as exc:
+            logger.warning("Job %s cancelled, but its worker could not be told to stop: %s", job.pk, exc)
+    job_cancelled.send(sender=Job, job=job)
+    return True
+
+
+def record_progress(job: Job, percent: int, message: str = "") -> None:
+    """Persist progress of a running job, at most once per ``PROGRESS_INTERVAL`` seconds.
+
+    The first call and reaching 100 are always written; the latest value is also
+    written when the attempt ends.
+    """
+    if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
+        raise ValueError(f"progress must be a number from 0 to 100, got {percent!r}")
+    job.progress, job.progress_message = int(percent), str(message)[:255]
+    now = time.monotonic()
+    last = _last_progress_write.get(job.pk)
+    if last is not None and now - last < float(app_settings.PROGRESS_INTERVAL) and percent < 100:
+        return
+    _last_progress_write[job.pk] = now
+    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        progress=job.progress, progress_message=job.progress_message
+    )

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
+
+from django_asyncjobs.conf import app_settings
+from django_asyncjobs.exceptions import AsyncJobsError
+from django_asyncjobs.queues import get_connection, validate_queue
+from django_asyncjobs.worker import Worker, run_workers
+
+VERBOSITY_TO_LEVEL = {0: "WARNING", 1: "INFO", 2: "DEBUG", 3: "DEBUG"}
+
+
+class Command(BaseCommand):
+    help = "Run asyncjobs workers on the given queues (default: ASYNCJOBS['DEFAULT_QUEUE'])."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Queues to work on, highest priority first.")
+        parser.add_argument("--burst", action="store_true", help="Stop when the queues are empty.")
+        parser.add_argument("--concurrency", type=int, default=1, help="Number of worker processes (default 1).")
+        parser.add_argument("--name", help="Worker name (suffixed with -N when --concurrency > 1).")
+        parser.add_argument("--max-jobs", type=int, help="Stop after this many jobs (per process).")
+        parser.add_argument(
+            "--worker-class",
+            default="django_asyncjobs.worker.Worker",
+            help="Dotted path of a subclass of django_asyncjobs.worker.Worker.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        level = VERBOSITY_TO_LEVEL.get(options["verbosity"], "INFO")
+        logging.getLogger("django_asyncjobs").setLevel(level)
+        queue_names: list[str] = options["queues"] or [str(app_settings.DEFAULT_QUEUE)]
+        if options["concurrency"] < 1:
+            raise CommandError(f"--concurrency must be at least 1, got {options['concurrency']}.")
+        worker_class = import_string(options["worker_class"])
+        if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
+            raise CommandError(f"--worker-class {options['worker_class']} is not a django_asyncjobs.worker.Worker.")
+        try:
+            for name in queue_names:
+                validate_queue(name)
+            get_connection(queue_names[0]).ping()
+        except AsyncJobsError as exc:
+            raise CommandError(str(exc)) from exc
+        except RedisError as exc:
+            raise CommandError(f"Cannot reach Redis for queue {queue_names[0]!r}: {exc}") from exc
+        try:
+            status = run_workers(
+                queue_names,
+                concurrency=options["concurrency"],
+                burst=options["burst"],
+                name=options["name"],
+                max_jobs=options["max_jobs"],
+                logging_level=level,
+                worker_class=worker_class,
+            )
+        except AsyncJobsError as exc:
+            raise CommandError(str(exc)) from exc
+        if status:
+            raise CommandError(f"A worker process exited with status {status}.", returncode=status)

@@ -1,0 +1,155 @@
+"""The only module that talks to RQ and Redis.
+
+A message ("doorbell") is a plain RQ job whose id is the ``Job`` row's UUID, whose
+function is :func:`django_asyncjobs.execution.perform` and whose only argument is
+that UUID, serialized as JSON. Our own worker needs nothing but the id popped
+from the queue list; stock RQ workers (``rqworker``) can run the message too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from redis import Redis
+from rq import Queue
+from rq.command import send_command
+from rq.serializers import JSONSerializer
+
+from .conf import app_settings
+from .exceptions import UnknownQueue
+
+if TYPE_CHECKING:
+    from .models import Job
+
+#: Dotted path of the function every message calls.
+EXECUTOR = "django_asyncjobs.execution.perform"
+
+_connections: dict[str, Redis] = {}
+_queues: dict[str, Queue] = {}
+_lock = threading.Lock()
+
+
+@receiver(setting_changed)
+def _forget_connections(setting: str, **kwargs: Any) -> None:
+    if setting in ("RQ_QUEUES", "ASYNCJOBS"):
+        reset_connections()
+
+
+def reset_connections() -> None:
+    """Drop cached Redis clients (after RQ_QUEUES changes, or after a fork)."""
+    with _lock:
+        for connection in _connections.values():
+            connection.close()
+        _connections.clear()
+        _queues.clear()
+
+
+def queue_names() -> list[str]:
+    return list(app_settings.rq_queues)
+
+
+def validate_queue(name: str) -> str:
+    if name not in app_settings.rq_queues:
+        raise UnknownQueue(name, queue_names())
+    return name
+
+
+def get_connection(queue: str) -> Redis:
+    """The Redis client for ``queue``, built from its ``RQ_QUEUES`` entry and cached."""
+    connection = _connections.get(queue)
+    if connection is None:
+        from django_rq.connection_utils import get_redis_connection
+
+        config = app_settings.rq_queues.get(validate_queue(queue))
+        assert config is not None
+        with _lock:
+            connection = _connections.setdefault(queue, get_redis_connection(config))
+    return connection
+
+
+def get_queue(name: str) -> Queue:
+    """The RQ queue ``name`` (cached: RQ caches the server version per instance)."""
+    queue = _queues.get(name)
+    if queue is None:
+        queue = _queues.setdefault(name, Queue(name, connection=get_connection(name), serializer=JSONSerializer))
+    return queue
+
+
+def _message(job: Job, timeout: int) -> Any:
+    return Queue.prepare_data(
+        EXECUTOR,
+        args=(str(job.pk),),
+        job_id=str(job.pk),
+        timeout=timeout,
+        result_ttl=0,
+        failure_ttl=3600,
+        ttl=int(app_settings.MESSAGE_TTL),
+        description=job.name,
+    )
+
+
+def push(jobs: Sequence[Job]) -> None:
+    """Ring the doorbell for ``jobs``: one pipelined round trip per Redis server."""
+    from .registry import get_job_function
+
+    by_queue: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_queue.setdefault(job.queue, []).append(job)
+    for name, queue_jobs in by_queue.items():
+        queue = get_queue(name)
+        messages = [_message(job, get_job_function(job.name).options.resolved_timeout()) for job in queue_jobs]
+        with queue.connection.pipeline() as pipe:
+            queue.enqueue_many(messages, pipeline=pipe)
+            pipe.execute()
+
+
+def pop(connection: Redis, queue_keys: Sequence[str], timeout: float | None, forget: Iterable[str] = ()) -> tuple[str, str] | None:
+    """Pop the next message id from the first non-empty queue, in order.
+
+    With ``timeout=None`` it does not block (burst mode); otherwise it blocks up to
+    ``timeout`` seconds. ``forget`` names messages whose RQ hashes are deleted in the
+    same round trip (those of jobs the caller has just finished).
+    Returns ``(queue_key, job_id)`` or ``None``.
+    """
+    stale = [Queue.job_class.key_for(job_id) for job_id in forget]
+    if timeout is not None:
+        with connection.pipeline(transaction=False) as pipe:
+            if stale:
+                pipe.unlink(*stale)
+            pipe.blpop(list(queue_keys), timeout=max(1, int(timeout)))
+            reply = pipe.execute()[-1]
+        return (_text(reply[0]), _text(reply[1])) if reply else None
+    for key in queue_keys:
+        with connection.pipeline(transaction=False) as pipe:
+            if stale:
+                pipe.unlink(*stale)
+                stale = []
+            pipe.lpop(key)
+            job_id = pipe.execute()[-1]
+        if job_id is not None:
+            return key, _text(job_id)
+    return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def depth(queue: str) -> int:
+    """Number of messages waiting in ``queue`` (one round trip)."""
+    return int(get_connection(queue).llen(get_queue(queue).key))
+
+
+def contains(queue: str, job_id: str) -> bool:
+    """Whether ``job_id``'s message is waiting in ``queue``."""
+    connection = get_connection(queue)
+    return connection.lpos(get_queue(queue).key, job_id) is not None
+
+
+def send_stop(queue: str, worker_name: str, job_id: str) -> None:
+    """Ask ``worker_name`` to stop ``job_id`` (RQ's ``stop-job`` command)."""
+    send_command(get_connection(queue), worker_name, "stop-job", job_id=job_id)

@@ -1,0 +1,262 @@
+"""Which functions may run as jobs, and the ``@job`` decorator that registers them.
+
+A worker only ever runs functions found here: a message names a job row, the row
+names a registered function, and nothing is imported from what Redis says.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from .conf import app_settings
+from .exceptions import ConfigurationError, JobNotRegistered
+
+if TYPE_CHECKING:
+    from .models import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_registry: dict[str, JobFunction[Any, Any]] = {}
+
+#: Keyword arguments of ``enqueue()`` that configure the job instead of reaching the function.
+JOB_OPTIONS = frozenset({"queue", "max_attempts", "run_at", "delay", "owner", "idempotency_key", "strict"})
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a registered function runs. ``None`` means "use the ASYNCJOBS default"."""
+
+    queue: str | None = None
+    max_attempts: int | None = None
+    timeout: int | None = None
+    retry_backoff: float | None = None
+    retry_backoff_max: float | None = None
+    retry_jitter: bool | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts is not None and (not isinstance(self.max_attempts, int) or self.max_attempts < 1):
+            raise ValueError(f"max_attempts must be an integer >= 1, got {self.max_attempts!r}")
+        if self.timeout is not None and (not isinstance(self.timeout, int) or self.timeout < 1):
+            raise ValueError(f"timeout must be a whole number of seconds >= 1, got {self.timeout!r}")
+        for name in ("retry_backoff", "retry_backoff_max"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+    def resolved_queue(self) -> str:
+        return self.queue or str(app_settings.DEFAULT_QUEUE)
+
+    def resolved_max_attempts(self) -> int:
+        return int(self.max_attempts if self.max_attempts is not None else app_settings.MAX_ATTEMPTS)
+
+    def resolved_timeout(self) -> int:
+        return int(self.timeout if self.timeout is not None else app_settings.TIMEOUT)
+
+    def retry_delay(self, attempt: int, random: Callable[[], float]) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (exponential backoff, full jitter)."""
+        base = float(self.retry_backoff if self.retry_backoff is not None else app_settings.RETRY_BACKOFF)
+        cap = float(self.retry_backoff_max if self.retry_backoff_max is not None else app_settings.RETRY_BACKOFF_MAX)
+        jitter = self.retry_jitter if self.retry_jitter is not None else bool(app_settings.RETRY_JITTER)
+        delay = min(cap, base * 2 ** max(attempt - 1, 0))
+        return delay * random() if jitter else delay
+
+
+class JobFunction(Generic[P, R]):
+    """A registered function. Call it to run inline, or ``.enqueue()`` it to run on a worker."""
+
+    def __init__(self, func: Callable[P, R], name: str, options: JobOptions) -> None:
+        self.func = func
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(func)
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<JobFunction {self.name}>"
+
+    def enqueue(
+        self,
+        *args: Any,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        run_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        owner: Any = None,
+        idempotency_key: str | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Save a ``Job`` row for ``func(*args, **kwargs)`` and push its message on commit.
+
+        The keywords named in :data:`JOB_OPTIONS` configure the job; every other
+        argument is passed to the function.
+        """
+        from .enqueueing import enqueue_calls
+
+        options = dict(
+            queue=queue,
+            max_attempts=max_attempts,
+            run_at=run_at,
+            delay=delay,
+            owner=owner,
+            idempotency_key=idempotency_key,
+            strict=strict,
+        )
+        return enqueue_calls(self, [(args, kwargs)], **options)[0]
+
+    def enqueue_many(
+        self,
+        calls: Iterable[Sequence[Any] | tuple[Sequence[Any], Mapping[str, Any]]],
+        *,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        run_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        owner: Any = None,
+        strict: bool | None = None,
+    ) -> list[Job]:
+        """Enqueue many calls at once: one INSERT batch and one pipelined push.
+
+        Each item is a tuple of positional arguments, or a pair ``(args, kwargs)``.
+        """
+        from .enqueueing import enqueue_calls
+
+        return enqueue_calls(
+            self,
+            [_split_call(call) for call in calls],
+            queue=queue,
+            max_attempts=max_attempts,
+            run_at=run_at,
+            delay=delay,
+            owner=owner,
+            strict=strict,
+        )
+
+
+def _split_call(call: Sequence[Any] | tuple[Sequence[Any], Mapping[str, Any]]) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    if (
+        isinstance(call, tuple)
+        and len(call) == 2
+        and isinstance(call[0], list | tuple)
+        and isinstance(call[1], Mapping)
+    ):
+        return call[0], call[1]
+    if isinstance(call, list | tuple):
+        return call, {}
+    raise TypeError(f"enqueue_many() takes tuples of arguments or (args, kwargs) pairs, got {call!r}")
+
+
+@overload
+def job(func: Callable[P, R], /) -> JobFunction[P, R]: ...
+
+
+@overload
+def job(
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    timeout: int | None = None,
+    retry_backoff: float | None = None,
+    retry_backoff_max: float | None = None,
+    retry_jitter: bool | None = None,
+) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
+
+
+def job(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    timeout: int | None = None,
+    retry_backoff: float | None = None,
+    retry_backoff_max: float | None = None,
+    retry_jitter: bool | None = None,
+) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
+    """Register a function as a job. Usable bare (``@job``) or with options (``@job(queue=...)``).
+
+    The job's name is ``module.qualname`` unless ``name`` is given; it is what the
+    database stores, so renaming a function renames its job.
+    """
+    options = JobOptions(
+        queue=queue,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        retry_backoff=retry_backoff,
+        retry_backoff_max=retry_backoff_max,
+        retry_jitter=retry_jitter,
+    )
+
+    def decorate(f: Callable[P, R]) -> JobFunction[P, R]:
+        return register(f, name=name, options=options)
+
+    return decorate(func) if func is not None else decorate
+
+
+def register(func: Callable[P, R], *, name: str | None = None, options: JobOptions | None = None) -> JobFunction[P, R]:
+    """Register ``func`` (the function form of ``@job``)."""
+    if not callable(func):
+        raise TypeError(f"@job decorates functions, got {func!r}")
+    if "<locals>" in getattr(func, "__qualname__", "") and name is None:
+        raise ConfigurationError(
+            f"{func.__qualname__} is defined inside another function; give it an explicit "
+            "@job(name=...) so that workers can find it."
+        )
+    job_name = name or f"{func.__module__}.{func.__qualname__}"
+    _check_parameter_names(func, job_name)
+    existing = _registry.get(job_name)
+    if existing is not None and _source_of(existing.func) != _source_of(func):
+        raise ConfigurationError(
+            f"Two functions are registered as job {job_name!r}: {_source_of(existing.func)} and {_source_of(func)}."
+        )
+    job_function = JobFunction(func, job_name, options or JobOptions())
+    _registry[job_name] = job_function
+    return job_function
+
+
+def _check_parameter_names(func: Callable[..., Any], job_name: str) -> None:
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return
+    clashes = sorted(JOB_OPTIONS.intersection(parameters))
+    if clashes:
+        raise ConfigurationError(
+            f"Job {job_name!r} has parameter(s) {', '.join(clashes)}, which enqueue() reserves for job "
+            f"options ({', '.join(sorted(JOB_OPTIONS))}). Rename the parameter(s)."
+        )
+
+
+def _source_of(func: Callable[..., Any]) -> str:
+    code = getattr(func, "__code__", None)
+    where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')} ({where})"
+
+
+def get_job_function(name: str) -> JobFunction[Any, Any]:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise JobNotRegistered(name) from None
+
+
+def registered_jobs() -> dict[str, JobFunction[Any, Any]]:
+    """A copy of the registry: job name to function."""
+    return dict(_registry)
+
+
+def unregister(name: str) -> None:
+    """Remove a job from the registry (for tests and dynamic set-ups)."""
+    _registry.pop(name, None)

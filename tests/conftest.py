@@ -1,0 +1,58 @@
+"""Test session set-up: a private Redis server, an empty Redis DB per test, and a
+real in-process burst worker to run jobs."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from redis import Redis
+
+from django_asyncjobs.queues import reset_connections
+from django_asyncjobs.redis_server import RedisServer
+from django_asyncjobs.worker import Worker, build_worker
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[RedisServer]:
+    """Our own server on a free port (never the machine's 6379), stopped at the end."""
+    server = RedisServer().start()
+    os.environ["ASYNCJOBS_TEST_REDIS_URL"] = server.url  # for worker subprocesses
+    # django-rq read RQ_QUEUES once at import; updating the dicts in place keeps its view and ours in step.
+    for config in settings.RQ_QUEUES.values():
+        config["URL"] = server.url
+    reset_connections()
+    yield server
+    reset_connections()
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def redis(redis_server: RedisServer) -> Iterator[Redis]:
+    """A client of the test server, flushed before each test (it is ours to flush)."""
+    client = Redis.from_url(redis_server.url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def run_worker() -> Callable[..., Worker]:
+    """Run a real burst worker in this process until the queues are empty."""
+
+    def run(*queues: str, **kwargs: Any) -> Worker:
+        names = list(queues) or list(settings.RQ_QUEUES)
+        worker = build_worker(names, **kwargs)
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+        try:
+            worker.work(burst=True, logging_level="WARNING")
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+        return worker
+
+    return run

@@ -1,0 +1,100 @@
+"""Settings for the test suite. SQLite by default; PostgreSQL when DATABASE_URL is set.
+
+The Redis URL is filled in by tests/conftest.py, which starts a private server.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from urllib.parse import urlparse
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_rq",
+    "django_asyncjobs",
+    "tests.testapp",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def _database() -> dict[str, object]:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        # A file, not :memory:, so that worker subprocesses see the same test database.
+        name = os.environ.get("ASYNCJOBS_TEST_SQLITE", os.path.join(tempfile.gettempdir(), f"asyncjobs-test-{os.getpid()}.sqlite3"))
+        os.environ["ASYNCJOBS_TEST_SQLITE"] = name
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name,
+            "TEST": {"NAME": name},
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 20},
+        }
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"DATABASE_URL must be a postgres:// URL, got {url!r}")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parsed.path.lstrip("/") or "test",
+        "USER": parsed.username or "postgres",
+        "PASSWORD": parsed.password or "",
+        "HOST": parsed.hostname or "127.0.0.1",
+        "PORT": str(parsed.port or 5432),
+        "CONN_MAX_AGE": 0,
+    }
+
+
+DATABASES = {"default": _database()}
+
+# Never 6379: conftest starts a private server and sets ASYNCJOBS_TEST_REDIS_URL.
+# Port 1 refuses connections, so code that runs before conftest cannot reach a real server.
+REDIS_URL = os.environ.get("ASYNCJOBS_TEST_REDIS_URL", "redis://127.0.0.1:1/0")
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL},
+    "high": {"URL": REDIS_URL},
+    "low": {"URL": REDIS_URL},
+}
+
+ASYNCJOBS = {
+    "RETRY_BACKOFF": 0,
+    "PROGRESS_INTERVAL": 0.2,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "loggers": {"rq.worker": {"handlers": ["null"], "propagate": True, "level": "WARNING"}},
+}

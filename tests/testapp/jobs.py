@@ -1,0 +1,77 @@
+"""Jobs used by the test suite (found by ASYNCJOBS autodiscovery of ``jobs`` modules)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from django_asyncjobs import current_job, job
+from django_asyncjobs.conf import app_settings
+
+from .models import Call
+
+
+@job
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@job(queue="high")
+def record(label: str, **extra: Any) -> str:
+    """Writes a row per run, so tests can count how often a function really ran."""
+    Call.objects.create(label=label, data=extra)
+    return label
+
+
+@job(max_attempts=3)
+def flaky(label: str, fail_times: int) -> str:
+    """Fails ``fail_times`` times, then succeeds."""
+    runs = Call.objects.filter(label=label).count()
+    Call.objects.create(label=label)
+    if runs < fail_times:
+        raise RuntimeError(f"flaky failure {runs + 1}")
+    return "ok"
+
+
+@job
+def always_fails() -> None:
+    raise ValueError("this job always fails")
+
+
+@job(timeout=1)
+def sleeps(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+@job
+def reports_progress(steps: int) -> int:
+    this = current_job()
+    assert this is not None
+    for step in range(1, steps + 1):
+        this.set_progress(step * 100 // steps, f"step {step} of {steps}")
+    return steps
+
+
+@job
+def returns_object() -> Any:
+    return object()
+
+
+@job
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+@job
+def whoami() -> dict[str, Any]:
+    this = current_job()
+    assert this is not None
+    return {"id": str(this.pk), "attempts": this.attempts, "queue": this.queue, "setting": app_settings.TIMEOUT}
+
+
+@job
+def noop() -> None:
+    return None
