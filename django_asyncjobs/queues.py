@@ -59,15 +59,20 @@ def validate_queue(name: str) -> str:
 
 
 def get_connection(queue: str) -> Redis:
-    """The Redis client for ``queue``, built from its ``RQ_QUEUES`` entry and cached."""
-    connection = _connections.get(queue)
+    """The Redis client for ``queue``, built from its ``RQ_QUEUES`` entry.
+
+    Queues with the same connection settings share one cached client.
+    """
+    config = app_settings.rq_queues.get(queue)
+    if config is None:
+        raise UnknownQueue(queue, queue_names())
+    key = repr(sorted(config.items()))
+    connection = _connections.get(key)
     if connection is None:
         from django_rq.connection_utils import get_redis_connection
 
-        config = app_settings.rq_queues.get(validate_queue(queue))
-        assert config is not None
         with _lock:
-            connection = _connections.setdefault(queue, get_redis_connection(config))
+            connection = _connections.setdefault(key, get_redis_connection(config))
     return connection
 
 
@@ -94,14 +99,14 @@ def _message(job: Job, timeout: int) -> Any:
 
 def push(jobs: Sequence[Job]) -> None:
     """Ring the doorbell for ``jobs``: one pipelined round trip per Redis server."""
-    from .registry import get_job_function
+    from .registry import timeout_for
 
     by_queue: dict[str, list[Job]] = {}
     for job in jobs:
         by_queue.setdefault(job.queue, []).append(job)
     for name, queue_jobs in by_queue.items():
         queue = get_queue(name)
-        messages = [_message(job, get_job_function(job.name).options.resolved_timeout()) for job in queue_jobs]
+        messages = [_message(job, timeout_for(job.name)) for job in queue_jobs]
         with queue.connection.pipeline() as pipe:
             queue.enqueue_many(messages, pipeline=pipe)
             pipe.execute()

@@ -252,6 +252,12 @@ def get_job_function(name: str) -> JobFunction[Any, Any]:
         raise JobNotRegistered(name) from None
 
 
+def timeout_for(name: str) -> int:
+    """The time limit of job ``name``; the default for names this process does not know."""
+    job_function = _registry.get(name)
+    return job_function.options.resolved_timeout() if job_function else int(app_settings.TIMEOUT)
+
+
 def registered_jobs() -> dict[str, JobFunction[Any, Any]]:
     """A copy of the registry: job name to function."""
     return dict(_registry)

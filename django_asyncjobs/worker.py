@@ -170,7 +170,7 @@ def build_worker(queue_names: Sequence[str], *, name: str | None = None, worker_
     queues = [get_queue(name_) for name_ in queue_names]
     connection = get_connection(queue_names[0])
     for queue_name, queue in zip(queue_names, queues, strict=True):
-        if queue.connection.connection_pool.connection_kwargs != connection.connection_pool.connection_kwargs:
+        if queue.connection is not connection:
             from .exceptions import ConfigurationError
 
             raise ConfigurationError(

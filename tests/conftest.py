@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -56,3 +58,53 @@ def run_worker() -> Callable[..., Worker]:
         return worker
 
     return run
+
+
+@pytest.fixture
+def subprocess_env(redis_server: RedisServer) -> dict[str, str]:
+    """Environment for a child process that must use this test's database and Redis."""
+    from django.db import connection
+
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", ASYNCJOBS_TEST_REDIS_URL=redis_server.url)
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        env["ASYNCJOBS_TEST_SQLITE"] = str(db["NAME"])
+    else:
+        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return env
+
+
+@pytest.fixture
+def start_worker(subprocess_env: dict[str, str]) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``manage.py asyncjobs_worker`` in a subprocess; killed at the end of the test."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "django", "asyncjobs_worker", *args],
+            env=subprocess_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_for(condition: Callable[[], Any], seconds: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it is truthy (a bound on waiting, not a timing assertion)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what} after {seconds}s")

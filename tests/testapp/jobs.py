@@ -75,3 +75,12 @@ def whoami() -> dict[str, Any]:
 @job
 def noop() -> None:
     return None
+
+
+@job(timeout=60)
+def waits(label: str, seconds: float) -> str:
+    """Records its start, sleeps, then records its end: a job to cancel or kill mid-way."""
+    Call.objects.create(label=f"{label}:start")
+    time.sleep(seconds)
+    Call.objects.create(label=f"{label}:end")
+    return "done"
