@@ -1,5 +1,7 @@
 PYTHON ?= python3
 VENV ?= .venv
+# Extra requirements pinned on top of the dev extras, e.g. PIP_EXTRA='Django>=6.1,<6.2' (used by .ci/run).
+PIP_EXTRA ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -10,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(foreach req,$(PIP_EXTRA),'$(req)')
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -82,7 +82,8 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
             messages.append(
                 Warning(
                     f"ASYNCJOBS has an unknown key {key!r}.",
-                    hint=(f"Did you mean {close[0]!r}? " if close else "") + "Known keys are listed in docs/settings.md.",
+                    hint=(f"Did you mean {close[0]!r}? " if close else "")
+                    + "Known keys are listed in docs/settings.md.",
                     id="asyncjobs.W001",
                 )
             )

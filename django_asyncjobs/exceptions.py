@@ -32,7 +32,8 @@ class UnknownQueue(ConfigurationError, ValueError):
     def __init__(self, queue: str, known: list[str]) -> None:
         self.queue = queue
         super().__init__(
-            f"Unknown queue {queue!r}: it is not configured in RQ_QUEUES (configured: {', '.join(sorted(known)) or 'none'})."
+            f"Unknown queue {queue!r}: it is not configured in RQ_QUEUES "
+            f"(configured: {', '.join(sorted(known)) or 'none'})."
         )
 
 

@@ -6,16 +6,16 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import random
 import socket
-import os
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from django.db import close_old_connections, connections, router
@@ -36,7 +36,7 @@ _last_progress_write: dict[Any, float] = {}
 TimeLimit = Callable[[int, str], AbstractContextManager[Any]]
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     SKIPPED = "skipped"  # duplicate delivery, cancelled, or not our job
     SUCCEEDED = "succeeded"
     RETRYING = "retrying"
@@ -142,9 +142,7 @@ def _record_success(job: Job, result: Any) -> Outcome:
     return Outcome.SUCCEEDED
 
 
-def _record_failure(
-    job: Job, error: str, *, retry: bool, job_function: JobFunction[Any, Any] | None = None
-) -> Outcome:
+def _record_failure(job: Job, error: str, *, retry: bool, job_function: JobFunction[Any, Any] | None = None) -> Outcome:
     now = timezone.now()
     will_retry = retry and job_function is not None and job.attempts < job.max_attempts
     if will_retry:

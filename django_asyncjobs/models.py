@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator
@@ -12,9 +12,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-
-if TYPE_CHECKING:
-    from django.db.models.manager import Manager
 
 
 class JobStatus(models.TextChoices):
@@ -72,15 +69,18 @@ class Job(models.Model):
         on_delete=models.SET_NULL,
         related_name="asyncjobs",
     )
-    idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)
+    # NULL, not "", for "no key": the unique constraint must ignore jobs without one.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)  # noqa: DJ001
     worker = models.CharField(_("worker"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
-    run_at = models.DateTimeField(_("run at"), null=True, blank=True, help_text=_("Earliest start of the next attempt."))
+    run_at = models.DateTimeField(
+        _("run at"), null=True, blank=True, help_text=_("Earliest start of the next attempt.")
+    )
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
-    objects: ClassVar[Manager[Job]] = JobQuerySet.as_manager()  # type: ignore[assignment]
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("job")

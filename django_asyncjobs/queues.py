@@ -112,7 +112,9 @@ def push(jobs: Sequence[Job]) -> None:
             pipe.execute()
 
 
-def pop(connection: Redis, queue_keys: Sequence[str], timeout: float | None, forget: Iterable[str] = ()) -> tuple[str, str] | None:
+def pop(
+    connection: Redis, queue_keys: Sequence[str], timeout: float | None, forget: Iterable[str] = ()
+) -> tuple[str, str] | None:
     """Pop the next message id from the first non-empty queue, in order.
 
     With ``timeout=None`` it does not block (burst mode); otherwise it blocks up to

@@ -77,11 +77,15 @@ class RedisServer:
             "--loglevel", "warning",
             "--logfile", os.path.join(self.directory, "server.log"),
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RedisServerError(f"{self.binary} exited at start (status {self.process.returncode}): {self._log()}")
+                raise RedisServerError(
+                    f"{self.binary} exited at start (status {self.process.returncode}): {self._log()}"
+                )
             if self._answers():
                 return self
             time.sleep(0.02)
@@ -119,5 +123,7 @@ class RedisServer:
     def __enter__(self) -> RedisServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -64,7 +64,7 @@ class JobOptions:
         base = float(self.retry_backoff if self.retry_backoff is not None else app_settings.RETRY_BACKOFF)
         cap = float(self.retry_backoff_max if self.retry_backoff_max is not None else app_settings.RETRY_BACKOFF_MAX)
         jitter = self.retry_jitter if self.retry_jitter is not None else bool(app_settings.RETRY_JITTER)
-        delay = min(cap, base * 2 ** max(attempt - 1, 0))
+        delay = min(cap, base * 2.0 ** max(attempt - 1, 0))
         return delay * random() if jitter else delay
 
 
@@ -143,7 +143,9 @@ class JobFunction(Generic[P, R]):
         )
 
 
-def _split_call(call: Sequence[Any] | tuple[Sequence[Any], Mapping[str, Any]]) -> tuple[Sequence[Any], Mapping[str, Any]]:
+def _split_call(
+    call: Sequence[Any] | tuple[Sequence[Any], Mapping[str, Any]],
+) -> tuple[Sequence[Any], Mapping[str, Any]]:
     if (
         isinstance(call, tuple)
         and len(call) == 2

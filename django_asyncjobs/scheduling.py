@@ -25,15 +25,13 @@ def promote_due_jobs(batch_size: int = 500) -> int:
     while True:
         now = timezone.now()
         with transaction.atomic():
-            due = Job.objects.due(now).order_by("run_at")  # type: ignore[attr-defined]
+            due = Job.objects.due(now).order_by("run_at")
             if transaction.get_connection().features.has_select_for_update_skip_locked:
                 due = due.select_for_update(skip_locked=True)
             ids = list(due.values_list("pk", flat=True)[:batch_size])
             if not ids:
                 return total
-            Job.objects.filter(pk__in=ids, status=JobStatus.SCHEDULED).update(
-                status=JobStatus.QUEUED, enqueued_at=now
-            )
+            Job.objects.filter(pk__in=ids, status=JobStatus.SCHEDULED).update(status=JobStatus.QUEUED, enqueued_at=now)
         jobs = list(Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).only("pk", "name", "queue"))
         ring(jobs)
         total += len(jobs)

@@ -57,7 +57,7 @@ class Worker(SimpleWorker):
     ) -> tuple[str, Queue] | None:
         """Return ``(job_id, queue)`` of the next message, or ``None`` (burst done / idle)."""
         self.set_state(WorkerStatus.IDLE)
-        self.procline("Listening on " + ",".join(self.queue_names()))
+        self.procline("Listening on " + ",".join(self.queue_names()))  # type: ignore[no-untyped-call]
         poll = float(app_settings.SCHEDULE_POLL_INTERVAL)
         idle_since = time.monotonic()
         backoff = 1.0
@@ -85,7 +85,7 @@ class Worker(SimpleWorker):
             if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
                 return None
 
-    def execute_job(self, job: Any, queue: Queue) -> None:  # type: ignore[override]
+    def execute_job(self, job: Any, queue: Queue) -> None:
         job_id = str(job)
         self.set_state(WorkerStatus.BUSY)
         self._current_job_id = job_id
@@ -146,7 +146,7 @@ class Worker(SimpleWorker):
         if self._finished_ids:
             pop(self.connection, [], None, forget=self._finished_ids)
             self._finished_ids = []
-        super().teardown()
+        super().teardown()  # type: ignore[no-untyped-call]
 
     # -- helpers ----------------------------------------------------------------------------
 

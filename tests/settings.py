@@ -54,7 +54,9 @@ def _database() -> dict[str, object]:
     url = os.environ.get("DATABASE_URL")
     if not url:
         # A file, not :memory:, so that worker subprocesses see the same test database.
-        name = os.environ.get("ASYNCJOBS_TEST_SQLITE", os.path.join(tempfile.gettempdir(), f"asyncjobs-test-{os.getpid()}.sqlite3"))
+        name = os.environ.get(
+            "ASYNCJOBS_TEST_SQLITE", os.path.join(tempfile.gettempdir(), f"asyncjobs-test-{os.getpid()}.sqlite3")
+        )
         os.environ["ASYNCJOBS_TEST_SQLITE"] = name
         return {
             "ENGINE": "django.db.backends.sqlite3",

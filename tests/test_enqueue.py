@@ -46,7 +46,12 @@ def test_enqueue_saves_row_and_pushes_only_the_id(redis: Redis) -> None:
     assert row.enqueued_at is not None
     assert queued_ids(redis) == [str(job.pk)]
     message = redis.hgetall(f"rq:job:{job.pk}")
-    assert json.loads(zlib.decompress(message[b"data"])) == ["django_asyncjobs.execution.perform", None, [str(job.pk)], {}]
+    assert json.loads(zlib.decompress(message[b"data"])) == [
+        "django_asyncjobs.execution.perform",
+        None,
+        [str(job.pk)],
+        {},
+    ]
 
 
 def test_enqueue_by_name_and_queue_option(redis: Redis) -> None:

@@ -200,7 +200,11 @@ def test_signals_are_sent(run_worker) -> None:
 
         return handler
 
-    handlers = [(job_started, receiver("started")), (job_succeeded, receiver("succeeded")), (job_failed, receiver("failed"))]
+    handlers = [
+        (job_started, receiver("started")),
+        (job_succeeded, receiver("succeeded")),
+        (job_failed, receiver("failed")),
+    ]
     for signal, handler in handlers:
         signal.connect(handler)
     try:

@@ -1,0 +1,101 @@
+"""System checks: each id fires on the misconfiguration it documents, and only then."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import Error, Warning
+
+from django_asyncjobs.checks import check_registered_jobs, check_settings
+from django_asyncjobs.conf import DEFAULTS, app_settings
+from django_asyncjobs.registry import job, unregister
+
+
+def ids(messages) -> list[str]:
+    return [message.id for message in messages]
+
+
+def test_default_test_settings_pass() -> None:
+    assert check_settings() == []
+    assert check_registered_jobs() == []
+
+
+def test_e001_django_rq_not_installed(settings) -> None:
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_rq"]
+    assert "asyncjobs.E001" in ids(check_settings())
+
+
+@pytest.mark.parametrize("value", [None, {}, "redis://x"])
+def test_e002_rq_queues_missing(settings, value) -> None:
+    settings.RQ_QUEUES = value
+    assert "asyncjobs.E002" in ids(check_settings())
+
+
+def test_e003_asyncjobs_not_a_dict(settings) -> None:
+    settings.ASYNCJOBS = ["DEFAULT_QUEUE"]
+    messages = check_settings()
+    assert ids(messages) == ["asyncjobs.E003"]
+    assert isinstance(messages[0], Error)
+
+
+def test_w001_unknown_key_suggests_the_right_one(settings) -> None:
+    settings.ASYNCJOBS = {"MAX_ATEMPTS": 3}
+    (message,) = check_settings()
+    assert isinstance(message, Warning)
+    assert message.id == "asyncjobs.W001"
+    assert "'MAX_ATTEMPTS'" in message.hint
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("MAX_ATTEMPTS", 0),
+        ("MAX_ATTEMPTS", "3"),
+        ("TIMEOUT", 1.5),
+        ("RETRY_BACKOFF", -1),
+        ("RETRY_JITTER", "yes"),
+        ("STRICT_ENQUEUE", 1),
+        ("SCHEDULE_POLL_INTERVAL", 0),
+        ("AUTODISCOVER", "jobs"),
+        ("DEFAULT_QUEUE", ""),
+    ],
+)
+def test_e004_bad_values_name_key_and_value(settings, key, value) -> None:
+    settings.ASYNCJOBS = {key: value}
+    messages = [m for m in check_settings() if m.id == "asyncjobs.E004"]
+    assert len(messages) == 1
+    assert repr(key) in messages[0].msg and repr(value) in messages[0].msg
+
+
+def test_every_default_is_valid(settings) -> None:
+    settings.ASYNCJOBS = dict(DEFAULTS)
+    assert check_settings() == []
+
+
+def test_e005_default_queue_not_in_rq_queues(settings) -> None:
+    settings.ASYNCJOBS = {"DEFAULT_QUEUE": "missing"}
+    (message,) = check_settings()
+    assert message.id == "asyncjobs.E005"
+    assert "'missing'" in message.msg
+
+
+def test_e006_job_on_unknown_queue() -> None:
+    def on_missing_queue() -> None: ...
+
+    job(name="tests.on_missing_queue", queue="nowhere")(on_missing_queue)
+    try:
+        (message,) = check_registered_jobs()
+        assert message.id == "asyncjobs.E006"
+        assert "'nowhere'" in message.msg
+    finally:
+        unregister("tests.on_missing_queue")
+
+
+def test_settings_are_read_lazily(settings) -> None:
+    assert app_settings.MAX_ATTEMPTS == DEFAULTS["MAX_ATTEMPTS"]
+    settings.ASYNCJOBS = {"MAX_ATTEMPTS": 7}
+    assert app_settings.MAX_ATTEMPTS == 7
+
+
+def test_unknown_setting_attribute_is_an_error() -> None:
+    with pytest.raises(AttributeError, match="NOPE"):
+        app_settings.NOPE  # noqa: B018
