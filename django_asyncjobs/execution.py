@@ -63,16 +63,28 @@ def default_worker_name() -> str:
 
 
 def run_job(job_id: str, *, worker_name: str = "", time_limit: TimeLimit | None = None) -> Outcome:
-    """Claim job ``job_id`` and run it once. Safe to call any number of times per message."""
+    """Claim job ``job_id`` and run it once. Safe to call any number of times per message.
+
+    Like Django around a request, stale database connections are closed before and
+    after the job (unless called inside a transaction, as tests may do).
+    """
     try:
         pk = uuid.UUID(str(job_id))
     except ValueError:
         logger.error("Refused message %r: not a job id.", job_id)
         return Outcome.SKIPPED
-    using = router.db_for_write(Job)
-    if not connections[using].in_atomic_block:
+    manage_connections = not connections[router.db_for_write(Job)].in_atomic_block
+    if manage_connections:
         close_old_connections()
-    job = claim(pk, worker_name or default_worker_name())
+    try:
+        return _claim_and_run(pk, worker_name or default_worker_name(), time_limit)
+    finally:
+        if manage_connections:
+            close_old_connections()
+
+
+def _claim_and_run(pk: uuid.UUID, worker_name: str, time_limit: TimeLimit | None) -> Outcome:
+    job = claim(pk, worker_name)
     if job is None:
         return Outcome.SKIPPED
     try:

@@ -39,7 +39,8 @@ class Worker(SimpleWorker):
     """Runs asyncjobs messages in the worker process itself (no fork per job)."""
 
     def __init__(self, queues: Sequence[Queue], *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("serializer", JSONSerializer)
+        if kwargs.get("serializer") is None:  # django-rq's rqworker passes None explicitly
+            kwargs["serializer"] = JSONSerializer
         super().__init__(queues, *args, **kwargs)
         self._current_job_id: str | None = None
         self._finished_ids: list[str] = []

@@ -81,3 +81,39 @@ def test_worker_refuses_unknown_queue() -> None:
 def test_worker_refuses_bad_concurrency() -> None:
     with pytest.raises(CommandError, match="--concurrency must be at least 1"):
         call_command("asyncjobs_worker", "--burst", "--concurrency", "0")
+
+
+def test_stock_rq_worker_runs_our_messages(redis) -> None:
+    """The message is a plain RQ job: a stock RQ worker with the JSON serializer runs it."""
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from django_asyncjobs.queues import get_connection, get_queue
+
+    job = add.enqueue(20, 22)
+    worker = SimpleWorker([get_queue("default")], connection=get_connection("default"), serializer=JSONSerializer)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.work(burst=True)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    job.refresh_from_db()
+    assert (job.status, job.result, job.worker) == (JobStatus.SUCCEEDED, 42, worker.name)
+
+
+def test_django_rq_rqworker_with_our_worker_class(subprocess_env) -> None:
+    import subprocess
+    import sys
+
+    job = add.enqueue(1, 2)
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "rqworker", "--worker-class", "django_asyncjobs.worker.Worker", "--burst"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    job.refresh_from_db()
+    assert (job.status, job.result) == (JobStatus.SUCCEEDED, 3)

@@ -1,0 +1,1 @@
+"""Benchmarks for django-asyncjobs (run ``make bench``; see docs/benchmarks.md)."""

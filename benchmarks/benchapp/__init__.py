@@ -1,0 +1,1 @@
+"""A tiny app holding the jobs the benchmarks enqueue (``jobs.py`` is autodiscovered)."""

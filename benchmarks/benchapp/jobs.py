@@ -1,0 +1,25 @@
+"""Registered jobs for the benchmarks (found by ``ASYNCJOBS["AUTODISCOVER"]``)."""
+
+from __future__ import annotations
+
+import time
+
+from django_asyncjobs import job
+from django_asyncjobs.queues import get_connection
+
+#: Redis list the latency probe reports to, so the benchmark waits with BLPOP instead of polling the database.
+PROBE_DONE_KEY = "asyncjobs-bench:probe-done"
+
+
+@job
+def noop() -> None:
+    """Does nothing: what is measured is the machinery around it."""
+    return None
+
+
+@job
+def latency_probe() -> float:
+    """Reports when the function itself started (the row's ``started_at`` is set earlier, by the claim)."""
+    started = time.time()
+    get_connection("default").rpush(PROBE_DONE_KEY, repr(started))
+    return started
