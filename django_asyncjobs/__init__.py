@@ -14,7 +14,7 @@ from .exceptions import (
     SerializationError,
     UnknownQueue,
 )
-from .registry import JobFunction, job
+from .registry import Call, JobFunction, job
 
 if TYPE_CHECKING:
     from .enqueueing import enqueue
@@ -25,6 +25,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AsyncJobsError",
+    "Call",
     "ConfigurationError",
     "EnqueueError",
     "Job",

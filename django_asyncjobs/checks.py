@@ -39,7 +39,7 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "MESSAGE_TTL": (_positive_int, "a whole number of seconds >= 1"),
     "SCHEDULE_POLL_INTERVAL": (_positive_number, "a number of seconds > 0"),
     "AUTODISCOVER": (
-        lambda v: isinstance(v, list | tuple) and all(isinstance(m, str) for m in v),
+        lambda v: isinstance(v, str) or (isinstance(v, list | tuple) and all(isinstance(m, str) for m in v)),
         "a list of module names, e.g. ['jobs', 'tasks']",
     ),
 }

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -17,11 +18,11 @@ from .exceptions import EnqueueError, SerializationError
 from .models import Job, JobStatus
 from .queues import push, validate_queue
 from .registry import JobFunction, get_job_function
-from .signals import job_enqueued
+from .signals import job_enqueued, notify
 
 logger = logging.getLogger("django_asyncjobs")
 
-Call = tuple[Sequence[Any], Mapping[str, Any]]
+ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
 
 
 def enqueue(name: str, *args: Any, **kwargs: Any) -> Job:
@@ -31,7 +32,7 @@ def enqueue(name: str, *args: Any, **kwargs: Any) -> Job:
 
 def enqueue_calls(
     job_function: JobFunction[Any, Any],
-    calls: Sequence[Call],
+    calls: Sequence[ArgsKwargs],
     *,
     queue: str | None = None,
     max_attempts: int | None = None,
@@ -97,9 +98,8 @@ def ring(jobs: Sequence[Job], *, strict: bool = False) -> bool:
             raise EnqueueError(message, ids) from exc
         logger.warning(message, extra={"job_ids": ids})
         return False
-    if job_enqueued.receivers:
-        for job in jobs:
-            job_enqueued.send(sender=Job, job=job)
+    for job in jobs:
+        notify(job_enqueued, job)
     return True
 
 
@@ -116,13 +116,18 @@ def _due_at(now: datetime, run_at: datetime | None, delay: timedelta | float | N
     if run_at is not None:
         if not isinstance(run_at, datetime):
             raise TypeError(f"run_at must be a datetime, got {run_at!r}")
-        if timezone.is_naive(run_at):
-            raise ValueError(f"run_at must be timezone-aware, got naive {run_at!r}")
+        if settings.USE_TZ and timezone.is_naive(run_at):
+            raise ValueError(f"run_at must be timezone-aware (USE_TZ is True), got naive {run_at!r}")
+        if not settings.USE_TZ and timezone.is_aware(run_at):
+            return timezone.make_naive(run_at)
     return run_at
 
 
-def _checked_call(name: str, call: Call) -> Call:
+def _checked_call(name: str, call: ArgsKwargs) -> ArgsKwargs:
     args, kwargs = call
+    bad_keys = [key for key in kwargs if not isinstance(key, str)]
+    if bad_keys:
+        raise SerializationError(f"keyword argument names of job {name!r} must be strings, got {bad_keys[0]!r}")
     try:
         json.dumps([args, kwargs], allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -141,9 +146,6 @@ def _describe_unserializable(name: str, args: Sequence[Any], kwargs: Mapping[str
                 f"{label} of job {name!r} cannot be stored as JSON ({exc}). "
                 "Pass plain JSON values (str, int, float, bool, None, list, dict), e.g. an id instead of an object."
             )
-    for key in kwargs:
-        if not isinstance(key, str):
-            return f"keyword argument names of job {name!r} must be strings, got {key!r}"
     return None
 
 

@@ -26,7 +26,7 @@ from .conf import app_settings
 from .exceptions import JobInterrupted, JobNotRegistered, SerializationError
 from .models import Job, JobStatus
 from .registry import JobFunction, get_job_function
-from .signals import job_cancelled, job_failed, job_started, job_succeeded
+from .signals import job_cancelled, job_failed, job_started, job_succeeded, notify
 
 logger = logging.getLogger("django_asyncjobs")
 
@@ -37,7 +37,9 @@ TimeLimit = Callable[[int, str], AbstractContextManager[Any]]
 
 
 class Outcome(StrEnum):
-    SKIPPED = "skipped"  # duplicate delivery, cancelled, or not our job
+    SKIPPED = "skipped"  # duplicate delivery, or the job was cancelled or already ran
+    REFUSED = "refused"  # no such job row: not a message of ours
+    ERROR = "error"  # the worker could not record the outcome (e.g. database down)
     SUCCEEDED = "succeeded"
     RETRYING = "retrying"
     FAILED = "failed"
@@ -71,8 +73,8 @@ def run_job(job_id: str, *, worker_name: str = "", time_limit: TimeLimit | None 
     try:
         pk = uuid.UUID(str(job_id))
     except ValueError:
-        logger.error("Refused message %r: not a job id.", job_id)
-        return Outcome.SKIPPED
+        logger.error("Refused message %r: not a job id. Is a plain RQ job on an asyncjobs queue?", job_id)
+        return Outcome.REFUSED
     manage_connections = not connections[router.db_for_write(Job)].in_atomic_block
     if manage_connections:
         close_old_connections()
@@ -86,7 +88,13 @@ def run_job(job_id: str, *, worker_name: str = "", time_limit: TimeLimit | None 
 def _claim_and_run(pk: uuid.UUID, worker_name: str, time_limit: TimeLimit | None) -> Outcome:
     job = claim(pk, worker_name)
     if job is None:
-        return Outcome.SKIPPED
+        if Job.objects.filter(pk=pk).exists():
+            logger.info("Job %s not claimed: taken by another delivery, cancelled, or finished.", pk)
+            return Outcome.SKIPPED
+        logger.error(
+            "Refused message %s: no such job. Plain RQ jobs must use queues that asyncjobs workers do not serve.", pk
+        )
+        return Outcome.REFUSED
     try:
         job_function = get_job_function(job.name)
     except JobNotRegistered as exc:
@@ -112,10 +120,14 @@ def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
     """Move the row from ``queued`` to ``running``; ``None`` when another delivery won."""
     now = timezone.now()
     claimed = Job.objects.filter(pk=pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, attempts=F("attempts") + 1, worker=worker_name, progress=0
+        status=JobStatus.RUNNING,
+        started_at=now,
+        attempts=F("attempts") + 1,
+        worker=worker_name,
+        progress=0,
+        progress_message="",
     )
     if not claimed:
-        logger.info("Job %s not claimed: already taken, cancelled, or unknown (duplicate delivery?).", pk)
         return None
     return Job.objects.get(pk=pk)
 
@@ -150,7 +162,7 @@ def _record_success(job: Job, result: Any) -> Outcome:
         return _record_failure(job, f"{type(error).__name__}: {error}", retry=False)
     if not _finish(job, status=JobStatus.SUCCEEDED, result=result, progress=100, finished_at=timezone.now()):
         return _cancelled_meanwhile(job)
-    job_succeeded.send(sender=Job, job=job)
+    notify(job_succeeded, job)
     return Outcome.SUCCEEDED
 
 
@@ -177,7 +189,7 @@ def _record_failure(job: Job, error: str, *, retry: bool, job_function: JobFunct
         if not _finish(job, status=JobStatus.FAILED, error=error, finished_at=now, **_progress_of(job)):
             return _cancelled_meanwhile(job)
         logger.error("Job %s (%s) failed after %d attempt(s).", job.pk, job.name, job.attempts)
-    job_failed.send(sender=Job, job=job, will_retry=will_retry)
+    notify(job_failed, job, will_retry=will_retry)
     return Outcome.RETRYING if will_retry else Outcome.FAILED
 
 
@@ -213,7 +225,7 @@ def cancel_job(job: Job) -> bool:
     pending = Job.objects.filter(pk=job.pk, status__in=(JobStatus.QUEUED, JobStatus.SCHEDULED))
     if pending.update(status=JobStatus.CANCELLED, finished_at=now):
         job.status, job.finished_at = JobStatus.CANCELLED, now
-        job_cancelled.send(sender=Job, job=job)
+        notify(job_cancelled, job)
         return True
     running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
     worker = running.values_list("worker", flat=True).first()
@@ -230,7 +242,7 @@ def cancel_job(job: Job) -> bool:
             send_stop(job.queue, worker, str(job.pk))
         except RedisError as exc:
             logger.warning("Job %s cancelled, but its worker could not be told to stop: %s", job.pk, exc)
-    job_cancelled.send(sender=Job, job=job)
+    notify(job_cancelled, job)
     return True
 
 

@@ -142,3 +142,9 @@ class Job(models.Model):
         from .execution import record_progress
 
         record_progress(self, percent, message)
+
+    async def aset_progress(self, percent: int, message: str = "") -> None:
+        """:meth:`set_progress` for ``async def`` jobs."""
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(self.set_progress)(percent, message)

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 #: Dotted path of the function every message calls.
 EXECUTOR = "django_asyncjobs.execution.perform"
 
+#: RQ_QUEUES keys that configure the queue, not the connection.
+QUEUE_ONLY_KEYS = frozenset(
+    {"DEFAULT_TIMEOUT", "DEFAULT_RESULT_TTL", "DEFAULT_FAILURE_TTL", "ASYNC", "COMMIT_MODE", "AUTOCOMMIT", "SERIALIZER"}
+)
+
 _connections: dict[str, Redis] = {}
 _queues: dict[str, Queue] = {}
 _lock = threading.Lock()
@@ -66,7 +71,7 @@ def get_connection(queue: str) -> Redis:
     config = app_settings.rq_queues.get(queue)
     if config is None:
         raise UnknownQueue(queue, queue_names())
-    key = repr(sorted(config.items()))
+    key = repr(sorted((k, v) for k, v in config.items() if k not in QUEUE_ONLY_KEYS))
     connection = _connections.get(key)
     if connection is None:
         from django_rq.connection_utils import get_redis_connection
@@ -98,7 +103,7 @@ def _message(job: Job, timeout: int) -> Any:
 
 
 def push(jobs: Sequence[Job]) -> None:
-    """Ring the doorbell for ``jobs``: one pipelined round trip per Redis server."""
+    """Ring the doorbell for ``jobs``: one pipelined round trip per queue."""
     from .registry import timeout_for
 
     by_queue: dict[str, list[Job]] = {}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
 from .conf import app_settings
 from .exceptions import ConfigurationError, JobNotRegistered
@@ -28,6 +28,16 @@ _registry: dict[str, JobFunction[Any, Any]] = {}
 JOB_OPTIONS = frozenset({"queue", "max_attempts", "run_at", "delay", "owner", "idempotency_key", "strict"})
 
 
+class Call(NamedTuple):
+    """One call for ``enqueue_many`` with both positional and keyword arguments."""
+
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = {}
+
+
+CallSpec = Sequence[Any] | Mapping[str, Any] | Call
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """How a registered function runs. ``None`` means "use the ASYNCJOBS default"."""
@@ -38,17 +48,20 @@ class JobOptions:
     retry_backoff: float | None = None
     retry_backoff_max: float | None = None
     retry_jitter: bool | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.max_attempts is not None and (not isinstance(self.max_attempts, int) or self.max_attempts < 1):
+        if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
+            raise ValueError(f"queue must be a queue name, got {self.queue!r}")
+        if self.max_attempts is not None and not _is_int_at_least(self.max_attempts, 1):
             raise ValueError(f"max_attempts must be an integer >= 1, got {self.max_attempts!r}")
-        if self.timeout is not None and (not isinstance(self.timeout, int) or self.timeout < 1):
+        if self.timeout is not None and not _is_int_at_least(self.timeout, 1):
             raise ValueError(f"timeout must be a whole number of seconds >= 1, got {self.timeout!r}")
         for name in ("retry_backoff", "retry_backoff_max"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int | float) or value < 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.retry_jitter is not None and not isinstance(self.retry_jitter, bool):
+            raise ValueError(f"retry_jitter must be True or False, got {self.retry_jitter!r}")
 
     def resolved_queue(self) -> str:
         return self.queue or str(app_settings.DEFAULT_QUEUE)
@@ -66,6 +79,10 @@ class JobOptions:
         jitter = self.retry_jitter if self.retry_jitter is not None else bool(app_settings.RETRY_JITTER)
         delay = min(cap, base * 2.0 ** max(attempt - 1, 0))
         return delay * random() if jitter else delay
+
+
+def _is_int_at_least(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 class JobFunction(Generic[P, R]):
@@ -116,7 +133,7 @@ class JobFunction(Generic[P, R]):
 
     def enqueue_many(
         self,
-        calls: Iterable[Sequence[Any] | tuple[Sequence[Any], Mapping[str, Any]]],
+        calls: Iterable[CallSpec],
         *,
         queue: str | None = None,
         max_attempts: int | None = None,
@@ -127,7 +144,8 @@ class JobFunction(Generic[P, R]):
     ) -> list[Job]:
         """Enqueue many calls at once: one INSERT batch and one pipelined push.
 
-        Each item is a tuple of positional arguments, or a pair ``(args, kwargs)``.
+        Each item is a tuple (or list) of positional arguments, a dict of keyword
+        arguments, or a :class:`Call` for both: ``[(1,), {"b": 2}, Call((1,), {"b": 2})]``.
         """
         from .enqueueing import enqueue_calls
 
@@ -143,19 +161,17 @@ class JobFunction(Generic[P, R]):
         )
 
 
-def _split_call(
-    call: Sequence[Any] | tuple[Sequence[Any], Mapping[str, Any]],
-) -> tuple[Sequence[Any], Mapping[str, Any]]:
-    if (
-        isinstance(call, tuple)
-        and len(call) == 2
-        and isinstance(call[0], list | tuple)
-        and isinstance(call[1], Mapping)
-    ):
-        return call[0], call[1]
+def _split_call(call: CallSpec) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    if isinstance(call, Call):
+        return tuple(call.args), dict(call.kwargs)
+    if isinstance(call, Mapping):
+        return (), call
     if isinstance(call, list | tuple):
         return call, {}
-    raise TypeError(f"enqueue_many() takes tuples of arguments or (args, kwargs) pairs, got {call!r}")
+    raise TypeError(
+        f"enqueue_many() items are tuples of positional arguments, dicts of keyword arguments "
+        f"or Call(args, kwargs); got {call!r}"
+    )
 
 
 @overload

@@ -1,7 +1,14 @@
 """Signals sent over a job's life. Every signal's sender is the ``Job`` class and
 every one carries ``job``, the ``Job`` instance."""
 
+from __future__ import annotations
+
+import logging
+from typing import Any
+
 from django.dispatch import Signal
+
+logger = logging.getLogger("django_asyncjobs")
 
 #: After a job's message was pushed to Redis (on commit of the creating transaction).
 job_enqueued = Signal()
@@ -13,3 +20,12 @@ job_succeeded = Signal()
 job_failed = Signal()
 #: After a job was cancelled.
 job_cancelled = Signal()
+
+
+def notify(signal: Signal, job: Any, **kwargs: Any) -> None:
+    """Send ``signal`` about a state already recorded: a failing receiver is logged, not raised."""
+    if not signal.receivers:
+        return
+    for receiver, response in signal.send_robust(sender=type(job), job=job, **kwargs):
+        if isinstance(response, Exception):
+            logger.error("Receiver %r of a job signal failed for job %s", receiver, job.pk, exc_info=response)

@@ -17,7 +17,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import DatabaseError, close_old_connections
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -63,11 +65,12 @@ class Worker(SimpleWorker):
         idle_since = time.monotonic()
         backoff = 1.0
         while True:
-            self.heartbeat()
             self._promote_due_jobs()
             wait = None if timeout is None else max(1.0, min(float(timeout), poll))
             try:
+                self.heartbeat()
                 popped = pop(self.connection, self.queue_keys(), wait, forget=self._finished_ids)
+                backoff = 1.0
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0fs", self.name, exc, backoff)
                 time.sleep(backoff)
@@ -94,9 +97,14 @@ class Worker(SimpleWorker):
         previous = signal.signal(signal.SIGUSR1, self._interrupt)
         try:
             outcome = run_job(job_id, worker_name=self.name, time_limit=self._time_limit)
+        except Exception:
+            # The row says what happened (or recovery will); the worker goes on with the next job.
+            self.log.exception("Worker %s: error while handling job %s", self.name, job_id)
+            outcome = Outcome.ERROR
         finally:
             signal.signal(signal.SIGUSR1, previous)
             self._current_job_id = None
+        if outcome is not Outcome.REFUSED:
             self._finished_ids.append(job_id)
         self.outcomes[outcome] += 1
         self.set_state(WorkerStatus.IDLE)
@@ -163,7 +171,12 @@ class Worker(SimpleWorker):
         now = time.monotonic()
         if force or now - self._last_promotion_at >= float(app_settings.SCHEDULE_POLL_INTERVAL):
             self._last_promotion_at = now
-            promote_due_jobs()
+            close_old_connections()
+            try:
+                promote_due_jobs()
+            except (DatabaseError, RedisError) as exc:
+                # Another process may hold the lock (SQLite) or a server may be away: try next time.
+                self.log.warning("Worker %s: could not queue due jobs this time: %s", self.name, exc)
 
 
 def build_worker(queue_names: Sequence[str], *, name: str | None = None, worker_class: type[Worker] = Worker) -> Worker:

@@ -70,7 +70,8 @@ def subprocess_env(redis_server: RedisServer) -> dict[str, str]:
     if db["ENGINE"].endswith("sqlite3"):
         env["ASYNCJOBS_TEST_SQLITE"] = str(db["NAME"])
     else:
-        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        env["DATABASE_URL"] = f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     return env
 
 

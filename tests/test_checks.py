@@ -55,7 +55,7 @@ def test_w001_unknown_key_suggests_the_right_one(settings) -> None:
         ("RETRY_JITTER", "yes"),
         ("STRICT_ENQUEUE", 1),
         ("SCHEDULE_POLL_INTERVAL", 0),
-        ("AUTODISCOVER", "jobs"),
+        ("AUTODISCOVER", ["jobs", 3]),
         ("DEFAULT_QUEUE", ""),
     ],
 )

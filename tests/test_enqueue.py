@@ -22,7 +22,7 @@ from django_asyncjobs import (
     enqueue,
 )
 from django_asyncjobs.exceptions import ConfigurationError
-from django_asyncjobs.registry import job, unregister
+from django_asyncjobs.registry import Call, job, unregister
 from tests.testapp.jobs import add, record
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,10 +83,10 @@ def test_rolled_back_job_has_no_message(redis: Redis) -> None:
 
 def test_enqueue_many_is_one_batch(redis: Redis) -> None:
     with CaptureQueriesContext(connection) as queries:
-        jobs = add.enqueue_many([(1, 2), (3, 4), ((5,), {"b": 6})])
-    assert [q["sql"].split()[0] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")] == ["INSERT"]
-    assert [j.args for j in jobs] == [[1, 2], [3, 4], [5]]
-    assert jobs[2].kwargs == {"b": 6}
+        jobs = add.enqueue_many([(1, 2), [3, 4], Call((5,), {"b": 6}), {"a": 7, "b": 8}])
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == ["INSERT"]
+    assert [(j.args, j.kwargs) for j in jobs] == [([1, 2], {}), ([3, 4], {}), ([5], {"b": 6}), ([], {"a": 7, "b": 8})]
     assert queued_ids(redis) == [str(j.pk) for j in jobs]
 
 
@@ -126,6 +126,8 @@ def test_owner_is_recorded(django_user_model) -> None:
         (lambda: add.enqueue(object(), 1), SerializationError, "positional argument 0"),
         (lambda: add.enqueue(1, b={1, 2}), SerializationError, "keyword argument 'b'"),
         (lambda: add.enqueue(float("nan"), 1), SerializationError, "positional argument 0"),
+        (lambda: add.enqueue_many([{1: 2}]), SerializationError, "must be strings, got 1"),
+        (lambda: add.enqueue_many([5]), TypeError, "enqueue_many() items are"),
         (lambda: enqueue("no.such.job"), JobNotRegistered, "'no.such.job'"),
         (lambda: add.enqueue(1, 2, queue="nope"), UnknownQueue, "'nope'"),
         (lambda: add.enqueue(1, 2, delay=-1), ValueError, "delay must not be negative"),
@@ -158,6 +160,10 @@ def test_job_options_are_validated_at_decoration() -> None:
         job(max_attempts=0)
     with pytest.raises(ValueError, match="timeout"):
         job(timeout=-5)
+    with pytest.raises(ValueError, match="max_attempts"):
+        job(max_attempts=True)
+    with pytest.raises(ValueError, match="retry_jitter"):
+        job(retry_jitter="yes")  # type: ignore[arg-type]
 
 
 def test_parameter_clashing_with_an_option_is_refused() -> None:

@@ -71,8 +71,9 @@ def test_unknown_job_id_is_refused(run_worker, redis: Redis, caplog) -> None:
     redis.rpush("rq:queue:default", "not-a-uuid", "0b9c1c36-9d0c-4a39-8d44-4a8f3c1f6d2e")
     with caplog.at_level(logging.INFO, logger="django_asyncjobs"):
         worker = run_worker("default")
-    assert worker.outcomes[Outcome.SKIPPED] == 2
+    assert worker.outcomes[Outcome.REFUSED] == 2
     assert "Refused message 'not-a-uuid'" in caplog.text
+    assert "Refused message 0b9c1c36-9d0c-4a39-8d44-4a8f3c1f6d2e: no such job" in caplog.text
 
 
 def test_row_naming_an_unregistered_function_is_refused_not_imported(run_worker) -> None:
@@ -222,3 +223,65 @@ def test_run_job_directly_is_idempotent() -> None:
     job = add.enqueue(3, 4)
     assert run_job(str(job.pk)) == Outcome.SUCCEEDED
     assert run_job(str(job.pk)) == Outcome.SKIPPED
+
+
+def test_async_job_reports_progress(run_worker) -> None:
+    from tests.testapp.jobs import async_progress
+
+    job = async_progress.enqueue()
+    run_worker()
+    job.refresh_from_db()
+    assert (job.status, job.result) == (JobStatus.SUCCEEDED, "half way")
+
+
+def test_failing_signal_receiver_does_not_stop_the_worker(run_worker) -> None:
+    def broken(sender, job, **kwargs):
+        raise RuntimeError("receiver bug")
+
+    job_succeeded.connect(broken)
+    try:
+        jobs = add.enqueue_many([(1, 1), (2, 2)])
+        worker = run_worker()
+    finally:
+        job_succeeded.disconnect(broken)
+    assert worker.outcomes[Outcome.SUCCEEDED] == 2
+    assert {Job.objects.get(pk=j.pk).status for j in jobs} == {JobStatus.SUCCEEDED}
+
+
+def test_database_error_while_recording_does_not_stop_the_worker(run_worker) -> None:
+    """A receiver of job_started that breaks the transaction stands in for a database outage."""
+    from django.db import connection
+
+    calls = []
+
+    def break_connection(sender, job, **kwargs):
+        if not calls:
+            calls.append(job.pk)
+            connection.close()
+            raise RuntimeError("connection lost")
+
+    job_started.connect(break_connection)
+    try:
+        first, second = add.enqueue_many([(1, 1), (2, 2)])
+        worker = run_worker()
+    finally:
+        job_started.disconnect(break_connection)
+    assert worker.outcomes[Outcome.SUCCEEDED] == 1
+    assert Job.objects.get(pk=second.pk).status == JobStatus.SUCCEEDED
+
+
+def test_foreign_rq_job_is_refused_and_left_in_redis(run_worker, redis: Redis) -> None:
+    from rq import Queue
+
+    foreign = Queue("default", connection=redis).enqueue("tests.testapp.jobs.add", 1, 2)
+    worker = run_worker("default")
+    assert worker.outcomes[Outcome.REFUSED] == 1
+    assert redis.exists(f"rq:job:{foreign.id}")
+
+
+def test_naive_run_at_when_use_tz_is_false(settings, run_worker) -> None:
+    from datetime import datetime
+
+    settings.USE_TZ = False
+    job = add.enqueue(1, 2, run_at=datetime.now() + timedelta(hours=1))
+    assert job.status == JobStatus.SCHEDULED

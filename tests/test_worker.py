@@ -117,3 +117,10 @@ def test_django_rq_rqworker_with_our_worker_class(subprocess_env) -> None:
     assert result.returncode == 0, result.stderr
     job.refresh_from_db()
     assert (job.status, job.result) == (JobStatus.SUCCEEDED, 3)
+
+
+def test_worker_refuses_bad_worker_class() -> None:
+    with pytest.raises(CommandError, match="cannot be imported"):
+        call_command("asyncjobs_worker", "--burst", "--worker-class", "no.such.Worker")
+    with pytest.raises(CommandError, match="is not a django_asyncjobs.worker.Worker"):
+        call_command("asyncjobs_worker", "--burst", "--worker-class", "rq.SimpleWorker")

@@ -84,3 +84,11 @@ def waits(label: str, seconds: float) -> str:
     time.sleep(seconds)
     Call.objects.create(label=f"{label}:end")
     return "done"
+
+
+@job
+async def async_progress() -> str:
+    this = current_job()
+    assert this is not None
+    await this.aset_progress(50, "half way")
+    return this.progress_message

@@ -36,7 +36,10 @@ class Command(BaseCommand):
         queue_names: list[str] = options["queues"] or [str(app_settings.DEFAULT_QUEUE)]
         if options["concurrency"] < 1:
             raise CommandError(f"--concurrency must be at least 1, got {options['concurrency']}.")
-        worker_class = import_string(options["worker_class"])
+        try:
+            worker_class = import_string(options["worker_class"])
+        except ImportError as exc:
+            raise CommandError(f"--worker-class {options['worker_class']} cannot be imported: {exc}") from exc
         if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
             raise CommandError(f"--worker-class {options['worker_class']} is not a django_asyncjobs.worker.Worker.")
         try:
