@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import json
 import logging
@@ -18,6 +17,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import close_old_connections, connections, router
 from django.db.models import F
 from django.utils import timezone
@@ -134,7 +134,9 @@ def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
 
 def _call(job_function: JobFunction[Any, Any], job: Job) -> Any:
     if job_function.is_async:
-        return asyncio.run(job_function.func(*job.args, **job.kwargs))
+        # async_to_sync runs the job's sync_to_async calls on this thread, so they use
+        # the database connection the worker manages, not a connection of another thread.
+        return async_to_sync(job_function.func)(*job.args, **job.kwargs)
     return job_function.func(*job.args, **job.kwargs)
 
 

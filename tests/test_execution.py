@@ -262,7 +262,7 @@ def test_database_error_while_recording_does_not_stop_the_worker(run_worker) -> 
 
     job_started.connect(break_connection)
     try:
-        first, second = add.enqueue_many([(1, 1), (2, 2)])
+        _, second = add.enqueue_many([(1, 1), (2, 2)])
         worker = run_worker()
     finally:
         job_started.disconnect(break_connection)

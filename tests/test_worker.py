@@ -122,5 +122,5 @@ def test_django_rq_rqworker_with_our_worker_class(subprocess_env) -> None:
 def test_worker_refuses_bad_worker_class() -> None:
     with pytest.raises(CommandError, match="cannot be imported"):
         call_command("asyncjobs_worker", "--burst", "--worker-class", "no.such.Worker")
-    with pytest.raises(CommandError, match="is not a django_asyncjobs.worker.Worker"):
+    with pytest.raises(CommandError, match=r"is not a django_asyncjobs\.worker\.Worker"):
         call_command("asyncjobs_worker", "--burst", "--worker-class", "rq.SimpleWorker")
