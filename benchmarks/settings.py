@@ -6,6 +6,7 @@ Everything that differs between runs comes from environment variables set by
 - ``ASYNCJOBS_BENCH_REDIS_URL``: the private Redis server the run started (never 6379).
 - ``ASYNCJOBS_BENCH_DB``: ``sqlite`` or ``postgres``.
 - ``ASYNCJOBS_BENCH_SQLITE``: path of the SQLite file (a temp dir).
+- ``ASYNCJOBS_BENCH_SQLITE_CONN_MAX_AGE``: ``0`` (Django's default) or ``none`` (persistent connections).
 - ``ASYNCJOBS_BENCH_POSTGRES_URL``: ``postgres://user@host:port/dbname`` of the dedicated database.
 """
 
@@ -29,6 +30,10 @@ INSTALLED_APPS = [
 ]
 
 
+def _conn_max_age(value: str) -> int | None:
+    return None if value.lower() == "none" else int(value)
+
+
 def _database() -> dict[str, object]:
     engine = os.environ.get("ASYNCJOBS_BENCH_DB", "sqlite")
     if engine == "sqlite":
@@ -36,6 +41,7 @@ def _database() -> dict[str, object]:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("ASYNCJOBS_BENCH_SQLITE", "asyncjobs-bench.sqlite3"),
             "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+            "CONN_MAX_AGE": _conn_max_age(os.environ.get("ASYNCJOBS_BENCH_SQLITE_CONN_MAX_AGE", "0")),
         }
     if engine == "postgres":
         url = urlparse(
