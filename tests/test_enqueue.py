@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import zlib
 from datetime import timedelta
 
 import pytest
@@ -11,6 +9,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis import Redis
+from rq.job import Job as RQJob
+from rq.serializers import JSONSerializer
 
 from django_asyncjobs import (
     EnqueueError,
@@ -21,7 +21,9 @@ from django_asyncjobs import (
     UnknownQueue,
     enqueue,
 )
+from django_asyncjobs.conf import app_settings
 from django_asyncjobs.exceptions import ConfigurationError
+from django_asyncjobs.queues import EXECUTOR
 from django_asyncjobs.registry import Call, job, unregister
 from tests.testapp.jobs import add, record
 
@@ -45,13 +47,11 @@ def test_enqueue_saves_row_and_pushes_only_the_id(redis: Redis) -> None:
     )
     assert row.enqueued_at is not None
     assert queued_ids(redis) == [str(job.pk)]
-    message = redis.hgetall(f"rq:job:{job.pk}")
-    assert json.loads(zlib.decompress(message[b"data"])) == [
-        "django_asyncjobs.execution.perform",
-        None,
-        [str(job.pk)],
-        {},
-    ]
+    # RQ itself can read the message: a JSON-serialized call of our executor with the id.
+    message = RQJob.fetch(str(job.pk), connection=redis, serializer=JSONSerializer)
+    assert (message.func_name, message.args, message.kwargs) == (EXECUTOR, [str(job.pk)], {})
+    assert (message.origin, message.get_status(), message.timeout) == ("default", "queued", 300)
+    assert 0 < redis.ttl(f"rq:job:{job.pk}") <= app_settings.MESSAGE_TTL
 
 
 def test_enqueue_by_name_and_queue_option(redis: Redis) -> None:
