@@ -96,7 +96,7 @@ def get_queue(name: str) -> Queue:
 FAILURE_TTL = 3600
 
 
-def message_fields(job: Job, timeout: int, created_at: str) -> dict[str, str | int | bytes]:
+def message_fields(job: Job, timeout: int, created_at: str) -> dict[Any, Any]:
     """The RQ job hash of ``job``'s message: the fields ``rq.job.Job.restore`` reads.
 
     Built by hand because building full ``rq.job.Job`` objects cost more than the
