@@ -19,9 +19,9 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import close_old_connections, connections, router
-from django.db.models import F
 from django.utils import timezone
 
+from .claiming import claim
 from .conf import app_settings
 from .exceptions import JobInterrupted, JobNotRegistered, SerializationError
 from .models import Job, JobStatus
@@ -114,22 +114,6 @@ def _claim_and_run(pk: uuid.UUID, worker_name: str, time_limit: TimeLimit | None
         _current.reset(token)
         _last_progress_write.pop(job.pk, None)
     return _record_success(job, result)
-
-
-def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
-    """Move the row from ``queued`` to ``running``; ``None`` when another delivery won."""
-    now = timezone.now()
-    claimed = Job.objects.filter(pk=pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING,
-        started_at=now,
-        attempts=F("attempts") + 1,
-        worker=worker_name,
-        progress=0,
-        progress_message="",
-    )
-    if not claimed:
-        return None
-    return Job.objects.get(pk=pk)
 
 
 def _call(job_function: JobFunction[Any, Any], job: Job) -> Any:
