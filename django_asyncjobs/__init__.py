@@ -17,6 +17,7 @@ from .exceptions import (
 from .registry import Call, JobFunction, job
 
 if TYPE_CHECKING:
+    from .backpressure import QueueFull
     from .enqueueing import enqueue
     from .execution import current_job
     from .models import Job, JobStatus
@@ -34,6 +35,7 @@ __all__ = [
     "JobNotRegistered",
     "JobStatus",
     "JobTimeout",
+    "QueueFull",
     "SerializationError",
     "UnknownQueue",
     "current_job",
@@ -44,6 +46,7 @@ __all__ = [
 # Names that need the app registry are imported on first use, so that
 # ``from django_asyncjobs import job`` works in a module imported during setup.
 _LAZY = {
+    "QueueFull": ".backpressure",
     "Job": ".models",
     "JobStatus": ".models",
     "current_job": ".execution",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,30 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _queue_limits(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    for limits in value.values():
+        if not isinstance(limits, dict) or not set(limits) <= {"MAX_DEPTH", "MAX_AGE"}:
+            return False
+        if "MAX_DEPTH" in limits and not _positive_int(limits["MAX_DEPTH"]):
+            return False
+        if "MAX_AGE" in limits and not _positive_number(limits["MAX_AGE"]):
+            return False
+    return True
+
+
+def _path_patterns(value: Any) -> bool:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return False
+    try:
+        for pattern in value:
+            re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
 VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "DEFAULT_QUEUE": (lambda v: isinstance(v, str) and bool(v), "a queue name (non-empty string)"),
     "MAX_ATTEMPTS": (_positive_int, "an integer >= 1"),
@@ -38,6 +63,14 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "STRICT_ENQUEUE": (lambda v: isinstance(v, bool), "True or False"),
     "MESSAGE_TTL": (_positive_int, "a whole number of seconds >= 1"),
     "SCHEDULE_POLL_INTERVAL": (_positive_number, "a number of seconds > 0"),
+    "QUEUE_LIMITS": (
+        _queue_limits,
+        "a dict of queue name to {'MAX_DEPTH': int >= 1, 'MAX_AGE': seconds > 0}",
+    ),
+    "BACKPRESSURE_CACHE_SECONDS": (_non_negative_number, "a number of seconds >= 0"),
+    "RETRY_AFTER_MIN": (_non_negative_number, "a number of seconds >= 0"),
+    "RETRY_AFTER_MAX": (_positive_number, "a number of seconds > 0"),
+    "BACKPRESSURE_PATHS": (_path_patterns, "a dict of path regex (that compiles) to queue name"),
     "AUTODISCOVER": (
         lambda v: isinstance(v, str) or (isinstance(v, list | tuple) and all(isinstance(m, str) for m in v)),
         "a list of module names, e.g. ['jobs', 'tasks']",
@@ -103,6 +136,32 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
                 f"ASYNCJOBS['DEFAULT_QUEUE'] is {default_queue!r}, which is not a queue in RQ_QUEUES.",
                 hint=f"Add it to RQ_QUEUES or pick one of: {', '.join(sorted(rq_queues))}.",
                 id="asyncjobs.E005",
+            )
+        )
+    for key in ("QUEUE_LIMITS", "BACKPRESSURE_PATHS"):
+        value = user.get(key)
+        if not rq_queues or not isinstance(value, dict):
+            continue
+        names = value.keys() if key == "QUEUE_LIMITS" else value.values()
+        for name in names:
+            if name not in rq_queues:
+                messages.append(
+                    Error(
+                        f"ASYNCJOBS[{key!r}] names queue {name!r}, which is not in RQ_QUEUES.",
+                        hint=f"Configured queues: {', '.join(sorted(rq_queues))}.",
+                        id="asyncjobs.E007",
+                    )
+                )
+    low, high = (
+        user.get("RETRY_AFTER_MIN", DEFAULTS["RETRY_AFTER_MIN"]),
+        user.get("RETRY_AFTER_MAX", DEFAULTS["RETRY_AFTER_MAX"]),
+    )
+    if _non_negative_number(low) and _positive_number(high) and low > high:
+        messages.append(
+            Error(
+                f"ASYNCJOBS['RETRY_AFTER_MIN'] ({low}) is greater than ASYNCJOBS['RETRY_AFTER_MAX'] ({high}).",
+                hint="Make RETRY_AFTER_MIN <= RETRY_AFTER_MAX.",
+                id="asyncjobs.E008",
             )
         )
     return messages

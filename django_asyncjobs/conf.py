@@ -30,6 +30,16 @@ DEFAULTS: dict[str, Any] = {
     "MESSAGE_TTL": 7 * 24 * 3600,
     # How often (seconds) a worker moves due delayed jobs and retries onto queues.
     "SCHEDULE_POLL_INTERVAL": 1.0,
+    # Back pressure, per queue: {"default": {"MAX_DEPTH": 1000, "MAX_AGE": 60}}. A queue
+    # without an entry has no limit. See docs/backpressure.md.
+    "QUEUE_LIMITS": {},
+    # Seconds a process reuses a queue's depth and throughput before asking Redis again.
+    "BACKPRESSURE_CACHE_SECONDS": 1.0,
+    # Bounds of the Retry-After delay (seconds) derived from depth / throughput.
+    "RETRY_AFTER_MIN": 1,
+    "RETRY_AFTER_MAX": 300,
+    # Extra URL path regexes the BackpressureMiddleware guards, mapped to a queue name.
+    "BACKPRESSURE_PATHS": {},
     # Modules imported from every installed app so that their @job functions register.
     "AUTODISCOVER": ("jobs", "tasks"),
 }

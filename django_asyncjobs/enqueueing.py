@@ -13,6 +13,7 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from .backpressure import check as check_backpressure
 from .conf import app_settings
 from .exceptions import EnqueueError, SerializationError
 from .models import Job, JobStatus
@@ -53,6 +54,8 @@ def enqueue_calls(
     if idempotency_key is not None and len(calls) != 1:
         raise ValueError("idempotency_key applies to a single enqueue, not enqueue_many()")
     delayed = due_at is not None and due_at > now
+    if not delayed:
+        check_backpressure(queue_name, incoming=len(calls))
     jobs = [
         Job(
             name=job_function.name,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
@@ -142,34 +145,112 @@ def push(jobs: Sequence[Job]) -> None:
             pipe.execute()
 
 
+#: Finished jobs are counted per queue in buckets of this many seconds...
+THROUGHPUT_BUCKET_SECONDS = 10
+#: ...and this many buckets make the window the throughput is measured over.
+THROUGHPUT_BUCKETS = 6
+
+
+def _throughput_key(queue: str, bucket: int) -> str:
+    return f"asyncjobs:finished:{queue}:{bucket}"
+
+
 def pop(
-    connection: Redis, queue_keys: Sequence[str], timeout: float | None, forget: Iterable[str] = ()
+    connection: Redis,
+    queue_keys: Sequence[str],
+    timeout: float | None,
+    finished: Sequence[tuple[str, str]] = (),
 ) -> tuple[str, str] | None:
     """Pop the next message id from the first non-empty queue, in order.
 
     With ``timeout=None`` it does not block (burst mode); otherwise it blocks up to
-    ``timeout`` seconds. ``forget`` names messages whose RQ hashes are deleted in the
-    same round trip (those of jobs the caller has just finished).
-    Returns ``(queue_key, job_id)`` or ``None``.
+    ``timeout`` seconds. ``finished`` lists ``(job_id, queue)`` of the jobs the
+    caller has just finished: in the same round trip their RQ hashes are deleted
+    and they are counted for the queue's throughput. Returns ``(queue_key, job_id)``.
     """
-    stale = [Queue.job_class.key_for(job_id) for job_id in forget]
     if timeout is not None:
         with connection.pipeline(transaction=False) as pipe:
-            if stale:
-                pipe.unlink(*stale)
+            _record_finished(pipe, finished)
             pipe.blpop(list(queue_keys), timeout=max(1, int(timeout)))
             reply = pipe.execute()[-1]
         return (_text(reply[0]), _text(reply[1])) if reply else None
     for key in queue_keys:
         with connection.pipeline(transaction=False) as pipe:
-            if stale:
-                pipe.unlink(*stale)
-                stale = []
+            _record_finished(pipe, finished)
+            finished = ()
             pipe.lpop(key)
             job_id = pipe.execute()[-1]
         if job_id is not None:
             return key, _text(job_id)
     return None
+
+
+def _record_finished(pipe: Any, finished: Sequence[tuple[str, str]]) -> None:
+    if not finished:
+        return
+    pipe.unlink(*[Queue.job_class.key_for(job_id) for job_id, _ in finished])
+    bucket = int(time.time()) // THROUGHPUT_BUCKET_SECONDS
+    counts: dict[str, int] = {}
+    for _, queue in finished:
+        counts[queue] = counts.get(queue, 0) + 1
+    for queue, count in counts.items():
+        key = _throughput_key(queue, bucket)
+        pipe.incrby(key, count)
+        pipe.expire(key, THROUGHPUT_BUCKET_SECONDS * (THROUGHPUT_BUCKETS + 2))
+
+
+def flush_finished(connection: Redis, finished: Sequence[tuple[str, str]]) -> None:
+    """Delete the hashes of and count ``finished`` jobs without popping (at worker exit)."""
+    if finished:
+        with connection.pipeline(transaction=False) as pipe:
+            _record_finished(pipe, finished)
+            pipe.execute()
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What Redis knows about a queue, read in one round trip."""
+
+    depth: int
+    oldest_enqueued_at: datetime | None
+    #: Jobs finished per second over the last minute or so.
+    throughput: float
+
+
+# One round trip: depth, the head message's enqueue time, and the throughput buckets.
+_STATS_SCRIPT = """
+local depth = redis.call('LLEN', KEYS[1])
+local head = redis.call('LINDEX', KEYS[1], 0)
+local enqueued_at = false
+if head then enqueued_at = redis.call('HGET', ARGV[1] .. head, 'enqueued_at') end
+local counts = {}
+if #KEYS > 1 then counts = redis.call('MGET', unpack(KEYS, 2)) end
+return {depth, enqueued_at, counts}
+"""
+
+
+_stats_script: Any = None
+
+
+def queue_stats(queue: str) -> QueueStats:
+    """Depth, age of the oldest message and recent throughput of ``queue``."""
+    connection = get_connection(queue)
+    now = time.time()
+    bucket = int(now) // THROUGHPUT_BUCKET_SECONDS
+    buckets = range(bucket - THROUGHPUT_BUCKETS + 1, bucket + 1)
+    keys = [get_queue(queue).key, *[_throughput_key(queue, b) for b in buckets]]
+    depth, enqueued_at, counts = connection.eval(
+        _STATS_SCRIPT, len(keys), *keys, Queue.job_class.redis_job_namespace_prefix
+    )
+    window = (THROUGHPUT_BUCKETS - 1) * THROUGHPUT_BUCKET_SECONDS + (now - bucket * THROUGHPUT_BUCKET_SECONDS)
+    finished = sum(int(count) for count in counts if count is not None)
+    oldest = None
+    if enqueued_at:
+        try:
+            oldest = datetime.strptime(_text(enqueued_at), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            oldest = None
+    return QueueStats(depth=int(depth), oldest_enqueued_at=oldest, throughput=finished / window)
 
 
 def _text(value: bytes | str) -> str:

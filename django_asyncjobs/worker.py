@@ -28,7 +28,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 from .conf import app_settings
 from .exceptions import JobInterrupted, JobTimeout
 from .execution import Outcome, run_job
-from .queues import get_connection, get_queue, pop
+from .queues import flush_finished, get_connection, get_queue, pop
 from .scheduling import promote_due_jobs
 
 logger = logging.getLogger("django_asyncjobs")
@@ -45,7 +45,7 @@ class Worker(SimpleWorker):
             kwargs["serializer"] = JSONSerializer
         super().__init__(queues, *args, **kwargs)
         self._current_job_id: str | None = None
-        self._finished_ids: list[str] = []
+        self._finished: list[tuple[str, str]] = []
         self._interrupt_requested = False
         self._last_heartbeat_at = 0.0
         self._last_suspension_check_at = 0.0
@@ -69,14 +69,14 @@ class Worker(SimpleWorker):
             wait = None if timeout is None else max(1.0, min(float(timeout), poll))
             try:
                 self.heartbeat()
-                popped = pop(self.connection, self.queue_keys(), wait, forget=self._finished_ids)
+                popped = pop(self.connection, self.queue_keys(), wait, finished=self._finished)
                 backoff = 1.0
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0fs", self.name, exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, float(self.max_connection_wait_time))
                 continue
-            self._finished_ids = []
+            self._finished = []
             if popped is not None:
                 key, job_id = popped
                 return job_id, self._queue_by_key[key]
@@ -105,7 +105,7 @@ class Worker(SimpleWorker):
             signal.signal(signal.SIGUSR1, previous)
             self._current_job_id = None
         if outcome is not Outcome.REFUSED:
-            self._finished_ids.append(job_id)
+            self._finished.append((job_id, queue.name))
         self.outcomes[outcome] += 1
         self.set_state(WorkerStatus.IDLE)
 
@@ -152,9 +152,8 @@ class Worker(SimpleWorker):
                 signal.pthread_kill(main, signal.SIGUSR1)
 
     def teardown(self) -> None:
-        if self._finished_ids:
-            pop(self.connection, [], None, forget=self._finished_ids)
-            self._finished_ids = []
+        flush_finished(self.connection, self._finished)
+        self._finished = []
         super().teardown()  # type: ignore[no-untyped-call]
 
     # -- helpers ----------------------------------------------------------------------------

@@ -99,3 +99,33 @@ def test_settings_are_read_lazily(settings) -> None:
 def test_unknown_setting_attribute_is_an_error() -> None:
     with pytest.raises(AttributeError, match="NOPE"):
         app_settings.NOPE  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("QUEUE_LIMITS", {"default": {"MAX_DEPTH": 0}}),
+        ("QUEUE_LIMITS", {"default": {"MAX_SIZE": 10}}),
+        ("QUEUE_LIMITS", {"default": {"MAX_AGE": -1}}),
+        ("QUEUE_LIMITS", ["default"]),
+        ("BACKPRESSURE_PATHS", {"^/upload/(": "default"}),
+        ("BACKPRESSURE_PATHS", {"^/upload/": 3}),
+        ("RETRY_AFTER_MAX", 0),
+        ("BACKPRESSURE_CACHE_SECONDS", -1),
+    ],
+)
+def test_e004_bad_backpressure_settings(settings, key, value) -> None:
+    settings.ASYNCJOBS = {key: value}
+    assert "asyncjobs.E004" in ids(check_settings())
+
+
+def test_e007_backpressure_names_unknown_queue(settings) -> None:
+    settings.ASYNCJOBS = {"QUEUE_LIMITS": {"gone": {"MAX_DEPTH": 5}}, "BACKPRESSURE_PATHS": {"^/x/": "missing"}}
+    messages = check_settings()
+    assert ids(messages) == ["asyncjobs.E007", "asyncjobs.E007"]
+    assert "'gone'" in messages[0].msg and "'missing'" in messages[1].msg
+
+
+def test_e008_retry_after_bounds_reversed(settings) -> None:
+    settings.ASYNCJOBS = {"RETRY_AFTER_MIN": 60, "RETRY_AFTER_MAX": 10}
+    assert ids(check_settings()) == ["asyncjobs.E008"]
