@@ -18,6 +18,7 @@ from .registry import Call, JobFunction, job
 
 if TYPE_CHECKING:
     from .backpressure import QueueFull
+    from .decorators import offload
     from .enqueueing import enqueue
     from .execution import current_job
     from .models import Job, JobStatus
@@ -41,11 +42,13 @@ __all__ = [
     "current_job",
     "enqueue",
     "job",
+    "offload",
 ]
 
 # Names that need the app registry are imported on first use, so that
 # ``from django_asyncjobs import job`` works in a module imported during setup.
 _LAZY = {
+    "offload": ".decorators",
     "QueueFull": ".backpressure",
     "Job": ".models",
     "JobStatus": ".models",

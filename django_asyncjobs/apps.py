@@ -11,7 +11,7 @@ class AsyncJobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, queues  # noqa: F401  (registers checks and signal receivers)
+        from . import backpressure, checks, offloading, queues  # noqa: F401  (checks, receivers, the offload job)
         from .conf import app_settings
 
         modules = app_settings.AUTODISCOVER

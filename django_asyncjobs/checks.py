@@ -71,6 +71,13 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RETRY_AFTER_MIN": (_non_negative_number, "a number of seconds >= 0"),
     "RETRY_AFTER_MAX": (_positive_number, "a number of seconds > 0"),
     "BACKPRESSURE_PATHS": (_path_patterns, "a dict of path regex (that compiles) to queue name"),
+    "OFFLOAD_HEADERS": (
+        lambda v: isinstance(v, list | tuple) and all(isinstance(h, str) for h in v),
+        "a list of request.META keys, e.g. ['HTTP_ACCEPT']",
+    ),
+    "OFFLOAD_MAX_UPLOAD_SIZE": (_positive_int, "a number of bytes >= 1"),
+    "OFFLOAD_STORAGE": (lambda v: isinstance(v, str) and bool(v), "an alias of STORAGES, e.g. 'default'"),
+    "OFFLOAD_INLINE_RESPONSE_SIZE": (_non_negative_number, "a number of bytes >= 0"),
     "AUTODISCOVER": (
         lambda v: isinstance(v, str) or (isinstance(v, list | tuple) and all(isinstance(m, str) for m in v)),
         "a list of module names, e.g. ['jobs', 'tasks']",

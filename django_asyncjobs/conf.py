@@ -40,6 +40,21 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_AFTER_MAX": 300,
     # Extra URL path regexes the BackpressureMiddleware guards, mapped to a queue name.
     "BACKPRESSURE_PATHS": {},
+    # @offload: request headers (META keys) carried to the worker, the largest request
+    # body plus uploads it accepts (bytes, else 413), the storage (a STORAGES alias)
+    # for uploads and large responses, and the largest response kept inline in the row.
+    "OFFLOAD_HEADERS": (
+        "CONTENT_TYPE",
+        "HTTP_ACCEPT",
+        "HTTP_ACCEPT_LANGUAGE",
+        "HTTP_USER_AGENT",
+        "HTTP_REFERER",
+        "HTTP_X_REQUESTED_WITH",
+        "REMOTE_ADDR",
+    ),
+    "OFFLOAD_MAX_UPLOAD_SIZE": 10 * 1024 * 1024,
+    "OFFLOAD_STORAGE": "default",
+    "OFFLOAD_INLINE_RESPONSE_SIZE": 256 * 1024,
     # Modules imported from every installed app so that their @job functions register.
     "AUTODISCOVER": ("jobs", "tasks"),
 }

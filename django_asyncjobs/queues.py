@@ -262,10 +262,10 @@ def depth(queue: str) -> int:
     return int(get_connection(queue).llen(get_queue(queue).key))
 
 
-def contains(queue: str, job_id: str) -> bool:
-    """Whether ``job_id``'s message is waiting in ``queue``."""
-    connection = get_connection(queue)
-    return connection.lpos(get_queue(queue).key, job_id) is not None
+def position(queue: str, job_id: str) -> int | None:
+    """How many messages are ahead of ``job_id``'s in ``queue``; ``None`` if it is not there."""
+    found: Any = get_connection(queue).lpos(get_queue(queue).key, job_id)
+    return None if found is None else int(found)
 
 
 def send_stop(queue: str, worker_name: str, job_id: str) -> None:

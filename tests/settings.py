@@ -33,6 +33,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_asyncjobs.middleware.BackpressureMiddleware",
 ]
 
 TEMPLATES = [
@@ -83,6 +84,9 @@ def _database() -> dict[str, object]:
 
 
 DATABASES = {"default": _database()}
+
+# Offloaded uploads and large results go to the default storage: a throw-away folder.
+MEDIA_ROOT = tempfile.mkdtemp(prefix="asyncjobs-test-media-")
 
 # Never 6379: conftest starts a private server and sets ASYNCJOBS_TEST_REDIS_URL.
 # Port 1 refuses connections, so code that runs before conftest cannot reach a real server.

@@ -1,4 +1,19 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from tests.testapp import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("async/", include("django_asyncjobs.urls")),
+    path("echo/<int:number>/", views.echo, name="echo"),
+    path("echo-async/", views.echo_async, name="echo-async"),
+    path("tweet/", views.tweet, name="tweet"),
+    path("maybe-cheap/", views.maybe_cheap, name="maybe-cheap"),
+    path("login-outside/", views.login_outside, name="login-outside"),
+    path("login-inside/", views.login_inside, name="login-inside"),
+    path("needs-permission/", views.needs_permission, name="needs-permission"),
+    path("report/", views.report_file, name="report"),
+    path("uses-session/", views.uses_session, name="uses-session"),
+    path("upload/plain/", views.plain_upload, name="plain-upload"),
+]

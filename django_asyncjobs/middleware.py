@@ -1,0 +1,62 @@
+"""``BackpressureMiddleware``: answer 503 + Retry-After before a saturated queue is touched."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.deprecation import MiddlewareMixin
+from redis.exceptions import RedisError
+
+from .backpressure import QueueFull, limits_for, queue_state
+from .conf import app_settings
+from .decorators import offloaded_queue
+from .responses import busy_response
+
+logger = logging.getLogger("django_asyncjobs")
+
+
+@lru_cache(maxsize=16)
+def _compiled(patterns: tuple[tuple[str, str], ...]) -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(pattern), queue) for pattern, queue in patterns]
+
+
+def queue_for_path(path: str) -> str | None:
+    """The queue guarding ``path`` by ``ASYNCJOBS["BACKPRESSURE_PATHS"]``, if any."""
+    patterns = app_settings.BACKPRESSURE_PATHS or {}
+    for pattern, queue in _compiled(tuple(patterns.items())):
+        if pattern.search(path):
+            return queue
+    return None
+
+
+class BackpressureMiddleware(MiddlewareMixin):
+    """For requests that would enqueue (``@offload`` views, ``BACKPRESSURE_PATHS``), answer
+    503 with ``Retry-After`` when the target queue is saturated.
+
+    It reads queue state from the per-process cache (one Redis round trip at most
+    per ``BACKPRESSURE_CACHE_SECONDS``) and never touches the database.
+    Works in sync and async stacks (``MiddlewareMixin``).
+    """
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
+        queue = offloaded_queue(view_func, request.method or "GET") or queue_for_path(request.path_info)
+        if queue is None or limits_for(queue) == (None, None):
+            return None
+        try:
+            state = queue_state(queue)
+        except RedisError as exc:
+            logger.warning("Back pressure not checked for queue %r: %s", queue, exc)
+            return None
+        reason = state.reason_for(1)
+        return busy_response(request, QueueFull(state, reason)) if reason else None

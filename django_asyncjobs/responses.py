@@ -1,0 +1,96 @@
+"""HTTP responses: content negotiation, the 503 of back pressure, and storing an
+offloaded view's response as its job's result (and serving it back)."""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.template.loader import render_to_string
+
+from .conf import app_settings
+
+if TYPE_CHECKING:
+    from .backpressure import QueueFull
+    from .models import Job
+
+#: Key marking a job result that is a stored HTTP response.
+STORED_RESPONSE = "asyncjobs_response"
+
+
+def wants_html(request: HttpRequest) -> bool:
+    """Whether the client prefers HTML to JSON (browsers do; API clients and ``*/*`` don't)."""
+    accept = request.headers.get("Accept", "")
+    if "text/html" not in accept:
+        return False
+    return request.get_preferred_type(["application/json", "text/html"]) == "text/html"
+
+
+def busy_response(request: HttpRequest, error: QueueFull) -> HttpResponse:
+    """``503 Service Unavailable`` with ``Retry-After``, as JSON or HTML by ``Accept``."""
+    if wants_html(request):
+        context = {"queue": error.queue, "retry_after": error.retry_after}
+        response: HttpResponse = HttpResponse(
+            render_to_string("django_asyncjobs/busy.html", context, request=request), status=503
+        )
+    else:
+        response = JsonResponse(
+            {"error": "queue_full", "queue": error.queue, "retry_after": error.retry_after, "detail": error.reason},
+            status=503,
+        )
+    response["Retry-After"] = str(error.retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _storage() -> Any:
+    return storages[str(app_settings.OFFLOAD_STORAGE)]
+
+
+def store_response(response: HttpResponseBase, job: Job) -> dict[str, Any]:
+    """A JSON-safe record of ``response``; large bodies go to ``OFFLOAD_STORAGE``."""
+    if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+        response.render()
+    content: Any = response
+    body = b"".join(content.streaming_content) if response.streaming else content.content
+    close = getattr(response, "close", None)
+    if close:
+        close()
+    record: dict[str, Any] = {
+        STORED_RESPONSE: 1,
+        "status": response.status_code,
+        "headers": [[name, value] for name, value in response.items()],
+    }
+    if len(body) > int(app_settings.OFFLOAD_INLINE_RESPONSE_SIZE):
+        record["file"] = _storage().save(f"asyncjobs/results/{job.pk}/body", ContentFile(body))
+    else:
+        try:
+            record["text"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            record["base64"] = base64.b64encode(body).decode("ascii")
+    return record
+
+
+def is_stored_response(result: Any) -> bool:
+    return isinstance(result, dict) and result.get(STORED_RESPONSE) == 1
+
+
+def restore_response(record: dict[str, Any]) -> HttpResponseBase:
+    response: HttpResponseBase
+    if "file" in record:
+        response = FileResponse(_storage().open(record["file"], "rb"), status=record["status"])
+    else:
+        body = record["text"].encode() if "text" in record else base64.b64decode(record.get("base64", ""))
+        response = HttpResponse(body, status=record["status"])
+    for name, value in record["headers"]:
+        if name.lower() not in ("content-length",):
+            response[name] = value
+    return response
+
+
+def delete_stored_response(record: Any) -> None:
+    if is_stored_response(record) and "file" in record:
+        _storage().delete(record["file"])

@@ -1,0 +1,94 @@
+"""Views used by the offload tests."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+
+from django_asyncjobs import Job, offload
+
+from .models import Call
+
+
+def echo_data(request: HttpRequest, **kwargs: object) -> dict[str, object]:
+    files = {field: [(f.name, f.read().decode()) for f in uploads] for field, uploads in request.FILES.lists()}
+    body = None
+    if request.content_type == "application/json":
+        body = json.loads(request.body)
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": request.GET.dict(),
+        "post": {key: values for key, values in request.POST.lists()},
+        "json": body,
+        "files": files,
+        "user": request.user.get_username() if request.user.is_authenticated else None,
+        "accept_language": request.headers.get("Accept-Language"),
+        "kwargs": {k: str(v) for k, v in kwargs.items()},
+        "is_secure": request.is_secure(),
+    }
+
+
+@offload
+def echo(request: HttpRequest, **kwargs: object) -> JsonResponse:
+    Call.objects.create(label="echo")
+    return JsonResponse(echo_data(request, **kwargs), status=201, headers={"X-Echo": "yes"})
+
+
+@offload
+async def echo_async(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"async": True, "method": request.method})
+
+
+def pending_tweet(request: HttpRequest, job: Job) -> HttpResponse:
+    return HttpResponse(f"<li class='pending'>{request.POST.get('text', '')}</li>")
+
+
+@offload(optimistic=pending_tweet, methods=("POST",))
+def tweet(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return HttpResponse("timeline")
+    Call.objects.create(label=f"tweet:{request.POST['text']}")
+    return HttpResponse("fanned out")
+
+
+@offload(sync_if=lambda request: request.GET.get("cheap") == "1")
+def maybe_cheap(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("computed")
+
+
+@login_required
+@offload
+def login_outside(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(f"hello {request.user.get_username()}")
+
+
+@offload
+@login_required
+def login_inside(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(f"hello {request.user.get_username()}")
+
+
+@offload
+@permission_required("testapp.add_call", raise_exception=True)
+def needs_permission(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("allowed")
+
+
+@offload
+def report_file(request: HttpRequest) -> FileResponse:
+    from io import BytesIO
+
+    return FileResponse(BytesIO(b"a,b\n1,2\n"), as_attachment=True, filename="report.csv")
+
+
+@offload
+def uses_session(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(request.session.get("x")))
+
+
+def plain_upload(request: HttpRequest) -> HttpResponse:
+    """Not offloaded: guarded by ASYNCJOBS["BACKPRESSURE_PATHS"] in the tests."""
+    return HttpResponse("uploaded")
