@@ -1,29 +1,54 @@
-"""django-asyncjobs: durable background jobs for Django on RQ workers."""
+"""django-asyncjobs: durable background jobs for Django on RQ workers.
+
+Every public name is imported on first use, so that ``from django_asyncjobs import
+job`` works in a module imported during Django's setup, and so that the
+dependency-free ``django_asyncjobs.client`` can be used without Django installed.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
-
-from .exceptions import (
-    AsyncJobsError,
-    ConfigurationError,
-    EnqueueError,
-    JobInterrupted,
-    JobNotRegistered,
-    JobTimeout,
-    SerializationError,
-    UnknownQueue,
-)
-from .registry import Call, JobFunction, job
 
 if TYPE_CHECKING:
     from .backpressure import QueueFull
     from .decorators import offload
     from .enqueueing import enqueue
+    from .exceptions import (
+        AsyncJobsError,
+        ConfigurationError,
+        EnqueueError,
+        JobInterrupted,
+        JobNotRegistered,
+        JobTimeout,
+        SerializationError,
+        UnknownQueue,
+    )
     from .execution import current_job
     from .models import Job, JobStatus
+    from .registry import Call, JobFunction, job
 
 __version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "AsyncJobsError": ".exceptions",
+    "Call": ".registry",
+    "ConfigurationError": ".exceptions",
+    "EnqueueError": ".exceptions",
+    "Job": ".models",
+    "JobFunction": ".registry",
+    "JobInterrupted": ".exceptions",
+    "JobNotRegistered": ".exceptions",
+    "JobStatus": ".models",
+    "JobTimeout": ".exceptions",
+    "QueueFull": ".backpressure",
+    "SerializationError": ".exceptions",
+    "UnknownQueue": ".exceptions",
+    "current_job": ".execution",
+    "enqueue": ".enqueueing",
+    "job": ".registry",
+    "offload": ".decorators",
+}
 
 __all__ = [
     "AsyncJobsError",
@@ -45,21 +70,12 @@ __all__ = [
     "offload",
 ]
 
-# Names that need the app registry are imported on first use, so that
-# ``from django_asyncjobs import job`` works in a module imported during setup.
-_LAZY = {
-    "offload": ".decorators",
-    "QueueFull": ".backpressure",
-    "Job": ".models",
-    "JobStatus": ".models",
-    "current_job": ".execution",
-    "enqueue": ".enqueueing",
-}
-
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from importlib import import_module
-
         return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *__all__]
