@@ -16,4 +16,5 @@ urlpatterns = [
     path("report/", views.report_file, name="report"),
     path("uses-session/", views.uses_session, name="uses-session"),
     path("upload/plain/", views.plain_upload, name="plain-upload"),
+    path("api/echo/", views.api_echo, name="api-echo"),
 ]

@@ -6,6 +6,7 @@ import json
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from django_asyncjobs import Job, offload
 
@@ -92,3 +93,10 @@ def uses_session(request: HttpRequest) -> HttpResponse:
 def plain_upload(request: HttpRequest) -> HttpResponse:
     """Not offloaded: guarded by ASYNCJOBS["BACKPRESSURE_PATHS"] in the tests."""
     return HttpResponse("uploaded")
+
+
+@csrf_exempt
+@offload(methods=("POST",))
+def api_echo(request: HttpRequest) -> JsonResponse:
+    """A service-to-service endpoint (no CSRF), for the Python client tests."""
+    return JsonResponse({"received": json.loads(request.body or b"null")}, status=201)
