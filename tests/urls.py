@@ -17,4 +17,5 @@ urlpatterns = [
     path("uses-session/", views.uses_session, name="uses-session"),
     path("upload/plain/", views.plain_upload, name="plain-upload"),
     path("api/echo/", views.api_echo, name="api-echo"),
+    path("client-page/", views.client_page, name="client-page"),
 ]

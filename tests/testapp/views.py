@@ -6,7 +6,8 @@ import json
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from django_asyncjobs import Job, offload
 
@@ -100,3 +101,9 @@ def plain_upload(request: HttpRequest) -> HttpResponse:
 def api_echo(request: HttpRequest) -> JsonResponse:
     """A service-to-service endpoint (no CSRF), for the Python client tests."""
     return JsonResponse({"received": json.loads(request.body or b"null")}, status=201)
+
+
+@ensure_csrf_cookie
+def client_page(request: HttpRequest) -> HttpResponse:
+    """A page that loads asyncjobs.js, for the browser test."""
+    return render(request, "testapp/client.html")

@@ -1,0 +1,137 @@
+/*
+ * django-asyncjobs client helper: no dependencies, no build step.
+ *
+ *   AsyncJobs.submit("/reports/", {body: formData, headers: {"X-CSRFToken": token},
+ *                                  onProgress: (job) => ..., onDone: (job, response) => ...})
+ *
+ * Submits to an @offload view. A 503 is retried after Retry-After (at least) with
+ * jittered exponential backoff, up to maxRetries. A 202 is followed by polling its
+ * Location (the job's status URL), honouring the Retry-After hints, until the job
+ * has finished; then the result is fetched. The same policy as django_asyncjobs.client.
+ */
+(function (root) {
+  "use strict";
+
+  var DEFAULTS = {
+    method: "POST",
+    body: undefined,
+    headers: {},
+    maxRetries: 5,
+    baseDelay: 500,
+    maxDelay: 30000,
+    pollMin: 250,
+    pollMax: 10000,
+    timeout: 300000,
+    onAccepted: null,
+    onBusy: null,
+    onProgress: null,
+    onDone: null,
+    onFailed: null,
+  };
+
+  function settings(options) {
+    var merged = {};
+    Object.keys(DEFAULTS).forEach(function (key) {
+      merged[key] = options && options[key] !== undefined ? options[key] : DEFAULTS[key];
+    });
+    return merged;
+  }
+
+  function sleep(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
+  function failure(name, message, details) {
+    var error = new Error(message);
+    error.name = name;
+    Object.assign(error, details || {});
+    return error;
+  }
+
+  /* Exponential backoff with "equal jitter": between half and all of min(max, base * 2**attempt). */
+  function backoff(attempt, base, max) {
+    var ceiling = Math.min(max, base * Math.pow(2, attempt));
+    return ceiling / 2 + Math.random() * ceiling / 2;
+  }
+
+  /* Milliseconds from a Retry-After header (seconds or an HTTP date), or null. */
+  function retryAfterMs(response) {
+    var value = response.headers.get("Retry-After");
+    if (!value) { return null; }
+    var seconds = Number(value);
+    if (!isNaN(seconds)) { return Math.max(0, seconds * 1000); }
+    var date = Date.parse(value);
+    return isNaN(date) ? null : Math.max(0, date - Date.now());
+  }
+
+  function call(callback) {
+    if (typeof callback === "function") {
+      callback.apply(null, Array.prototype.slice.call(arguments, 1));
+    }
+  }
+
+  /* fetch(), retrying 503 answers after Retry-After with jittered exponential backoff. */
+  async function fetchWithRetries(url, init, opts) {
+    for (var attempt = 0; ; attempt++) {
+      var response = await fetch(url, init);
+      if (response.status !== 503) { return response; }
+      var hinted = retryAfterMs(response);
+      if (attempt >= opts.maxRetries) {
+        var busy = failure("Busy", url + " answered 503 " + (attempt + 1) + " times", {retryAfter: hinted});
+        call(opts.onFailed, {error: busy});
+        throw busy;
+      }
+      var delay = Math.max(hinted || 0, backoff(attempt, opts.baseDelay, opts.maxDelay));
+      call(opts.onBusy, {attempt: attempt + 1, delay: delay});
+      await sleep(delay);
+    }
+  }
+
+  function jsonInit() {
+    return {headers: {Accept: "application/json"}, credentials: "same-origin"};
+  }
+
+  async function poll(statusUrl, options) {
+    var opts = settings(options);
+    var deadline = Date.now() + opts.timeout;
+    for (var attempt = 0; ; attempt++) {
+      var response = await fetchWithRetries(statusUrl, jsonInit(), opts);
+      if (!response.ok) {
+        throw failure("JobFailed", statusUrl + " answered " + response.status, {status: response.status});
+      }
+      var job = await response.json();
+      call(opts.onProgress, job);
+      if (job.status === "succeeded") {
+        var result = await fetchWithRetries(job.result_url, {credentials: "same-origin"}, opts);
+        call(opts.onDone, job, result);
+        return {job: job, response: result};
+      }
+      if (job.status === "failed" || job.status === "cancelled") {
+        call(opts.onFailed, job);
+        throw failure("JobFailed", "job " + job.id + " " + job.status, {job: job});
+      }
+      if (Date.now() > deadline) {
+        throw failure("Timeout", "job " + job.id + " still " + job.status, {job: job});
+      }
+      var hinted = retryAfterMs(response);
+      var delay = hinted !== null ? hinted : opts.pollMin * Math.pow(2, attempt);
+      await sleep(Math.min(opts.pollMax, Math.max(opts.pollMin, delay)));
+    }
+  }
+
+  async function submit(url, options) {
+    var opts = settings(options);
+    var headers = Object.assign({Accept: "application/json"}, opts.headers);
+    var init = {method: opts.method, body: opts.body, headers: headers, credentials: "same-origin"};
+    var response = await fetchWithRetries(url, init, opts);
+    var statusUrl = response.headers.get("Location");
+    if (response.status !== 202 || !statusUrl) {
+      call(opts.onDone, null, response);
+      return {job: null, response: response};
+    }
+    call(opts.onAccepted, response);
+    return poll(statusUrl, options);
+  }
+
+  root.AsyncJobs = {submit: submit, poll: poll, backoff: backoff, retryAfterMs: retryAfterMs};
+})(typeof window !== "undefined" ? window : globalThis);

@@ -1,0 +1,92 @@
+"""asyncjobs.js in a real headless Chromium, against a live server and a real worker.
+
+Needs Debian's ``chromium`` (or ``ASYNCJOBS_CHROMIUM``) and the ``playwright``
+package; skipped, saying why, when either is missing. ``.ci/run`` installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from django_asyncjobs.backpressure import forget_states
+from tests.testapp.jobs import noop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = os.environ.get("ASYNCJOBS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def page(monkeypatch) -> Iterator[Any]:
+    if not CHROMIUM:
+        pytest.skip("no Chromium found (install Debian's 'chromium' or set ASYNCJOBS_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the 'playwright' package is not installed")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+SUBMIT = """([url, pollMin]) => {
+  window.events = {accepted: 0, busy: [], progress: [], done: 0};
+  window.run = AsyncJobs.submit(url, {
+    headers: {"X-CSRFToken": csrf()},
+    pollMin: pollMin, baseDelay: 100,
+    onAccepted: () => window.events.accepted++,
+    onBusy: (e) => window.events.busy.push(e),
+    onProgress: (job) => window.events.progress.push(job.status),
+    onDone: () => window.events.done++,
+  }).then(async (r) => ({status: r.response.status, body: await r.response.json(), job: r.job.status}));
+}"""
+
+
+def test_submit_retries_503_then_polls_to_the_result(settings, live_server, start_worker, redis, page) -> None:
+    settings.ASYNCJOBS = {
+        **settings.ASYNCJOBS,
+        "QUEUE_LIMITS": {"default": {"MAX_DEPTH": 1}},
+        "BACKPRESSURE_CACHE_SECONDS": 0,
+        "RETRY_AFTER_MIN": 1,
+        "RETRY_AFTER_MAX": 1,
+    }
+    forget_states()
+    noop.enqueue()  # the queue is now full: the page's submit gets 503 + Retry-After
+    page.goto(f"{live_server.url}/client-page/")
+    page.evaluate(SUBMIT, ["/echo/5/", 50])
+    page.wait_for_function("window.events.busy.length > 0")
+    first_busy = page.evaluate("window.events.busy[0]")
+    assert first_busy["attempt"] == 1
+    assert first_busy["delay"] >= 1000  # never sooner than Retry-After
+
+    start_worker("default")  # drains the queue; the retried submit is accepted and runs
+    outcome = page.evaluate("window.run")
+    assert outcome["status"] == 201
+    assert outcome["job"] == "succeeded"
+    assert outcome["body"]["kwargs"] == {"number": "5"}
+    events = page.evaluate("window.events")
+    assert events["accepted"] == 1 and events["done"] == 1
+    assert events["progress"][-1] == "succeeded"
+
+
+def test_helpers(page, live_server) -> None:
+    page.goto(f"{live_server.url}/client-page/")
+    delays = page.evaluate("[0, 1, 2, 3, 20].map((n) => AsyncJobs.backoff(n, 500, 30000))")
+    for attempt, delay in zip([0, 1, 2, 3], delays, strict=False):
+        ceiling = 500 * 2**attempt
+        assert ceiling / 2 <= delay <= ceiling
+    assert 15000 <= delays[-1] <= 30000
+    parsed = page.evaluate(
+        "[AsyncJobs.retryAfterMs(new Response('', {headers: {'Retry-After': '7'}})),"
+        " AsyncJobs.retryAfterMs(new Response(''))]"
+    )
+    assert parsed == [7000, None]
