@@ -164,6 +164,11 @@ def rebuild(data: dict[str, Any]) -> HttpRequest:
     if user_id is not None:
         user = get_user_model()._default_manager.filter(pk=user_id).first() or AnonymousUser()
     request.user = user
+
+    async def auser() -> Any:  # what AuthenticationMiddleware provides for async views
+        return user
+
+    request.auser = auser
     request.session = UnavailableSession()  # type: ignore[assignment]
     request.resolver_match = resolve(data["path_info"])
     return request

@@ -120,6 +120,22 @@ def test_login_required_either_way_is_checked_in_the_request(url, ann, run_worke
     assert follow_to_result(ann, ann.get(url), run_worker).content == b"hello ann"
 
 
+def test_async_view_with_login_required_inside(user, run_worker) -> None:
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    anonymous = async_to_sync(AsyncClient().get)("/async-login-inside/")
+    assert anonymous.status_code == 302
+    assert not Job.objects.exists()
+    client = AsyncClient()
+    client.force_login(user)
+    assert async_to_sync(client.get)("/async-login-inside/").status_code == 202
+    run_worker()
+    job = Job.objects.get()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result["text"] == "async hello ann"
+
+
 def test_permission_required_is_checked_in_the_request(ann, user, run_worker) -> None:
     assert ann.get("/needs-permission/").status_code == 403
     assert not Job.objects.exists()

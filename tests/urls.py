@@ -18,4 +18,5 @@ urlpatterns = [
     path("upload/plain/", views.plain_upload, name="plain-upload"),
     path("api/echo/", views.api_echo, name="api-echo"),
     path("client-page/", views.client_page, name="client-page"),
+    path("async-login-inside/", views.async_login_inside, name="async-login-inside"),
 ]

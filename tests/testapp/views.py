@@ -107,3 +107,10 @@ def api_echo(request: HttpRequest) -> JsonResponse:
 def client_page(request: HttpRequest) -> HttpResponse:
     """A page that loads asyncjobs.js, for the browser test."""
     return render(request, "testapp/client.html")
+
+
+@offload
+@login_required
+async def async_login_inside(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    return HttpResponse(f"async hello {user.get_username()}")
