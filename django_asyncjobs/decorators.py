@@ -50,7 +50,8 @@ def offload(
 
     def decorate(view_func: View) -> View:
         is_async = inspect.iscoroutinefunction(inspect.unwrap(view_func))
-        name = f"{view_func.__module__}.{view_func.__qualname__}"
+        owner = getattr(view_func, "view_class", view_func)  # as_view() functions are named by their class
+        name = f"{owner.__module__}.{owner.__qualname__}"
         register_view(name, view_func, is_async)
         probe = _install_probe(view_func, is_async)
 

@@ -10,6 +10,7 @@ to the request object by middleware; see docs/offload.md.
 from __future__ import annotations
 
 import base64
+import inspect
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from django.urls import get_resolver, resolve
 from django.utils.datastructures import MultiValueDict
 
 from .conf import app_settings
-from .exceptions import AsyncJobsError
+from .exceptions import AsyncJobsError, ConfigurationError
 from .execution import current_job
 from .registry import job
 from .responses import _storage, store_response
@@ -49,7 +50,18 @@ _views: dict[str, OffloadedView] = {}
 
 
 def register_view(name: str, view: Callable[..., Any], is_async: bool) -> None:
+    existing = _views.get(name)
+    if existing is not None and _code_of(existing.view) is not _code_of(view):
+        raise ConfigurationError(
+            f"Two different views are offloaded as {name!r}. Offloaded views are found on the worker by "
+            "module and name, so each must have its own."
+        )
     _views[name] = OffloadedView(name, view, is_async)
+
+
+def _code_of(view: Callable[..., Any]) -> Any:
+    inner = getattr(view, "view_class", None) or inspect.unwrap(view)
+    return getattr(inner, "__code__", inner)
 
 
 def get_view(name: str) -> OffloadedView:

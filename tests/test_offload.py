@@ -235,3 +235,23 @@ def test_too_large_upload_is_413(settings, ann) -> None:
     response = ann.post("/echo/1/", {"f": upload})
     assert response.status_code == 413
     assert not Job.objects.exists()
+
+
+def test_class_based_views_are_offloaded_by_class(ann, run_worker) -> None:
+    result = follow_to_result(ann, ann.post("/cbv/"), run_worker)
+    assert result.content == b"class-based POST"
+
+
+def test_two_views_under_one_name_are_refused() -> None:
+    from django_asyncjobs import offload
+    from django_asyncjobs.exceptions import ConfigurationError
+
+    def clash(request): ...
+
+    offload(clash)
+    with pytest.raises(ConfigurationError, match="Two different views"):
+
+        def clash(request):
+            return None
+
+        offload(clash)

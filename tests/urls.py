@@ -19,4 +19,5 @@ urlpatterns = [
     path("api/echo/", views.api_echo, name="api-echo"),
     path("client-page/", views.client_page, name="client-page"),
     path("async-login-inside/", views.async_login_inside, name="async-login-inside"),
+    path("cbv/", views.class_based, name="cbv"),
 ]

@@ -7,6 +7,7 @@ import json
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import View
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from django_asyncjobs import Job, offload
@@ -114,3 +115,11 @@ def client_page(request: HttpRequest) -> HttpResponse:
 async def async_login_inside(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
     return HttpResponse(f"async hello {user.get_username()}")
+
+
+class ClassBased(View):
+    def post(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("class-based POST")
+
+
+class_based = offload(ClassBased.as_view())
