@@ -31,6 +31,7 @@ from .queues import queue_stats
 logger = logging.getLogger("django_asyncjobs")
 
 _cache: dict[str, tuple[float, QueueState]] = {}
+_failures: dict[str, float] = {}
 _lock = threading.Lock()
 
 
@@ -128,19 +129,35 @@ def check(queue: str, incoming: int = 1) -> None:
     """
     if limits_for(queue) == (None, None):
         return
-    try:
-        state = queue_state(queue)
-    except RedisError as exc:
-        logger.warning("Back-pressure check of queue %r skipped: %s", queue, exc)
+    state = queue_state_or_none(queue)
+    if state is None:
         return
     reason = state.reason_for(incoming)
     if reason:
         raise QueueFull(state, reason)
 
 
+def queue_state_or_none(queue: str) -> QueueState | None:
+    """:func:`queue_state`, or ``None`` when Redis cannot be reached.
+
+    A failure is remembered for ``BACKPRESSURE_CACHE_SECONDS`` too, so that during a
+    Redis outage requests do not each wait for a connection attempt.
+    """
+    failed_at = _failures.get(queue)
+    if failed_at is not None and time.monotonic() - failed_at < float(app_settings.BACKPRESSURE_CACHE_SECONDS):
+        return None
+    try:
+        return queue_state(queue)
+    except RedisError as exc:
+        _failures[queue] = time.monotonic()
+        logger.warning("Back pressure not checked for queue %r: %s", queue, exc)
+        return None
+
+
 def forget_states() -> None:
     with _lock:
         _cache.clear()
+        _failures.clear()
 
 
 @receiver(setting_changed)

@@ -181,7 +181,18 @@ def check_registered_jobs(app_configs: Sequence[AppConfig] | None = None, **kwar
     rq_queues = getattr(settings, "RQ_QUEUES", None)
     if not isinstance(rq_queues, dict) or not rq_queues:
         return []
-    return [
+    from .offloading import offloaded_views
+
+    messages: list[CheckMessage] = [
+        Error(
+            f"Offloaded view {name!r} uses queue {queue!r}, which is not in RQ_QUEUES.",
+            hint=f"Add it to RQ_QUEUES or change @offload(queue=...). Configured: {', '.join(sorted(rq_queues))}.",
+            id="asyncjobs.E006",
+        )
+        for name, queue in offloaded_views()
+        if queue is not None and queue not in rq_queues
+    ]
+    return messages + [
         Error(
             f"Job {name!r} uses queue {job_function.options.queue!r}, which is not in RQ_QUEUES.",
             hint=f"Add the queue to RQ_QUEUES or change @job(queue=...). Configured: {', '.join(sorted(rq_queues))}.",

@@ -25,8 +25,11 @@ Optimistic = Callable[..., HttpResponseBase]
 _probing: contextvars.ContextVar[bool] = contextvars.ContextVar("asyncjobs_probing", default=False)
 
 
-class _ChecksPassed(Exception):
-    """Raised at the innermost view during the request-time probe: every decorator let it through."""
+class _ChecksPassed(BaseException):
+    """Raised at the innermost view during the request-time probe: every decorator let it through.
+
+    A ``BaseException`` so that a decorator's own ``except Exception`` does not swallow it.
+    """
 
 
 def offload(
@@ -47,12 +50,16 @@ def offload(
     their checks run in the request, before anything is queued.
     """
     allowed = {m.upper() for m in methods} if methods else None
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+    ):
+        raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
 
     def decorate(view_func: View) -> View:
         is_async = inspect.iscoroutinefunction(inspect.unwrap(view_func))
         owner = getattr(view_func, "view_class", view_func)  # as_view() functions are named by their class
         name = f"{owner.__module__}.{owner.__qualname__}"
-        register_view(name, view_func, is_async)
+        register_view(name, view_func, is_async, queue)
         probe = _install_probe(view_func, is_async)
 
         def target_queue() -> str:
@@ -75,7 +82,7 @@ def offload(
                 return JsonResponse({"error": "request_too_large", "detail": str(exc)}, status=413)
             try:
                 job = run_offloaded_view.enqueue(
-                    name, data, queue=queue_name, owner=request.user, max_attempts=max_attempts
+                    name, data, queue=queue_name, owner=getattr(request, "user", None), max_attempts=max_attempts
                 )
             except QueueFull as exc:
                 discard_uploads(data)
@@ -116,7 +123,11 @@ def offload(
                 return accept(request, args, kwargs)
 
             wrapper = functools.wraps(view_func)(sync_wrapper)
-        wrapper.asyncjobs_offload = {"queue": target_queue, "methods": allowed}  # type: ignore[attr-defined]
+        wrapper.asyncjobs_offload = {  # type: ignore[attr-defined]
+            "queue": target_queue,
+            "runs_inline": runs_inline,
+            "configured_queue": queue,
+        }
         return wrapper
 
     return decorate(view) if view is not None else decorate
@@ -187,9 +198,9 @@ def accepted_response(
     return response
 
 
-def offloaded_queue(view_func: Any, method: str) -> str | None:
-    """The queue an ``@offload`` view would use for ``method``; ``None`` if it would not enqueue."""
+def offloaded_queue(view_func: Any, request: HttpRequest) -> str | None:
+    """The queue an ``@offload`` view would use for ``request``; ``None`` if it would not enqueue."""
     spec = getattr(view_func, "asyncjobs_offload", None)
-    if spec is None or (spec["methods"] is not None and method.upper() not in spec["methods"]):
+    if spec is None or spec["runs_inline"](request):
         return None
     return str(spec["queue"]())

@@ -54,8 +54,6 @@ def enqueue_calls(
     if idempotency_key is not None and len(calls) != 1:
         raise ValueError("idempotency_key applies to a single enqueue, not enqueue_many()")
     delayed = due_at is not None and due_at > now
-    if not delayed:
-        check_backpressure(queue_name, incoming=len(calls))
     jobs = [
         Job(
             name=job_function.name,
@@ -72,6 +70,12 @@ def enqueue_calls(
         )
         for args, kwargs in (_checked_call(job_function.name, call) for call in calls)
     ]
+    if idempotency_key is not None:
+        existing = Job.objects.filter(name=job_function.name, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return [existing]
+    if not delayed:
+        check_backpressure(queue_name, incoming=len(jobs))
     if idempotency_key is not None:
         existing = _save_idempotent(jobs[0])
         if existing is not None:
@@ -153,10 +157,7 @@ def _describe_unserializable(name: str, args: Sequence[Any], kwargs: Mapping[str
 
 
 def _save_idempotent(job: Job) -> Job | None:
-    """Insert ``job`` unless one with the same name and key exists; return that one if so."""
-    existing = Job.objects.filter(name=job.name, idempotency_key=job.idempotency_key).first()
-    if existing is not None:
-        return existing
+    """Insert ``job``; if a concurrent call inserted the same name and key first, return that one."""
     try:
         with transaction.atomic(using=router.db_for_write(Job)):
             job.save(force_insert=True)

@@ -10,9 +10,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
-from redis.exceptions import RedisError
 
-from .backpressure import QueueFull, limits_for, queue_state
+from .backpressure import QueueFull, limits_for, queue_state_or_none
 from .conf import app_settings
 from .decorators import offloaded_queue
 from .responses import busy_response
@@ -50,13 +49,11 @@ class BackpressureMiddleware(MiddlewareMixin):
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> HttpResponseBase | None:
-        queue = offloaded_queue(view_func, request.method or "GET") or queue_for_path(request.path_info)
+        queue = offloaded_queue(view_func, request) or queue_for_path(request.path_info)
         if queue is None or limits_for(queue) == (None, None):
             return None
-        try:
-            state = queue_state(queue)
-        except RedisError as exc:
-            logger.warning("Back pressure not checked for queue %r: %s", queue, exc)
+        state = queue_state_or_none(queue)
+        if state is None:
             return None
         reason = state.reason_for(1)
         return busy_response(request, QueueFull(state, reason)) if reason else None

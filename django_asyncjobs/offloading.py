@@ -24,6 +24,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponseBase, QueryDict
 from django.urls import get_resolver, resolve
+from django.utils import translation
 from django.utils.datastructures import MultiValueDict
 
 from .conf import app_settings
@@ -44,24 +45,31 @@ class OffloadedView:
     name: str
     view: Callable[..., Any]
     is_async: bool
+    queue: str | None = None
 
 
 _views: dict[str, OffloadedView] = {}
 
 
-def register_view(name: str, view: Callable[..., Any], is_async: bool) -> None:
+def register_view(name: str, view: Callable[..., Any], is_async: bool, queue: str | None = None) -> None:
     existing = _views.get(name)
-    if existing is not None and _code_of(existing.view) is not _code_of(view):
+    if existing is not None and _identity(existing.view) != _identity(view):
         raise ConfigurationError(
             f"Two different views are offloaded as {name!r}. Offloaded views are found on the worker by "
             "module and name, so each must have its own."
         )
-    _views[name] = OffloadedView(name, view, is_async)
+    _views[name] = OffloadedView(name, view, is_async, queue)
 
 
-def _code_of(view: Callable[..., Any]) -> Any:
+def offloaded_views() -> list[tuple[str, str | None]]:
+    """``(name, configured queue)`` of every offloaded view registered in this process."""
+    return sorted((view.name, view.queue) for view in _views.values())
+
+
+def _identity(view: Callable[..., Any]) -> tuple[Any, str]:
+    """What makes two registrations the same view: its code (or class) and as_view() arguments."""
     inner = getattr(view, "view_class", None) or inspect.unwrap(view)
-    return getattr(inner, "__code__", inner)
+    return getattr(inner, "__code__", inner), repr(sorted(getattr(view, "view_initkwargs", {}).items()))
 
 
 def get_view(name: str) -> OffloadedView:
@@ -93,6 +101,7 @@ def capture(request: HttpRequest) -> dict[str, Any]:
         "host": request.get_host(),
         "meta": {key: request.META[key] for key in app_settings.OFFLOAD_HEADERS if key in request.META},
         "user_id": _json_pk(user.pk) if user is not None and user.is_authenticated else None,
+        "language": getattr(request, "LANGUAGE_CODE", None) or translation.get_language(),
         "post": None,
         "files": [],
         "body": None,
@@ -131,13 +140,16 @@ def discard_uploads(data: dict[str, Any]) -> None:
 class UnavailableSession:
     """Stands in for ``request.session`` on a worker: any use is a clear error."""
 
-    def __getattr__(self, name: str) -> Any:
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise OffloadError(
             "request.session is not available in an offloaded view: the worker has no session. "
             "Read what you need in a view that runs in the request and pass it on."
         )
 
-    __getitem__ = __setitem__ = __contains__ = __getattr__
+    def __getattr__(self, name: str) -> Any:
+        return self._refuse()
+
+    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = __bool__ = _refuse
 
 
 def rebuild(data: dict[str, Any]) -> HttpRequest:
@@ -194,13 +206,15 @@ def run_offloaded_view(view_name: str, request_data: dict[str, Any]) -> dict[str
     assert this is not None
     done = False
     try:
-        request = rebuild(request_data)
-        match = request.resolver_match
-        assert match is not None
-        if offloaded.is_async:
-            response = async_to_sync(offloaded.view)(request, *match.args, **match.kwargs)
-        else:
-            response = offloaded.view(request, *match.args, **match.kwargs)
+        # The request's language, as LocaleMiddleware set it; also needed to resolve i18n_patterns.
+        with translation.override(request_data.get("language")):
+            request = rebuild(request_data)
+            match = request.resolver_match
+            assert match is not None
+            if offloaded.is_async:
+                response = async_to_sync(offloaded.view)(request, *match.args, **match.kwargs)
+            else:
+                response = offloaded.view(request, *match.args, **match.kwargs)
         if not isinstance(response, HttpResponseBase):
             raise OffloadError(f"Offloaded view {view_name} returned {type(response).__name__}, not a response.")
         stored = store_response(response, this)

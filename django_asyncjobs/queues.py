@@ -192,7 +192,8 @@ def _record_finished(pipe: Any, finished: Sequence[tuple[str, str]]) -> None:
     bucket = int(time.time()) // THROUGHPUT_BUCKET_SECONDS
     counts: dict[str, int] = {}
     for _, queue in finished:
-        counts[queue] = counts.get(queue, 0) + 1
+        if queue:  # "" marks a message that was skipped, not run: it does not count
+            counts[queue] = counts.get(queue, 0) + 1
     for queue, count in counts.items():
         key = _throughput_key(queue, bucket)
         pipe.incrby(key, count)
@@ -262,9 +263,14 @@ def depth(queue: str) -> int:
     return int(get_connection(queue).llen(get_queue(queue).key))
 
 
+#: How far into a queue ``position()`` looks (LPOS scans the list).
+POSITION_SCAN_LIMIT = 10_000
+
+
 def position(queue: str, job_id: str) -> int | None:
-    """How many messages are ahead of ``job_id``'s in ``queue``; ``None`` if it is not there."""
-    found: Any = get_connection(queue).lpos(get_queue(queue).key, job_id)
+    """How many messages are ahead of ``job_id``'s in ``queue``; ``None`` if it is not
+    among the first ``POSITION_SCAN_LIMIT`` (or the server predates LPOS, Redis 6.0.6)."""
+    found: Any = get_connection(queue).lpos(get_queue(queue).key, job_id, maxlen=POSITION_SCAN_LIMIT)
     return None if found is None else int(found)
 
 

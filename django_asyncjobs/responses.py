@@ -4,6 +4,7 @@ offloaded view's response as its job's result (and serving it back)."""
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.core.files.base import ContentFile
@@ -63,9 +64,11 @@ def store_response(response: HttpResponseBase, job: Job) -> dict[str, Any]:
         STORED_RESPONSE: 1,
         "status": response.status_code,
         "headers": [[name, value] for name, value in response.items()],
+        "cookies": [morsel.OutputString() for morsel in response.cookies.values()],
     }
     if len(body) > int(app_settings.OFFLOAD_INLINE_RESPONSE_SIZE):
-        record["file"] = _storage().save(f"asyncjobs/results/{job.pk}/body", ContentFile(body))
+        # A random name, not the job id: the storage may be served publicly (MEDIA_URL).
+        record["file"] = _storage().save(f"asyncjobs/results/{uuid.uuid4().hex}/body", ContentFile(body))
     else:
         try:
             record["text"] = body.decode("utf-8")
@@ -88,6 +91,8 @@ def restore_response(record: dict[str, Any]) -> HttpResponseBase:
     for name, value in record["headers"]:
         if name.lower() not in ("content-length",):
             response[name] = value
+    for cookie in record.get("cookies", []):
+        response.cookies.load(cookie)
     return response
 
 

@@ -105,7 +105,7 @@ class Worker(SimpleWorker):
             signal.signal(signal.SIGUSR1, previous)
             self._current_job_id = None
         if outcome is not Outcome.REFUSED:
-            self._finished.append((job_id, queue.name))
+            self._finished.append((job_id, "" if outcome is Outcome.SKIPPED else queue.name))
         self.outcomes[outcome] += 1
         self.set_state(WorkerStatus.IDLE)
 
