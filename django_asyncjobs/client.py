@@ -21,10 +21,20 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-__all__ = ["AsyncJobsClient", "Busy", "ClientError", "JobFailed", "Response", "backoff_delay", "retry_after_seconds"]
+__all__ = [
+    "AsyncJobsClient",
+    "Busy",
+    "ClientError",
+    "JobFailed",
+    "Response",
+    "Timeout",
+    "backoff_delay",
+    "retry_after_seconds",
+]
 
 
 class ClientError(Exception):
@@ -39,6 +49,10 @@ class Busy(ClientError):
         super().__init__(f"{url} answered 503 {attempts} times; giving up.")
 
 
+class Timeout(ClientError):
+    """The job had not finished within the client's ``timeout``."""
+
+
 class JobFailed(ClientError):
     """The job ended ``failed`` or ``cancelled``; ``job`` is its last status document."""
 
@@ -50,7 +64,8 @@ class JobFailed(ClientError):
 @dataclass
 class Response:
     status: int
-    headers: Mapping[str, str]
+    #: Case-insensitive, as HTTP header names are.
+    headers: Message
     body: bytes
     #: The job's last status document, when the request was offloaded.
     job: dict[str, Any] | None = field(default=None)
@@ -95,12 +110,14 @@ class AsyncJobsClient:
         poll_min: float = 0.25,
         poll_max: float = 10.0,
         timeout: float = 300.0,
+        request_timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url
         self.headers = dict(headers or {})
         self.max_retries, self.base_delay, self.max_delay = max_retries, base_delay, max_delay
         self.poll_min, self.poll_max, self.timeout = poll_min, poll_max, timeout
+        self.request_timeout = request_timeout
         self.sleep = sleep
 
     def submit(
@@ -146,7 +163,7 @@ class AsyncJobsClient:
             if job["status"] in ("failed", "cancelled"):
                 raise JobFailed(job)
             if time.monotonic() > deadline:
-                raise ClientError(f"Job {job['id']} still {job['status']} after {self.timeout}s.")
+                raise Timeout(f"Job {job['id']} still {job['status']} after {self.timeout}s.")
             hint = retry_after_seconds(response.headers.get("Retry-After"))
             delay = hint if hint is not None else self.poll_min * 2**attempt
             self.sleep(min(self.poll_max, max(self.poll_min, delay)))
@@ -180,10 +197,12 @@ class AsyncJobsClient:
         )
         opener = urllib.request.build_opener(_NoRedirect)
         try:
-            with opener.open(request, timeout=30) as reply:
-                return Response(reply.status, dict(reply.headers.items()), reply.read())
+            with opener.open(request, timeout=self.request_timeout) as reply:
+                return Response(reply.status, reply.headers, reply.read())
         except urllib.error.HTTPError as error:
-            return Response(error.code, dict(error.headers.items()), error.read())
+            return Response(error.code, error.headers, error.read())
+        except (urllib.error.URLError, OSError) as error:
+            raise ClientError(f"{method} {full_url} failed: {error}") from error
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -77,6 +77,20 @@ def test_submit_retries_503_then_polls_to_the_result(settings, live_server, star
     assert events["accepted"] == 1 and events["done"] == 1
     assert events["progress"][-1] == "succeeded"
 
+    failed = page.evaluate(
+        """async () => {
+          const seen = [];
+          try {
+            await AsyncJobs.submit("/uses-session/", {method: "GET", pollMin: 50, onFailed: (job) => seen.push(job)});
+            return {rejected: false};
+          } catch (error) {
+            return {rejected: true, name: error.name, status: seen[0].status, detail: seen[0].error};
+          }
+        }"""
+    )
+    assert failed["rejected"] and failed["name"] == "JobFailed" and failed["status"] == "failed"
+    assert "request.session is not available" in failed["detail"]
+
 
 def test_helpers(page, live_server) -> None:
     page.goto(f"{live_server.url}/client-page/")

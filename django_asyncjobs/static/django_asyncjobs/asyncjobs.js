@@ -87,31 +87,35 @@
     }
   }
 
-  function jsonInit() {
-    return {headers: {Accept: "application/json"}, credentials: "same-origin"};
+  function jsonInit(opts) {
+    return {headers: Object.assign({Accept: "application/json"}, opts.headers), credentials: "same-origin"};
+  }
+
+  function fail(opts, error, job) {
+    call(opts.onFailed, job || {error: error});
+    throw error;
   }
 
   async function poll(statusUrl, options) {
     var opts = settings(options);
     var deadline = Date.now() + opts.timeout;
     for (var attempt = 0; ; attempt++) {
-      var response = await fetchWithRetries(statusUrl, jsonInit(), opts);
+      var response = await fetchWithRetries(statusUrl, jsonInit(opts), opts);
       if (!response.ok) {
-        throw failure("JobFailed", statusUrl + " answered " + response.status, {status: response.status});
+        fail(opts, failure("JobFailed", statusUrl + " answered " + response.status, {status: response.status}));
       }
       var job = await response.json();
       call(opts.onProgress, job);
       if (job.status === "succeeded") {
-        var result = await fetchWithRetries(job.result_url, {credentials: "same-origin"}, opts);
+        var result = await fetchWithRetries(job.result_url, {headers: opts.headers, credentials: "same-origin"}, opts);
         call(opts.onDone, job, result);
         return {job: job, response: result};
       }
       if (job.status === "failed" || job.status === "cancelled") {
-        call(opts.onFailed, job);
-        throw failure("JobFailed", "job " + job.id + " " + job.status, {job: job});
+        fail(opts, failure("JobFailed", "job " + job.id + " " + job.status, {job: job}), job);
       }
       if (Date.now() > deadline) {
-        throw failure("Timeout", "job " + job.id + " still " + job.status, {job: job});
+        fail(opts, failure("Timeout", "job " + job.id + " still " + job.status, {job: job}));
       }
       var hinted = retryAfterMs(response);
       var delay = hinted !== null ? hinted : opts.pollMin * Math.pow(2, attempt);
