@@ -116,3 +116,31 @@ def test_redis_down_lets_work_through(settings) -> None:
     settings.RQ_QUEUES = {**settings.RQ_QUEUES, "default": {"URL": "redis://127.0.0.1:1/0"}}
     job = add.enqueue(1, 1)  # kept as queued for recovery, not refused
     assert Job.objects.filter(pk=job.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_existing_idempotent_job_is_returned_even_when_full(settings) -> None:
+    settings.ASYNCJOBS = {**LIMITED, "BACKPRESSURE_CACHE_SECONDS": 0}
+    first = add.enqueue(1, 1, idempotency_key="k1")
+    add.enqueue_many([(2, 2), (3, 3)])
+    assert add.enqueue(1, 1, idempotency_key="k1").pk == first.pk
+    with pytest.raises(QueueFull):
+        add.enqueue(1, 1, idempotency_key="k2")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bad_arguments_are_reported_before_back_pressure(settings) -> None:
+    from django_asyncjobs import SerializationError
+
+    settings.ASYNCJOBS = {**LIMITED, "QUEUE_LIMITS": {"default": {"MAX_DEPTH": 1}}, "BACKPRESSURE_CACHE_SECONDS": 0}
+    add.enqueue(1, 1)
+    with pytest.raises(SerializationError):
+        add.enqueue(object(), 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_skipped_messages_do_not_count_as_throughput(run_worker, redis) -> None:
+    job = noop.enqueue()
+    job.cancel()
+    run_worker("default")
+    assert queue_stats("default").throughput == 0

@@ -71,3 +71,8 @@ def test_async_stack(saturated) -> None:
     response = async_to_sync(AsyncClient().post)("/echo-async/")
     assert response.status_code == 503
     assert response["Retry-After"] == "90"
+
+
+def test_requests_the_view_would_run_inline_pass(saturated) -> None:
+    response = Client().get("/maybe-cheap/?cheap=1")  # sync_if says inline: nothing would be queued
+    assert (response.status_code, response.content) == (200, b"computed")

@@ -255,3 +255,15 @@ def test_two_views_under_one_name_are_refused() -> None:
             return None
 
         offload(clash)
+
+
+def test_cookies_set_by_the_view_come_back_with_the_result(ann, run_worker) -> None:
+    result = follow_to_result(ann, ann.post("/sets-cookie/"), run_worker)
+    assert result.cookies["theme"].value == "dark"
+    assert result.cookies["theme"]["httponly"]
+
+
+def test_session_writes_fail_clearly_too(ann, run_worker) -> None:
+    ann.post("/writes-session/")
+    run_worker()
+    assert "request.session is not available" in Job.objects.get().error

@@ -20,4 +20,6 @@ urlpatterns = [
     path("client-page/", views.client_page, name="client-page"),
     path("async-login-inside/", views.async_login_inside, name="async-login-inside"),
     path("cbv/", views.class_based, name="cbv"),
+    path("sets-cookie/", views.sets_cookie, name="sets-cookie"),
+    path("writes-session/", views.writes_session, name="writes-session"),
 ]

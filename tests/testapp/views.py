@@ -123,3 +123,16 @@ class ClassBased(View):
 
 
 class_based = offload(ClassBased.as_view())
+
+
+@offload
+def sets_cookie(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse("cookie set")
+    response.set_cookie("theme", "dark", max_age=3600, httponly=True)
+    return response
+
+
+@offload
+def writes_session(request: HttpRequest) -> HttpResponse:
+    request.session["seen"] = True
+    return HttpResponse("never")
