@@ -94,8 +94,12 @@ def start_worker(subprocess_env: dict[str, str]) -> Iterator[Callable[..., subpr
     yield start
     for process in started:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()  # a warm stop closes its database connection before the test DB is dropped
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def wait_for(condition: Callable[[], Any], seconds: float = 30.0, what: str = "condition") -> Any:
