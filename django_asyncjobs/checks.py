@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections.abc import Callable, Sequence
@@ -181,8 +182,14 @@ def check_registered_jobs(app_configs: Sequence[AppConfig] | None = None, **kwar
     rq_queues = getattr(settings, "RQ_QUEUES", None)
     if not isinstance(rq_queues, dict) or not rq_queues:
         return []
+    from django.urls import get_resolver
+
     from .offloading import offloaded_views
 
+    # Importing the URLconf imports the views, which registers the offloaded ones.
+    # A broken URLconf is reported by Django's own URL checks.
+    with contextlib.suppress(Exception):
+        get_resolver().url_patterns  # noqa: B018
     messages: list[CheckMessage] = [
         Error(
             f"Offloaded view {name!r} uses queue {queue!r}, which is not in RQ_QUEUES.",

@@ -13,6 +13,7 @@ result. The same policy as the JavaScript helper (``asyncjobs.js``).
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import time
@@ -50,7 +51,12 @@ class Busy(ClientError):
 
 
 class Timeout(ClientError):
-    """The job had not finished within the client's ``timeout``."""
+    """The job had not finished within the client's ``timeout``; ``job`` is its last status
+    document, and ``wait(job["status_url"])`` resumes waiting."""
+
+    def __init__(self, job: dict[str, Any], timeout: float) -> None:
+        self.job = job
+        super().__init__(f"Job {job.get('id')} still {job.get('status')} after {timeout}s.")
 
 
 class JobFailed(ClientError):
@@ -153,7 +159,10 @@ class AsyncJobsClient:
             response = self._with_retries(status_url, "GET", None, {}, on_busy)
             if response.status != 200:
                 raise ClientError(f"{status_url} answered {response.status}: {response.body[:200]!r}")
-            job = response.json()
+            try:
+                job = response.json()
+            except ValueError as error:
+                raise ClientError(f"{status_url} did not answer JSON: {response.body[:200]!r}") from error
             if on_progress:
                 on_progress(job)
             if job["status"] == "succeeded":
@@ -163,7 +172,7 @@ class AsyncJobsClient:
             if job["status"] in ("failed", "cancelled"):
                 raise JobFailed(job)
             if time.monotonic() > deadline:
-                raise Timeout(f"Job {job['id']} still {job['status']} after {self.timeout}s.")
+                raise Timeout(job, self.timeout)
             hint = retry_after_seconds(response.headers.get("Retry-After"))
             delay = hint if hint is not None else self.poll_min * 2**attempt
             self.sleep(min(self.poll_max, max(self.poll_min, delay)))
@@ -201,7 +210,7 @@ class AsyncJobsClient:
                 return Response(reply.status, reply.headers, reply.read())
         except urllib.error.HTTPError as error:
             return Response(error.code, error.headers, error.read())
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             raise ClientError(f"{method} {full_url} failed: {error}") from error
 
 

@@ -87,6 +87,9 @@ def offload(
             except QueueFull as exc:
                 discard_uploads(data)
                 return busy_response(request, exc)
+            except BaseException:
+                discard_uploads(data)
+                raise
             return accepted_response(request, job, optimistic, args, kwargs)
 
         if is_async:

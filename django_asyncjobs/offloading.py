@@ -53,7 +53,7 @@ _views: dict[str, OffloadedView] = {}
 
 def register_view(name: str, view: Callable[..., Any], is_async: bool, queue: str | None = None) -> None:
     existing = _views.get(name)
-    if existing is not None and _identity(existing.view) != _identity(view):
+    if existing is not None and not _same_view(existing.view, view):
         raise ConfigurationError(
             f"Two different views are offloaded as {name!r}. Offloaded views are found on the worker by "
             "module and name, so each must have its own."
@@ -66,10 +66,24 @@ def offloaded_views() -> list[tuple[str, str | None]]:
     return sorted((view.name, view.queue) for view in _views.values())
 
 
-def _identity(view: Callable[..., Any]) -> tuple[Any, str]:
-    """What makes two registrations the same view: its code (or class) and as_view() arguments."""
-    inner = getattr(view, "view_class", None) or inspect.unwrap(view)
-    return getattr(inner, "__code__", inner), repr(sorted(getattr(view, "view_initkwargs", {}).items()))
+def _same_view(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """Whether two registrations are the same view (decorated again), not two views of one name."""
+    if a is b:
+        return True
+    if getattr(a, "view_initkwargs", None) != getattr(b, "view_initkwargs", None):
+        return False
+    inner_a = getattr(a, "view_class", None) or inspect.unwrap(a)
+    inner_b = getattr(b, "view_class", None) or inspect.unwrap(b)
+    if inner_a is inner_b:
+        return True
+    # Views made by one factory share their code and differ in what their closures hold.
+    cells_a = [c.cell_contents for c in getattr(inner_a, "__closure__", None) or ()]
+    cells_b = [c.cell_contents for c in getattr(inner_b, "__closure__", None) or ()]
+    return (
+        getattr(inner_a, "__code__", None) is getattr(inner_b, "__code__", object())
+        and len(cells_a) == len(cells_b)
+        and all(x is y for x, y in zip(cells_a, cells_b, strict=True))
+    )
 
 
 def get_view(name: str) -> OffloadedView:
@@ -188,6 +202,7 @@ def rebuild(data: dict[str, Any]) -> HttpRequest:
     if user_id is not None:
         user = get_user_model()._default_manager.filter(pk=user_id).first() or AnonymousUser()
     request.user = user
+    request.LANGUAGE_CODE = data.get("language") or translation.get_language()
 
     async def auser() -> Any:  # what AuthenticationMiddleware provides for async views
         return user

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_safe
 from redis.exceptions import RedisError
 
 from .access import can_view, result_url, status_url
-from .backpressure import clamp_retry_after, estimate_wait, queue_state
+from .backpressure import clamp_retry_after, estimate_wait, queue_state_or_none
 from .models import Job, JobStatus
 from .queues import position
 from .responses import is_stored_response, restore_response, wants_html
@@ -30,7 +30,7 @@ class HttpResponseSeeOther(HttpResponseRedirect):
 
 def _get_job(request: HttpRequest, job_id: uuid.UUID) -> Job:
     job = Job.objects.filter(pk=job_id).first()
-    if job is None or not can_view(request.user, job, request.GET.get("token")):
+    if job is None or not can_view(getattr(request, "user", None), job, request.GET.get("token")):
         raise Http404("No such job.")
     return job
 
@@ -56,14 +56,14 @@ def describe(job: Job) -> dict[str, Any]:
         "estimated_wait": None,
     }
     if job.status == JobStatus.QUEUED:
+        state = queue_state_or_none(job.queue)
         try:
-            ahead = position(job.queue, str(job.pk))
-            throughput = queue_state(job.queue).throughput
+            ahead = position(job.queue, str(job.pk)) if state is not None else None
         except RedisError:
             ahead = None
-        if ahead is not None:
+        if ahead is not None and state is not None:
             data["position"] = ahead
-            data["estimated_wait"] = estimate_wait(ahead + 1, throughput)
+            data["estimated_wait"] = estimate_wait(ahead + 1, state.throughput)
     if job.status == JobStatus.SUCCEEDED:
         data["result_url"] = result_url(job)
     if job.status == JobStatus.FAILED and job.error:

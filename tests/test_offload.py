@@ -267,3 +267,20 @@ def test_session_writes_fail_clearly_too(ann, run_worker) -> None:
     ann.post("/writes-session/")
     run_worker()
     assert "request.session is not available" in Job.objects.get().error
+
+
+def test_views_from_one_factory_are_refused_under_one_name() -> None:
+    from django_asyncjobs import offload
+    from django_asyncjobs.exceptions import ConfigurationError
+
+    def make(greeting: str):
+        def greet(request):
+            return greeting
+
+        return greet
+
+    hello = make("hello")
+    offload(hello)
+    offload(hello)  # the same view decorated again is fine
+    with pytest.raises(ConfigurationError, match="Two different views"):
+        offload(make("bye"))
