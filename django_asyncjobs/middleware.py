@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 
@@ -19,15 +20,28 @@ from .responses import busy_response
 logger = logging.getLogger("django_asyncjobs")
 
 
-@lru_cache(maxsize=16)
-def _compiled(patterns: tuple[tuple[str, str], ...]) -> list[tuple[re.Pattern[str], str]]:
-    return [(re.compile(pattern), queue) for pattern, queue in patterns]
+_compiled_paths: list[tuple[re.Pattern[str], str]] | None = None
+
+
+@receiver(setting_changed)
+def _forget_paths(setting: str, **kwargs: Any) -> None:
+    global _compiled_paths
+    if setting == "ASYNCJOBS":
+        _compiled_paths = None
+
+
+def _paths() -> list[tuple[re.Pattern[str], str]]:
+    # Compiled once per settings change: this runs on every request.
+    global _compiled_paths
+    if _compiled_paths is None:
+        patterns = app_settings.BACKPRESSURE_PATHS or {}
+        _compiled_paths = [(re.compile(pattern), queue) for pattern, queue in patterns.items()]
+    return _compiled_paths
 
 
 def queue_for_path(path: str) -> str | None:
     """The queue guarding ``path`` by ``ASYNCJOBS["BACKPRESSURE_PATHS"]``, if any."""
-    patterns = app_settings.BACKPRESSURE_PATHS or {}
-    for pattern, queue in _compiled(tuple(patterns.items())):
+    for pattern, queue in _paths():
         if pattern.search(path):
             return queue
     return None
