@@ -5,7 +5,7 @@ PIP_EXTRA ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck bench clean
+.PHONY: test lint typecheck bench bench-web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy django_asyncjobs
 
+# BENCH_ARGS go to bench_core.py, BENCH_WEB_ARGS to bench_web.py (their options differ).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_web.py $(BENCH_WEB_ARGS)
+
+bench-web: $(STAMP)
+	$(BIN)/python benchmarks/bench_web.py $(BENCH_WEB_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
