@@ -503,16 +503,26 @@ def run_child(db: str, args: argparse.Namespace, env: dict[str, str], out: Path)
     return result
 
 
-def parent_main(args: argparse.Namespace) -> None:
+def measure_databases(
+    args: argparse.Namespace,
+    *,
+    prefix: str,
+    run_child: Callable[[str, argparse.Namespace, dict[str, str], Path], Any],
+    render: Callable[..., str],
+    section_name: str,
+) -> None:
+    """The parent process of a benchmark: one private Redis server for the run, a child
+    process per database (PostgreSQL in a dedicated database, created and dropped), then
+    the report, printed and written into ``section_name`` of docs/benchmarks.md."""
     from django_asyncjobs.redis_server import RedisServer
 
     wanted = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     args.load_before = os.getloadavg()[0]
     log(f"load average: {args.load_before:.2f} (other work on the machine makes the figures noisy)")
     started = time.monotonic()
-    results: list[DbResult] = []
+    results: list[Any] = []
     skipped: list[str] = []
-    workdir = Path(tempfile.mkdtemp(prefix="asyncjobs-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     server = RedisServer().start()
     redis_version = redis_server_version(server.url)
     log(f"private Redis {redis_version} at {server.url} ({server.binary})")
@@ -550,11 +560,15 @@ def parent_main(args: argparse.Namespace) -> None:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
-    section = render(results, skipped, redis_version, args, elapsed)
-    print(section)
+    body = render(results, skipped, redis_version, args, elapsed)
+    print(body)
     if not args.no_docs:
-        write_section(DOCS_PAGE, SECTION, section)
-        log(f"wrote {DOCS_PAGE.relative_to(ROOT)} (section {SECTION}); total {elapsed:.0f} s")
+        write_section(DOCS_PAGE, section_name, body)
+        log(f"wrote {DOCS_PAGE.relative_to(ROOT)} (section {section_name}); total {elapsed:.0f} s")
+
+
+def parent_main(args: argparse.Namespace) -> None:
+    measure_databases(args, prefix="asyncjobs-bench-", run_child=run_child, render=render, section_name=SECTION)
 
 
 def redis_server_version(url: str) -> str:

@@ -32,19 +32,16 @@ import http.client
 import json
 import os
 import platform
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import Any, NamedTuple, TypedDict
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, sys.path[0] is benchmarks/; the packages live one level up.
@@ -61,15 +58,12 @@ from benchmarks.bench_core import (  # noqa: E402 - needs the sys.path fix above
     cpu_model,
     database_version,
     log,
+    measure_databases,
     med,
     percentile,
-    postgres_admin,
-    quoted_db_name,
     redis_py_version,
-    redis_server_version,
     table,
     verdict,
-    write_section,
 )
 from benchmarks.wsgi import BASE, CONTROL, WITH_MIDDLEWARE  # noqa: E402
 
@@ -594,57 +588,7 @@ def run_child(db: str, args: argparse.Namespace, env: dict[str, str], out: Path)
 
 
 def parent_main(args: argparse.Namespace) -> None:
-    from django_asyncjobs.redis_server import RedisServer
-
-    wanted = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    args.load_before = os.getloadavg()[0]
-    log(f"load average: {args.load_before:.2f} (other work on the machine makes the figures noisy)")
-    started = time.monotonic()
-    results: list[DbResult] = []
-    skipped: list[str] = []
-    workdir = Path(tempfile.mkdtemp(prefix="asyncjobs-bench-web-"))
-    server = RedisServer().start()
-    redis_version = redis_server_version(server.url)
-    log(f"private Redis {redis_version} at {server.url} ({server.binary})")
-    try:
-        for db in wanted:
-            env = dict(
-                os.environ,
-                DJANGO_SETTINGS_MODULE="benchmarks.settings",
-                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                ASYNCJOBS_BENCH_REDIS_URL=server.url,
-                ASYNCJOBS_BENCH_DB=db,
-            )
-            out = workdir / f"{db}.json"
-            if db == "sqlite":
-                env["ASYNCJOBS_BENCH_SQLITE"] = str(workdir / "bench.sqlite3")
-                env["ASYNCJOBS_BENCH_SQLITE_CONN_MAX_AGE"] = args.sqlite_conn_max_age
-                results.append(run_child(db, args, env, out))
-                continue
-            admin = postgres_admin(args.postgres_url)
-            if admin is None:
-                if args.db == "postgres":
-                    raise SystemExit("PostgreSQL is not reachable; nothing to measure.")
-                skipped.append(f"PostgreSQL was not reachable at {urlparse(args.postgres_url).netloc}: skipped.")
-                continue
-            name = quoted_db_name(args.postgres_url)
-            env["ASYNCJOBS_BENCH_POSTGRES_URL"] = args.postgres_url
-            with admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-                admin.execute(f"CREATE DATABASE {name}")
-                try:
-                    results.append(run_child(db, args, env, out))
-                finally:
-                    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    elapsed = time.monotonic() - started
-    section = render(results, skipped, redis_version, args, elapsed)
-    print(section)
-    if not args.no_docs:
-        write_section(DOCS_PAGE, SECTION, section)
-        log(f"wrote {DOCS_PAGE.relative_to(ROOT)} (section {SECTION}); total {elapsed:.0f} s")
+    measure_databases(args, prefix="asyncjobs-bench-web-", run_child=run_child, render=render, section_name=SECTION)
 
 
 # ------------------------------------------------------------------------------------------------
