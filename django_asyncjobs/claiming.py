@@ -35,6 +35,7 @@ def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
         .update(
             status=JobStatus.RUNNING,
             started_at=now,
+            heartbeat_at=now,
             attempts=F("attempts") + 1,
             worker=worker_name,
             progress=0,
@@ -58,9 +59,11 @@ def _claim_returning(
     sql, names, converters = _statement(connection, alias)
     field = Job._meta.pk
     assert field is not None
+    started_at = Job._meta.get_field("started_at").get_db_prep_value(now, connection)
     params = [
         JobStatus.RUNNING.value,
-        Job._meta.get_field("started_at").get_db_prep_value(now, connection),
+        started_at,
+        started_at,
         worker_name,
         field.get_db_prep_value(pk, connection),
         JobStatus.QUEUED.value,
@@ -86,6 +89,7 @@ def _statement(connection: BaseDatabaseWrapper, alias: str) -> tuple[str, list[s
         columns = ", ".join(quote(str(f.column)) for f in fields)
         sql = (
             f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('started_at')} = %s, "
+            f"{quote('heartbeat_at')} = %s, "
             f"{quote('attempts')} = {quote('attempts')} + 1, {quote('worker')} = %s, "
             f"{quote('progress')} = 0, {quote('progress_message')} = '' "
             f"WHERE {quote('id')} = %s AND {quote('status')} = %s RETURNING {columns}"

@@ -57,6 +57,25 @@ DEFAULTS: dict[str, Any] = {
     "OFFLOAD_INLINE_RESPONSE_SIZE": 256 * 1024,
     # Modules imported from every installed app so that their @job functions register.
     "AUTODISCOVER": ("jobs", "tasks"),
+    # Schedules declared in settings: {"name": {"job": "app.jobs.f", "cron": "0 * * * *"}}
+    # (or "interval": "5m"); see docs/scheduling.md. Synced into the Schedule table.
+    "SCHEDULES": {},
+    # Time zone of cron expressions (a schedule may set its own); None = settings.TIME_ZONE.
+    "SCHEDULE_TIMEZONE": None,
+    # A run more than this many seconds late is "missed": skipped, or run once ("catch_up").
+    "MISFIRE_GRACE": 60.0,
+    # Seconds between two recovery passes of the scheduler.
+    "RECOVERY_INTERVAL": 30.0,
+    # A queued job whose message is not in Redis is pushed again once it is this old (seconds).
+    "RECOVERY_GRACE": 60.0,
+    # A worker writes the running job's heartbeat this often (seconds); a running job whose
+    # heartbeat is older than HEARTBEAT_TIMEOUT is taken as lost by recovery.
+    "HEARTBEAT_INTERVAL": 10.0,
+    "HEARTBEAT_TIMEOUT": 60.0,
+    # At most this many missed windows per aggregation are caught up by the scheduler.
+    "AGGREGATION_MAX_CATCH_UP": 100,
+    # Job statistics rollups older than this (seconds, or "7d") are deleted.
+    "STATS_RETENTION": "7d",
 }
 
 

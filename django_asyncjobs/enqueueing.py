@@ -42,8 +42,12 @@ def enqueue_calls(
     owner: Any = None,
     idempotency_key: str | None = None,
     strict: bool | None = None,
+    schedule: Any = None,
 ) -> list[Job]:
-    """Save one ``Job`` per call and push their messages once the transaction commits."""
+    """Save one ``Job`` per call and push their messages once the transaction commits.
+
+    ``schedule`` is the ``Schedule`` that creates the jobs, if any.
+    """
     options = job_function.options
     queue_name = validate_queue(queue or options.resolved_queue())
     attempts = options.resolved_max_attempts() if max_attempts is None else max_attempts
@@ -64,6 +68,7 @@ def enqueue_calls(
             max_attempts=attempts,
             owner=owner if getattr(owner, "is_authenticated", owner is not None) else None,
             idempotency_key=idempotency_key,
+            schedule=schedule,
             created_at=now,
             run_at=due_at if delayed else None,
             enqueued_at=None if delayed else now,

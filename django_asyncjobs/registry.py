@@ -88,10 +88,14 @@ def _is_int_at_least(value: Any, minimum: int) -> bool:
 class JobFunction(Generic[P, R]):
     """A registered function. Call it to run inline, or ``.enqueue()`` it to run on a worker."""
 
-    def __init__(self, func: Callable[P, R], name: str, options: JobOptions) -> None:
+    def __init__(
+        self, func: Callable[P, R], name: str, options: JobOptions, schedule: str | timedelta | None = None
+    ) -> None:
         self.func = func
         self.name = name
         self.options = options
+        #: A cron expression or an interval declared with ``@job(schedule=...)``.
+        self.schedule = schedule
         self.is_async = inspect.iscoroutinefunction(func)
         functools.update_wrapper(self, func)
 
@@ -188,6 +192,7 @@ def job(
     retry_backoff: float | None = None,
     retry_backoff_max: float | None = None,
     retry_jitter: bool | None = None,
+    schedule: str | timedelta | float | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -202,11 +207,14 @@ def job(
     retry_backoff: float | None = None,
     retry_backoff_max: float | None = None,
     retry_jitter: bool | None = None,
+    schedule: str | timedelta | float | None = None,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function as a job. Usable bare (``@job``) or with options (``@job(queue=...)``).
 
     The job's name is ``module.qualname`` unless ``name`` is given; it is what the
-    database stores, so renaming a function renames its job.
+    database stores, so renaming a function renames its job. ``schedule`` (a cron
+    expression such as ``"*/5 * * * *"``, or an interval such as ``"10m"``) also runs
+    it periodically, without arguments, under a schedule named after the job.
     """
     options = JobOptions(
         queue=queue,
@@ -217,13 +225,36 @@ def job(
         retry_jitter=retry_jitter,
     )
 
+    declared = _checked_schedule(schedule, name or "this job")
+
     def decorate(f: Callable[P, R]) -> JobFunction[P, R]:
-        return register(f, name=name, options=options)
+        return register(f, name=name, options=options, schedule=declared)
 
     return decorate(func) if func is not None else decorate
 
 
-def register(func: Callable[P, R], *, name: str | None = None, options: JobOptions | None = None) -> JobFunction[P, R]:
+def _checked_schedule(schedule: str | timedelta | float | None, job_name: str) -> str | timedelta | None:
+    """A cron expression (five fields) or an interval, else ``ConfigurationError``."""
+    if schedule is None:
+        return None
+    from .durations import parse_duration
+    from .schedule_times import validate_cron
+
+    try:
+        if isinstance(schedule, str) and len(schedule.split()) > 1:
+            return validate_cron(schedule)
+        return parse_duration(schedule, what="schedule")
+    except ValueError as exc:
+        raise ConfigurationError(f"@job(schedule=...) of {job_name}: {exc}") from None
+
+
+def register(
+    func: Callable[P, R],
+    *,
+    name: str | None = None,
+    options: JobOptions | None = None,
+    schedule: str | timedelta | None = None,
+) -> JobFunction[P, R]:
     """Register ``func`` (the function form of ``@job``)."""
     if not callable(func):
         raise TypeError(f"@job decorates functions, got {func!r}")
@@ -239,7 +270,7 @@ def register(func: Callable[P, R], *, name: str | None = None, options: JobOptio
         raise ConfigurationError(
             f"Two functions are registered as job {job_name!r}: {_source_of(existing.func)} and {_source_of(func)}."
         )
-    job_function = JobFunction(func, job_name, options or JobOptions())
+    job_function = JobFunction(func, job_name, options or JobOptions(), schedule)
     _registry[job_name] = job_function
     return job_function
 
