@@ -132,9 +132,10 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-def _finish(job: Job, **fields: Any) -> bool:
-    """Write the attempt's outcome unless the row left ``running`` (cancelled meanwhile)."""
-    updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
+def _finish(job: Job, expected: dict[str, Any] | None = None, **fields: Any) -> bool:
+    """Write the attempt's outcome unless the row left ``running`` (cancelled meanwhile)
+    or, with ``expected``, no longer has those values."""
+    updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, **(expected or {})).update(**fields)
     for name, value in fields.items():
         setattr(job, name, value)
     return bool(updated)
@@ -152,7 +153,14 @@ def _record_success(job: Job, result: Any) -> Outcome:
     return Outcome.SUCCEEDED
 
 
-def _record_failure(job: Job, error: str, *, retry: bool, job_function: JobFunction[Any, Any] | None = None) -> Outcome:
+def _record_failure(
+    job: Job,
+    error: str,
+    *,
+    retry: bool,
+    job_function: JobFunction[Any, Any] | None = None,
+    expected: dict[str, Any] | None = None,
+) -> Outcome:
     now = timezone.now()
     will_retry = retry and job_function is not None and job.attempts < job.max_attempts
     if will_retry:
@@ -164,7 +172,7 @@ def _record_failure(job: Job, error: str, *, retry: bool, job_function: JobFunct
             fields.update(status=JobStatus.SCHEDULED, run_at=due)
         else:
             fields.update(status=JobStatus.QUEUED, enqueued_at=now, run_at=None)
-        if not _finish(job, **fields):
+        if not _finish(job, expected, **fields):
             return _cancelled_meanwhile(job)
         if delay <= 0:
             from .enqueueing import ring
@@ -172,7 +180,7 @@ def _record_failure(job: Job, error: str, *, retry: bool, job_function: JobFunct
             ring([job])
         logger.warning("Job %s (%s) attempt %d failed; retrying in %.1fs.", job.pk, job.name, job.attempts, delay)
     else:
-        if not _finish(job, status=JobStatus.FAILED, error=error, finished_at=now, **_progress_of(job)):
+        if not _finish(job, expected, status=JobStatus.FAILED, error=error, finished_at=now, **_progress_of(job)):
             return _cancelled_meanwhile(job)
         logger.error("Job %s (%s) failed after %d attempt(s).", job.pk, job.name, job.attempts)
     notify(job_failed, job, will_retry=will_retry)
@@ -191,6 +199,22 @@ def _record_interruption(job: Job) -> Outcome:
     return _record_failure(
         job, "JobInterrupted: the worker was stopped while the job ran.", retry=True, job_function=_lookup(job.name)
     )
+
+
+def record_lost_attempt(job: Job, error: str) -> Outcome:
+    """Fail the running attempt of ``job``, whose worker is gone; retry it if attempts are left.
+
+    Applied only if the row still shows the heartbeat recovery judged stale, so a
+    worker that beat in the meantime keeps its job. ``SKIPPED`` when it did.
+    """
+    outcome = _record_failure(
+        job,
+        error,
+        retry=True,
+        job_function=_lookup(job.name),
+        expected={"worker": job.worker, "heartbeat_at": job.heartbeat_at},
+    )
+    return Outcome.SKIPPED if outcome is Outcome.CANCELLED else outcome
 
 
 def _lookup(name: str) -> JobFunction[Any, Any] | None:

@@ -274,6 +274,39 @@ def position(queue: str, job_id: str) -> int | None:
     return None if found is None else int(found)
 
 
+#: Queues up to this deep are read whole to tell which messages are in them.
+MEMBERSHIP_SCAN_LIMIT = 100_000
+
+
+def missing_messages(queue: str, job_ids: Sequence[str]) -> list[str]:
+    """The ids in ``job_ids`` that have no message waiting in ``queue``.
+
+    A queue up to ``MEMBERSHIP_SCAN_LIMIT`` deep is read whole (one round trip per
+    10,000 ids), so a message popped by a worker that died before claiming its row
+    counts as missing. Deeper queues are judged by the message hashes, one
+    pipelined round trip: a flushed or restarted Redis loses those too.
+    """
+    if not job_ids:
+        return []
+    connection = get_connection(queue)
+    key = get_queue(queue).key
+    if connection.llen(key) <= MEMBERSHIP_SCAN_LIMIT:
+        waiting: set[str] = set()
+        start = 0
+        while True:
+            chunk = connection.lrange(key, start, start + 9_999)
+            waiting.update(_text(item) for item in chunk)
+            if len(chunk) < 10_000:
+                break
+            start += 10_000
+        return [job_id for job_id in job_ids if job_id not in waiting]
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.exists(Queue.job_class.key_for(job_id))
+        found = pipe.execute()
+    return [job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists]
+
+
 def send_stop(queue: str, worker_name: str, job_id: str) -> None:
     """Ask ``worker_name`` to stop ``job_id`` (RQ's ``stop-job`` command)."""
     send_command(get_connection(queue), worker_name, "stop-job", job_id=job_id)

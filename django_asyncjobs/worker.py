@@ -28,7 +28,9 @@ from rq.worker import SimpleWorker, WorkerStatus
 from .conf import app_settings
 from .exceptions import JobInterrupted, JobTimeout
 from .execution import Outcome, run_job
+from .heartbeat import JobHeartbeat
 from .queues import flush_finished, get_connection, get_queue, pop
+from .scheduler import SchedulerThread
 from .scheduling import promote_due_jobs
 
 logger = logging.getLogger("django_asyncjobs")
@@ -51,7 +53,16 @@ class Worker(SimpleWorker):
         self._last_suspension_check_at = 0.0
         self._last_promotion_at = 0.0
         self._stored_state: str | None = None
+        self._job_heartbeat: JobHeartbeat | None = None
+        self._scheduler_thread: SchedulerThread | None = None
         self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+
+    def start_scheduler(self) -> None:
+        """Run the scheduler loop in a thread of this worker (``--with-scheduler``)."""
+        if self._scheduler_thread is None:
+            self._scheduler_thread = SchedulerThread()
+            self._scheduler_thread.scheduler.sync()
+            self._scheduler_thread.start()
 
     # -- the loop RQ's ``work()`` drives -------------------------------------------------
 
@@ -95,6 +106,8 @@ class Worker(SimpleWorker):
         self._current_job_id = job_id
         self._interrupt_requested = False
         previous = signal.signal(signal.SIGUSR1, self._interrupt)
+        heartbeat = self._heartbeat_thread()
+        heartbeat.begin(job_id)
         try:
             outcome = run_job(job_id, worker_name=self.name, time_limit=self._time_limit)
         except Exception:
@@ -102,6 +115,7 @@ class Worker(SimpleWorker):
             self.log.exception("Worker %s: error while handling job %s", self.name, job_id)
             outcome = Outcome.ERROR
         finally:
+            heartbeat.end()
             signal.signal(signal.SIGUSR1, previous)
             self._current_job_id = None
         if outcome is not Outcome.REFUSED:
@@ -154,6 +168,13 @@ class Worker(SimpleWorker):
     def teardown(self) -> None:
         flush_finished(self.connection, self._finished)
         self._finished = []
+        if self._job_heartbeat is not None:
+            self._job_heartbeat.stop()
+            self._job_heartbeat.join(5)
+            self._job_heartbeat = None
+        if self._scheduler_thread is not None:
+            self._scheduler_thread.stop()
+            self._scheduler_thread = None
         super().teardown()  # type: ignore[no-untyped-call]
 
     # -- helpers ----------------------------------------------------------------------------
@@ -162,6 +183,12 @@ class Worker(SimpleWorker):
         if self._interrupt_requested and self._current_job_id is not None:
             self._interrupt_requested = False
             raise JobInterrupted()
+
+    def _heartbeat_thread(self) -> JobHeartbeat:
+        if self._job_heartbeat is None:
+            self._job_heartbeat = JobHeartbeat(self.name, lambda: self.heartbeat(timeout=self.worker_ttl))
+            self._job_heartbeat.start()
+        return self._job_heartbeat
 
     def _time_limit(self, seconds: int, job_id: str) -> Any:
         return self.death_penalty_class(seconds, JobTimeout, job_id=job_id)
@@ -202,9 +229,11 @@ def run_workers(
     max_jobs: int | None = None,
     logging_level: str = "INFO",
     worker_class: type[Worker] = Worker,
+    with_scheduler: bool = False,
 ) -> int:
     """Run ``concurrency`` worker processes until they stop; returns an exit status.
 
+    ``with_scheduler`` runs the scheduler loop in a thread of the (first) worker.
     With ``concurrency > 1`` the current process forks that many workers (after
     closing its database and Redis connections, which must not be shared across a
     fork) and supervises them: SIGINT/SIGTERM are passed on for a warm shutdown.
@@ -215,6 +244,8 @@ def run_workers(
     def work(index: int) -> bool:
         worker_name = f"{name}-{index}" if name and concurrency > 1 else name
         worker = build_worker(queue_names, name=worker_name, worker_class=worker_class)
+        if with_scheduler and index == 0:
+            worker.start_scheduler()
         return worker.work(burst=burst, max_jobs=max_jobs, logging_level=logging_level)
 
     if concurrency == 1:

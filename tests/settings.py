@@ -102,6 +102,8 @@ RQ_QUEUES = {
 ASYNCJOBS = {
     "RETRY_BACKOFF": 0,
     "PROGRESS_INTERVAL": 0.2,
+    # Worker subprocesses of the recovery tests beat faster than the default 10 s.
+    "HEARTBEAT_INTERVAL": float(os.environ.get("ASYNCJOBS_TEST_HEARTBEAT_INTERVAL", "10")),
 }
 
 LOGGING = {

@@ -92,3 +92,32 @@ async def async_progress() -> str:
     assert this is not None
     await this.aset_progress(50, "half way")
     return this.progress_message
+
+
+@job(timeout=300)
+def sleeps_on_first_attempt(label: str) -> str:
+    """Hangs on its first attempt (until killed); records a Call on a later one."""
+    this = current_job()
+    assert this is not None
+    if this.attempts == 1:
+        time.sleep(300)
+    Call.objects.create(label=label, data={"attempt": this.attempts})
+    return label
+
+
+@job(timeout=300)
+def waits_for_release(label: str) -> str:
+    """Runs until a Call labelled ``release`` exists: a long job the test ends when it wants."""
+    while not Call.objects.filter(label="release").exists():
+        time.sleep(0.05)
+    Call.objects.create(label=label)
+    return label
+
+
+@job(schedule="*/15 * * * *")
+def scheduled_ping() -> str:
+    Call.objects.create(label="ping")
+    return "pong"
+
+
+from . import aggregations  # noqa: E402,F401  (registers the test aggregations)

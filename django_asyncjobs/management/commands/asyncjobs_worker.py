@@ -25,6 +25,11 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="Worker name (suffixed with -N when --concurrency > 1).")
         parser.add_argument("--max-jobs", type=int, help="Stop after this many jobs (per process).")
         parser.add_argument(
+            "--with-scheduler",
+            action="store_true",
+            help="Also run the scheduler loop (schedules, due jobs, recovery, aggregations) in this process.",
+        )
+        parser.add_argument(
             "--worker-class",
             default="django_asyncjobs.worker.Worker",
             help="Dotted path of a subclass of django_asyncjobs.worker.Worker.",
@@ -59,6 +64,7 @@ class Command(BaseCommand):
                 max_jobs=options["max_jobs"],
                 logging_level=level,
                 worker_class=worker_class,
+                with_scheduler=options["with_scheduler"],
             )
         except AsyncJobsError as exc:
             raise CommandError(str(exc)) from exc

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from redis.exceptions import RedisError
+
+from django_asyncjobs.recovery import recover
+
+VERBOSITY_TO_LEVEL = {0: "WARNING", 1: "INFO", 2: "DEBUG", 3: "DEBUG"}
+
+
+class Command(BaseCommand):
+    help = (
+        "Run one recovery pass: push again the messages of queued jobs that Redis lost, and retry "
+        "or fail running jobs whose worker stopped sending heartbeats."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="Report what would be done; change nothing.")
+        parser.add_argument(
+            "--grace",
+            type=float,
+            help="Seconds a queued job must have waited before it is checked (default: RECOVERY_GRACE).",
+        )
+        parser.add_argument(
+            "--heartbeat-timeout",
+            type=float,
+            help="Seconds without a heartbeat after which a running job is lost (default: HEARTBEAT_TIMEOUT).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.getLogger("django_asyncjobs").setLevel(VERBOSITY_TO_LEVEL.get(options["verbosity"], "INFO"))
+        for option in ("grace", "heartbeat_timeout"):
+            value = options[option]
+            if value is not None and value < 0:
+                raise CommandError(f"--{option.replace('_', '-')} must be a number of seconds >= 0, got {value:g}.")
+        try:
+            report = recover(
+                dry_run=options["dry_run"], grace=options["grace"], heartbeat_timeout=options["heartbeat_timeout"]
+            )
+        except RedisError as exc:
+            raise CommandError(f"Cannot reach Redis: {exc}") from exc
+        if options["verbosity"] >= 1:
+            self.stdout.write(("Dry run. " if report.dry_run else "") + report.summary())
+        if options["verbosity"] >= 2:
+            for label, ids in (
+                ("pushed again", report.requeued),
+                ("retried", report.retried),
+                ("failed", report.failed),
+                ("lost", report.lost if report.dry_run else []),
+            ):
+                for job_id in ids:
+                    self.stdout.write(f"  {label}: {job_id}")

@@ -1,0 +1,1 @@
+"""Aggregations used by the test suite (imported by tests/testapp/jobs.py)."""
