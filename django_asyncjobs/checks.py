@@ -42,6 +42,28 @@ def _queue_limits(value: Any) -> bool:
     return True
 
 
+def _time_zone_or_none(value: Any) -> bool:
+    if value is None:
+        return True
+    from .schedule_times import resolve_timezone
+
+    try:
+        resolve_timezone(value)
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+def _duration(value: Any) -> bool:
+    from .durations import parse_duration
+
+    try:
+        parse_duration(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _path_patterns(value: Any) -> bool:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         return False
@@ -83,6 +105,15 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, str) or (isinstance(v, list | tuple) and all(isinstance(m, str) for m in v)),
         "a list of module names, e.g. ['jobs', 'tasks']",
     ),
+    "SCHEDULES": (lambda v: isinstance(v, dict), "a dict of schedule name to entry (see docs/scheduling.md)"),
+    "SCHEDULE_TIMEZONE": (_time_zone_or_none, "None or an IANA time zone name, e.g. 'Europe/Paris'"),
+    "MISFIRE_GRACE": (_non_negative_number, "a number of seconds >= 0"),
+    "RECOVERY_INTERVAL": (_positive_number, "a number of seconds > 0"),
+    "RECOVERY_GRACE": (_non_negative_number, "a number of seconds >= 0"),
+    "HEARTBEAT_INTERVAL": (_positive_number, "a number of seconds > 0"),
+    "HEARTBEAT_TIMEOUT": (_positive_number, "a number of seconds > 0"),
+    "AGGREGATION_MAX_CATCH_UP": (_positive_int, "an integer >= 1"),
+    "STATS_RETENTION": (_duration, 'a duration such as "7d" or a number of seconds > 0'),
 }
 
 
@@ -172,7 +203,39 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
                 id="asyncjobs.E008",
             )
         )
+    interval, timeout = (
+        user.get("HEARTBEAT_INTERVAL", DEFAULTS["HEARTBEAT_INTERVAL"]),
+        user.get("HEARTBEAT_TIMEOUT", DEFAULTS["HEARTBEAT_TIMEOUT"]),
+    )
+    if _positive_number(interval) and _positive_number(timeout) and timeout < 3 * interval:
+        messages.append(
+            Error(
+                f"ASYNCJOBS['HEARTBEAT_TIMEOUT'] ({timeout}) is less than three HEARTBEAT_INTERVALs ({interval}).",
+                hint="Recovery would take live jobs for lost ones: make HEARTBEAT_TIMEOUT at least 3x the interval.",
+                id="asyncjobs.E010",
+            )
+        )
     return messages
+
+
+@register(Tags.compatibility)
+def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    from .exceptions import ConfigurationError
+    from .schedules import declared_schedules
+
+    if not isinstance(getattr(settings, "ASYNCJOBS", {}), dict):
+        return []  # E003
+    try:
+        declared_schedules()
+    except ConfigurationError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Fix @job(schedule=...) or ASYNCJOBS['SCHEDULES']. See docs/scheduling.md.",
+                id="asyncjobs.E009",
+            )
+        ]
+    return []
 
 
 @register(Tags.compatibility)

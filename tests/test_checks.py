@@ -129,3 +129,36 @@ def test_e007_backpressure_names_unknown_queue(settings) -> None:
 def test_e008_retry_after_bounds_reversed(settings) -> None:
     settings.ASYNCJOBS = {"RETRY_AFTER_MIN": 60, "RETRY_AFTER_MAX": 10}
     assert ids(check_settings()) == ["asyncjobs.E008"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SCHEDULES", ["nightly"]),
+        ("SCHEDULE_TIMEZONE", "Mars/Olympus"),
+        ("MISFIRE_GRACE", -1),
+        ("RECOVERY_INTERVAL", 0),
+        ("RECOVERY_GRACE", "soon"),
+        ("HEARTBEAT_INTERVAL", 0),
+        ("AGGREGATION_MAX_CATCH_UP", 0),
+        ("STATS_RETENTION", "forever"),
+    ],
+)
+def test_e004_bad_scheduling_settings(settings, key, value) -> None:
+    settings.ASYNCJOBS = {key: value}
+    assert "asyncjobs.E004" in ids(check_settings())
+
+
+def test_e009_bad_declared_schedule(settings) -> None:
+    from django_asyncjobs.checks import check_schedules
+
+    assert check_schedules() == []
+    settings.ASYNCJOBS = {"SCHEDULES": {"hourly": {"job": "tests.testapp.jobs.add", "cron": "0 * * *"}}}
+    messages = check_schedules()
+    assert ids(messages) == ["asyncjobs.E009"]
+    assert "Schedule 'hourly'" in messages[0].msg and "expected 5 fields" in messages[0].msg
+
+
+def test_e010_heartbeat_timeout_too_short(settings) -> None:
+    settings.ASYNCJOBS = {"HEARTBEAT_INTERVAL": 10, "HEARTBEAT_TIMEOUT": 15}
+    assert ids(check_settings()) == ["asyncjobs.E010"]

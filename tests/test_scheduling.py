@@ -233,7 +233,7 @@ def test_settings_schedules_are_synced_updated_and_removed(settings) -> None:
 def test_a_declared_name_that_clashes_with_a_database_schedule_is_an_error(settings) -> None:
     make("shared-name")
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "SCHEDULES": {"shared-name": {"job": RECORD, "cron": "0 * * * *"}}}
-    with pytest.raises(ConfigurationError, match="'shared-name' is declared in code .* and also exists"):
+    with pytest.raises(ConfigurationError, match=r"'shared-name' is declared in code .* and also exists"):
         sync_declared_schedules()
 
 
@@ -256,7 +256,7 @@ def test_bad_settings_entries_name_the_problem(settings, entry, message) -> None
 
 def test_overlapping_declared_names_are_an_error(settings) -> None:
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "SCHEDULES": {PING: {"job": RECORD, "cron": "0 * * * *"}}}
-    with pytest.raises(ConfigurationError, match="Two schedules are named 'tests.testapp.jobs.scheduled_ping'"):
+    with pytest.raises(ConfigurationError, match=r"Two schedules are named 'tests\.testapp\.jobs\.scheduled_ping'"):
         declared_schedules()
 
 
