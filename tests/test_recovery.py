@@ -110,12 +110,8 @@ def test_a_live_worker_keeps_its_long_job(start_worker, subprocess_env) -> None:
     subprocess_env["ASYNCJOBS_TEST_HEARTBEAT_INTERVAL"] = "0.1"
     job = waits_for_release.enqueue("long")
     process = start_worker("default", "--burst")
-    running = wait_for(
-        lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(), what="the job to start"
-    )
-    wait_for(
-        lambda: Job.objects.get(pk=job.pk).heartbeat_at > running.started_at, what="a heartbeat after the start"
-    )
+    running = wait_for(lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(), what="the job to start")
+    wait_for(lambda: Job.objects.get(pk=job.pk).heartbeat_at > running.started_at, what="a heartbeat after the start")
 
     assert recover(heartbeat_timeout=60).lost == []
 
