@@ -145,10 +145,18 @@ def _save_files(request: HttpRequest, limit: int) -> list[dict[str, Any]]:
     return saved
 
 
+def stored_uploads(data: Any) -> list[str]:
+    """Names in ``OFFLOAD_STORAGE`` of the uploads saved by :func:`capture` (none for other data)."""
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list):
+        return []
+    return [str(upload["stored"]) for upload in files if isinstance(upload, dict) and "stored" in upload]
+
+
 def discard_uploads(data: dict[str, Any]) -> None:
     storage = _storage()
-    for upload in data.get("files") or []:
-        storage.delete(upload["stored"])
+    for name in stored_uploads(data):
+        storage.delete(name)
 
 
 class UnavailableSession:

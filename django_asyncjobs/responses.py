@@ -96,6 +96,14 @@ def restore_response(record: dict[str, Any]) -> HttpResponseBase:
     return response
 
 
+def stored_response_file(record: Any) -> str | None:
+    """Name in ``OFFLOAD_STORAGE`` of a stored response's body, if it was large enough to go there."""
+    if is_stored_response(record) and isinstance(record.get("file"), str):
+        return str(record["file"])
+    return None
+
+
 def delete_stored_response(record: Any) -> None:
-    if is_stored_response(record) and "file" in record:
-        _storage().delete(record["file"])
+    name = stored_response_file(record)
+    if name is not None:
+        _storage().delete(name)
