@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .aggregations import Aggregation, AggregationNotRegistered, aggregation
     from .backpressure import QueueFull
     from .decorators import offload
     from .enqueueing import enqueue
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
+    "Aggregation": ".aggregations",
+    "AggregationNotRegistered": ".aggregations",
     "AsyncJobsError": ".exceptions",
     "Call": ".registry",
     "ConfigurationError": ".exceptions",
@@ -44,6 +47,7 @@ _LAZY = {
     "QueueFull": ".backpressure",
     "SerializationError": ".exceptions",
     "UnknownQueue": ".exceptions",
+    "aggregation": ".aggregations",
     "current_job": ".execution",
     "enqueue": ".enqueueing",
     "job": ".registry",
@@ -51,6 +55,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "Aggregation",
+    "AggregationNotRegistered",
     "AsyncJobsError",
     "Call",
     "ConfigurationError",
@@ -64,6 +70,7 @@ __all__ = [
     "QueueFull",
     "SerializationError",
     "UnknownQueue",
+    "aggregation",
     "current_job",
     "enqueue",
     "job",

@@ -11,7 +11,8 @@ class AsyncJobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import backpressure, checks, offloading, queues  # noqa: F401  (checks, receivers, the offload job)
+        # checks, signal receivers, the offload job, the job statistics rollup
+        from . import backpressure, checks, offloading, queues, stats  # noqa: F401
         from .conf import app_settings
 
         modules = app_settings.AUTODISCOVER

@@ -108,7 +108,7 @@ class Scheduler:
 
 
 def _schedule_due_aggregations() -> int:
-    from .aggregation import schedule_due_aggregations
+    from .aggregating import schedule_due_aggregations
 
     return schedule_due_aggregations()
 
