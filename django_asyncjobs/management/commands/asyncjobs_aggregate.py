@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,8 +21,8 @@ from django_asyncjobs.aggregations import (
 )
 from django_asyncjobs.durations import format_duration
 from django_asyncjobs.exceptions import AsyncJobsError
+from django_asyncjobs.management.verbosity import apply_verbosity
 
-VERBOSITY_TO_LEVEL = {0: "WARNING", 1: "INFO", 2: "DEBUG", 3: "DEBUG"}
 Window = tuple[datetime, datetime]
 
 
@@ -71,7 +70,7 @@ class Command(BaseCommand):
         parser.add_argument("--list", action="store_true", help="List the registered aggregations.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logging.getLogger("django_asyncjobs").setLevel(VERBOSITY_TO_LEVEL.get(options["verbosity"], "INFO"))
+        apply_verbosity(options["verbosity"])
         if options["list"]:
             given = [
                 f"--{key.replace('_', '-')}"

@@ -6,10 +6,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_asyncjobs.durations import DURATION_HELP, format_duration, parse_duration
+from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.models import FINISHED_STATUSES
 from django_asyncjobs.pruning import DEFAULT_BATCH_SIZE, check_statuses, prune_jobs
-
-VERBOSITY_TO_LEVEL = {0: "WARNING", 1: "INFO", 2: "DEBUG", 3: "DEBUG"}
 
 
 class Command(BaseCommand):
@@ -43,7 +42,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         logger = logging.getLogger("django_asyncjobs")
         saved_level = logger.level
-        logger.setLevel(VERBOSITY_TO_LEVEL.get(options["verbosity"], "INFO"))
+        apply_verbosity(options["verbosity"])
         try:
             self._prune(options)
         finally:

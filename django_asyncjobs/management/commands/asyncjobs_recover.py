@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import RedisError
 
+from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.recovery import recover
-
-VERBOSITY_TO_LEVEL = {0: "WARNING", 1: "INFO", 2: "DEBUG", 3: "DEBUG"}
 
 
 class Command(BaseCommand):
@@ -31,7 +29,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logging.getLogger("django_asyncjobs").setLevel(VERBOSITY_TO_LEVEL.get(options["verbosity"], "INFO"))
+        apply_verbosity(options["verbosity"])
         for option in ("grace", "heartbeat_timeout"):
             value = options[option]
             if value is not None and value < 0:

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-import logging
 import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_asyncjobs.exceptions import ConfigurationError
+from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.scheduler import Scheduler, TickReport
-
-VERBOSITY_TO_LEVEL = {0: "WARNING", 1: "INFO", 2: "DEBUG", 3: "DEBUG"}
 
 
 class Command(BaseCommand):
@@ -27,7 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logging.getLogger("django_asyncjobs").setLevel(VERBOSITY_TO_LEVEL.get(options["verbosity"], "INFO"))
+        apply_verbosity(options["verbosity"])
         interval = options["interval"]
         if interval is not None and not interval > 0:
             raise CommandError(f"--interval must be a number of seconds greater than 0, got {interval:g}.")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -9,10 +8,9 @@ from redis.exceptions import RedisError
 
 from django_asyncjobs.conf import app_settings
 from django_asyncjobs.exceptions import AsyncJobsError
+from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.queues import get_connection, validate_queue
 from django_asyncjobs.worker import Worker, run_workers
-
-VERBOSITY_TO_LEVEL = {0: "WARNING", 1: "INFO", 2: "DEBUG", 3: "DEBUG"}
 
 
 class Command(BaseCommand):
@@ -36,8 +34,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        level = VERBOSITY_TO_LEVEL.get(options["verbosity"], "INFO")
-        logging.getLogger("django_asyncjobs").setLevel(level)
+        level = apply_verbosity(options["verbosity"])
         queue_names: list[str] = options["queues"] or [str(app_settings.DEFAULT_QUEUE)]
         if options["concurrency"] < 1:
             raise CommandError(f"--concurrency must be at least 1, got {options['concurrency']}.")
