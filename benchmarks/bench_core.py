@@ -137,7 +137,7 @@ class Bench:
         self.connection.flushdb()
         table = connection.ops.quote_name(Job._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {table}" if self.is_postgres else f"DELETE FROM {table}")
+            cursor.execute(f"TRUNCATE {table} CASCADE" if self.is_postgres else f"DELETE FROM {table}")
 
     # -- 1. single enqueue --------------------------------------------------------------------
 

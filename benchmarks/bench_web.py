@@ -195,7 +195,7 @@ class WebBench:
         self.redis.flushdb()
         table_name = connection.ops.quote_name(Job._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {table_name}" if self.is_postgres else f"DELETE FROM {table_name}")
+            cursor.execute(f"TRUNCATE {table_name} CASCADE" if self.is_postgres else f"DELETE FROM {table_name}")
         # Two messages where one is the limit; the limit is lifted while they go in. Leaving the
         # override (like entering it) makes this process forget the queue states it had cached.
         with override_settings(ASYNCJOBS={**settings.ASYNCJOBS, "QUEUE_LIMITS": {}}):
