@@ -60,7 +60,7 @@ def _check_window(agg: Aggregation, since: datetime, until: datetime) -> datetim
             f"[{since.isoformat()}, {until.isoformat()}) is not a window of {agg.name!r}: windows last "
             f"{agg.every} and start at multiples of it from 1970-01-01T00:00:00+00:00."
         )
-    if until > timezone.now():
+    if until > as_utc(timezone.now(), "now"):
         raise ValueError(f"The window [{since.isoformat()}, {until.isoformat()}) of {agg.name!r} is not over yet.")
     return since
 
@@ -223,6 +223,8 @@ def _schedule(agg: Aggregation, now: datetime) -> int:
     end = agg.last_completed(now)[1]
     latest = AggregationWindow.objects.filter(name=agg.name).order_by("-since").values_list("since", flat=True).first()
     first = end - agg.every if latest is None else as_utc(latest, "since") + agg.every
+    if agg.window_start(first) != first:  # ``every`` changed since: go on from the new grid
+        first = agg.window_start(first) + agg.every
     due = max(0, (end - first) // agg.every)
     limit = max(1, int(app_settings.AGGREGATION_MAX_CATCH_UP))
     if due > limit:

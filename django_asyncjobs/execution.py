@@ -55,9 +55,12 @@ def perform(job_id: str) -> str:
     """The function every RQ message calls. Lets stock RQ workers run our messages."""
     from rq import get_current_job
 
+    from .heartbeat import beating
+
     rq_job = get_current_job()
     worker_name = getattr(rq_job, "worker_name", None) or default_worker_name()
-    return run_job(job_id, worker_name=worker_name).value
+    with beating(worker_name, job_id):
+        return run_job(job_id, worker_name=worker_name).value
 
 
 def default_worker_name() -> str:
@@ -132,10 +135,16 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
+def _this_attempt(job: Job) -> dict[str, Any]:
+    """The row as this attempt claimed it. A worker that recovery took for dead and that
+    comes back must not write over a later attempt (another worker's claim)."""
+    return {"pk": job.pk, "status": JobStatus.RUNNING, "worker": job.worker, "attempts": job.attempts}
+
+
 def _finish(job: Job, expected: dict[str, Any] | None = None, **fields: Any) -> bool:
-    """Write the attempt's outcome unless the row left ``running`` (cancelled meanwhile)
-    or, with ``expected``, no longer has those values."""
-    updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, **(expected or {})).update(**fields)
+    """Write the attempt's outcome unless the row left this attempt (cancelled, or taken
+    as lost and claimed again) or, with ``expected``, no longer has those values."""
+    updated = Job.objects.filter(**_this_attempt(job), **(expected or {})).update(**fields)
     for name, value in fields.items():
         setattr(job, name, value)
     return bool(updated)
@@ -212,7 +221,7 @@ def record_lost_attempt(job: Job, error: str) -> Outcome:
         error,
         retry=True,
         job_function=_lookup(job.name),
-        expected={"worker": job.worker, "heartbeat_at": job.heartbeat_at},
+        expected={"heartbeat_at": job.heartbeat_at},
     )
     return Outcome.SKIPPED if outcome is Outcome.CANCELLED else outcome
 
@@ -225,7 +234,11 @@ def _lookup(name: str) -> JobFunction[Any, Any] | None:
 
 
 def _cancelled_meanwhile(job: Job) -> Outcome:
-    logger.info("Job %s was cancelled while it ran; its outcome is discarded.", job.pk)
+    logger.info(
+        "Job %s was cancelled, or taken as lost by recovery, while attempt %d ran; its outcome is discarded.",
+        job.pk,
+        job.attempts,
+    )
     return Outcome.CANCELLED
 
 
@@ -270,6 +283,4 @@ def record_progress(job: Job, percent: int, message: str = "") -> None:
     if last is not None and now - last < float(app_settings.PROGRESS_INTERVAL) and percent < 100:
         return
     _last_progress_write[job.pk] = now
-    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-        progress=job.progress, progress_message=job.progress_message
-    )
+    Job.objects.filter(**_this_attempt(job)).update(progress=job.progress, progress_message=job.progress_message)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, connections
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -64,19 +66,40 @@ class JobHeartbeat(threading.Thread):
                     if job_id is not None:
                         self._next_beat = time.monotonic() + self.interval
                 if job_id is not None and not self._stopped:
-                    self.beat(job_id)
+                    try:
+                        self.beat(job_id)
+                    except Exception:
+                        # A thread that dies would let recovery take a live job for a lost one.
+                        logger.exception("Worker %s: error in the heartbeat of job %s", self.worker_name, job_id)
         finally:
             connections.close_all()
 
     def beat(self, job_id: str) -> None:
+        # Like a request: drop a connection that broke (server restart, failover, idle
+        # timeout) so that this beat, or the next, opens a new one.
+        close_old_connections()
         try:
             Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, worker=self.worker_name).update(
                 heartbeat_at=timezone.now()
             )
         except DatabaseError as exc:
+            connections.close_all()
             logger.warning("Worker %s: could not write the heartbeat of job %s: %s", self.worker_name, job_id, exc)
         if self.refresh_registration is not None:
             try:
                 self.refresh_registration()
             except RedisError as exc:
                 logger.warning("Worker %s: could not refresh its registration in Redis: %s", self.worker_name, exc)
+
+
+@contextmanager
+def beating(worker_name: str, job_id: str) -> Iterator[None]:
+    """A heartbeat for one job, in a thread of its own (for workers other than ours)."""
+    heartbeat = JobHeartbeat(worker_name)
+    heartbeat.begin(job_id)
+    heartbeat.start()
+    try:
+        yield
+    finally:
+        heartbeat.end()
+        heartbeat.stop()

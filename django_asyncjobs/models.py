@@ -170,6 +170,11 @@ class MisfirePolicy(models.TextChoices):
     CATCH_UP = "catch_up", _("Run once to catch up")
 
 
+#: The fields that decide when a schedule runs.
+TIMING_FIELDS = ("cron", "interval", "time_zone")
+_NOT_LOADED = object()
+
+
 class Schedule(models.Model):
     """A job run periodically, by cron expression or fixed interval. See docs/scheduling.md."""
 
@@ -219,18 +224,15 @@ class Schedule(models.Model):
             )
         ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._loaded_timing = self._timing()
-
     def __str__(self) -> str:
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Validates the timing (a bad cron expression never reaches the scheduler) and sets
         ``next_run_at`` when it is empty or the timing changed."""
+        changed = self.timing_changed  # before validating, which loads deferred fields
         self.validate_timing()
-        if self.next_run_at is None or self.timing_changed:
+        if self.next_run_at is None or changed:
             self.next_run_at = self.compute_next_run(timezone.now())
             update_fields = kwargs.get("update_fields")
             if update_fields is not None:
@@ -238,12 +240,27 @@ class Schedule(models.Model):
         super().save(*args, **kwargs)
         self._loaded_timing = self._timing()
 
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any, *args: Any, **kwargs: Any) -> Schedule:
+        instance = super().from_db(db, field_names, values, *args, **kwargs)
+        # Only what was loaded: reading a deferred field here would load it (and recurse).
+        instance._loaded_timing = tuple(instance.__dict__.get(name, _NOT_LOADED) for name in TIMING_FIELDS)
+        return instance
+
     def _timing(self) -> tuple[Any, ...]:
         return (self.cron, self.interval, self.time_zone)
 
     @property
     def timing_changed(self) -> bool:
-        return getattr(self, "_loaded_timing", None) != self._timing()
+        loaded = getattr(self, "_loaded_timing", None)
+        if loaded is None:
+            return True  # not from the database
+        for name, old in zip(TIMING_FIELDS, loaded, strict=True):
+            if name not in self.__dict__:
+                continue  # still deferred: unchanged
+            if old is _NOT_LOADED or old != self.__dict__[name]:
+                return True
+        return False
 
     def validate_timing(self) -> None:
         """Check cron, interval, time zone and misfire policy (no database, no registry)."""

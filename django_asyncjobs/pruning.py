@@ -111,7 +111,7 @@ def prune_jobs(
                 count, files_deleted = len(batch), _count_existing(files)
             else:
                 files_deleted = _delete_files(files)
-                count = _delete_jobs(db, status, [row[0] for row in batch])
+                count = _delete_jobs(db, (status,), [row[0] for row in batch])
             report.deleted[status] += count
             report.files_deleted += files_deleted
             report.batches += 1
@@ -185,17 +185,32 @@ def _delete_files(files: list[str]) -> int:
     return deleted
 
 
-def _delete_jobs(db: str, status: str, pks: list[Any]) -> int:
-    """Delete the jobs ``pks`` (still in ``status``) in one transaction; the number deleted.
+def delete_jobs_and_files(pks: Sequence[Any]) -> int:
+    """Delete the finished jobs among ``pks`` with their stored files; the number deleted.
+
+    For a selection (the admin's delete action); unfinished jobs are left alone.
+    """
+    db = router.db_for_write(Job)
+    rows: list[_Row] = list(
+        Job.objects.using(db)
+        .filter(pk__in=list(pks), status__in=FINISHED_STATUSES)
+        .values_list("pk", "finished_at", "name", "result", "args")
+    )
+    _delete_files([name for row in rows for name in _files_of(row)])
+    return _delete_jobs(db, FINISHED_STATUSES, [row[0] for row in rows])
+
+
+def _delete_jobs(db: str, statuses: Sequence[str], pks: list[Any]) -> int:
+    """Delete the jobs ``pks`` (still in ``statuses``) in one transaction; the number deleted.
 
     Through the ORM, so that rows referring to them are set to NULL (or whatever
     their ``on_delete`` says) and delete signals are sent, for this batch only.
     """
     deleted = 0
-    # One parameter per pk and one for the status, within what the database takes (SQLite: 999).
-    limit = (connections[db].features.max_query_params or len(pks) + 1) - 1
+    # One parameter per pk and per status, within what the database takes (SQLite: 999).
+    limit = (connections[db].features.max_query_params or len(pks) + len(statuses)) - len(statuses)
     with transaction.atomic(using=db):
         for start in range(0, len(pks), limit):
-            _, per_model = Job.objects.using(db).filter(pk__in=pks[start : start + limit], status=status).delete()
+            _, per_model = Job.objects.using(db).filter(pk__in=pks[start : start + limit], status__in=statuses).delete()
             deleted += per_model.get(Job._meta.label, 0)
     return deleted

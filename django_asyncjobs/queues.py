@@ -278,29 +278,35 @@ def position(queue: str, job_id: str) -> int | None:
 MEMBERSHIP_SCAN_LIMIT = 100_000
 
 
-def missing_messages(queue: str, job_ids: Sequence[str]) -> list[str]:
-    """The ids in ``job_ids`` that have no message waiting in ``queue``.
-
-    A queue up to ``MEMBERSHIP_SCAN_LIMIT`` deep is read whole (one round trip per
-    10,000 ids), so a message popped by a worker that died before claiming its row
-    counts as missing. Deeper queues are judged by the message hashes, one
-    pipelined round trip: a flushed or restarted Redis loses those too.
-    """
-    if not job_ids:
-        return []
+def waiting_ids(queue: str) -> set[str] | None:
+    """The ids of the messages waiting in ``queue``, read in one command (a consistent
+    snapshot); ``None`` when the queue is deeper than ``MEMBERSHIP_SCAN_LIMIT``."""
     connection = get_connection(queue)
     key = get_queue(queue).key
-    if connection.llen(key) <= MEMBERSHIP_SCAN_LIMIT:
-        waiting: set[str] = set()
-        start = 0
-        while True:
-            chunk = connection.lrange(key, start, start + 9_999)
-            waiting.update(_text(item) for item in chunk)
-            if len(chunk) < 10_000:
-                break
-            start += 10_000
+    # Read in one LRANGE (atomic): chunks read while workers pop would shift under us.
+    ids = connection.eval(
+        "if redis.call('LLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end "
+        "return redis.call('LRANGE', KEYS[1], 0, -1)",
+        1,
+        key,
+        MEMBERSHIP_SCAN_LIMIT,
+    )
+    return None if ids is None else {_text(item) for item in ids}
+
+
+def missing_messages(queue: str, job_ids: Sequence[str], waiting: set[str] | None) -> list[str]:
+    """The ids in ``job_ids`` that have no message waiting in ``queue``.
+
+    ``waiting`` is the snapshot from :func:`waiting_ids`: a message popped by a worker
+    that died before claiming its row counts as missing. Without one (a queue too
+    deep to read whole) a message counts as missing when its RQ hash is gone, one
+    pipelined round trip: a flushed or restarted Redis loses those too.
+    """
+    if waiting is not None:
         return [job_id for job_id in job_ids if job_id not in waiting]
-    with connection.pipeline(transaction=False) as pipe:
+    if not job_ids:
+        return []
+    with get_connection(queue).pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.exists(Queue.job_class.key_for(job_id))
         found = pipe.execute()

@@ -21,8 +21,10 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from .conf import app_settings
+from .exceptions import AsyncJobsError
 from .execution import Outcome, record_lost_attempt
 from .models import Job, JobStatus
 
@@ -83,20 +85,27 @@ def recover(
 
 def _requeue_missing_messages(cutoff: datetime, report: RecoveryReport, batch_size: int) -> None:
     from .enqueueing import ring
-    from .queues import missing_messages
+    from .queues import missing_messages, waiting_ids
 
     old_enough = Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True, created_at__lt=cutoff)
     candidates = Job.objects.filter(old_enough, status=JobStatus.QUEUED)
     for queue in sorted(set(candidates.order_by().values_list("queue", flat=True).distinct())):
-        for ids in _batches(candidates.filter(queue=queue), batch_size):
-            missing = missing_messages(queue, ids)
-            # Rows a worker claimed meanwhile are not queued any more: leave them be.
-            jobs = list(Job.objects.filter(pk__in=missing, status=JobStatus.QUEUED).only("pk", "name", "queue"))
-            if not jobs:
-                continue
-            if not report.dry_run and not ring(jobs):
-                return  # Redis is unreachable: the next pass tries again
-            report.requeued.extend(str(job.pk) for job in jobs)
+        try:
+            # The snapshot comes first: a row queued after it is younger than the cut-off.
+            waiting = waiting_ids(queue)
+            for ids in _batches(candidates.filter(queue=queue), batch_size):
+                missing = missing_messages(queue, ids, waiting)
+                # Rows a worker claimed meanwhile are not queued any more: leave them be.
+                jobs = list(Job.objects.filter(pk__in=missing, status=JobStatus.QUEUED).only("pk", "name", "queue"))
+                if not jobs:
+                    continue
+                if not report.dry_run and not ring(jobs):
+                    break  # Redis is unreachable: the next pass tries again
+                report.requeued.extend(str(job.pk) for job in jobs)
+        except (AsyncJobsError, RedisError) as exc:
+            # A queue gone from RQ_QUEUES, or its Redis away: the other queues and the
+            # lost running jobs are still looked after.
+            logger.warning("Recovery: could not check queue %r for lost messages: %s", queue, exc)
 
 
 def _batches(queryset: QuerySet[Job], batch_size: int) -> Iterator[list[str]]:

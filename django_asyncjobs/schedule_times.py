@@ -17,7 +17,7 @@ from .conf import app_settings
 
 def validate_cron(expression: str) -> str:
     """``expression`` stripped; ``ValueError`` explaining what is wrong otherwise."""
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     text = " ".join(str(expression).split())
     fields = text.split(" ") if text else []
@@ -28,6 +28,10 @@ def validate_cron(expression: str) -> str:
         )
     if not croniter.is_valid(text):
         raise ValueError(f"Invalid cron expression {expression!r}: a field is out of range or malformed.")
+    try:
+        croniter(text, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"Invalid cron expression {expression!r}: it matches no date (e.g. February 30).") from None
     return text
 
 
@@ -41,15 +45,34 @@ def resolve_timezone(name: str | None) -> tzinfo:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    """``value`` aware in UTC (so that adding an interval adds elapsed time, not wall-clock
+    time). Naive values (``USE_TZ = False``) are in ``TIME_ZONE``, as Django stores them."""
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value.astimezone(UTC)
 
 
-def next_cron_time(expression: str, zone: tzinfo, after: datetime) -> datetime:
-    """The first time strictly after ``after`` that matches ``expression`` in ``zone`` (in UTC)."""
+def _as_stored(value: datetime) -> datetime:
+    """``value`` as the database takes it: aware in UTC, or naive in ``TIME_ZONE`` without USE_TZ."""
+    if settings.USE_TZ:
+        return value.astimezone(UTC)
+    return timezone.make_naive(value, timezone.get_default_timezone())
+
+
+def next_cron_time(expression: str, zone: tzinfo, after: datetime, previous: datetime | None = None) -> datetime:
+    """The first time strictly after ``after`` that matches ``expression`` in ``zone`` (in UTC).
+
+    When clocks go back, a wall-clock time happens twice; like cron, a schedule runs
+    at it once: a time whose local wall-clock reading equals ``previous``'s is skipped.
+    """
     from croniter import croniter
 
-    start = _aware(after).astimezone(zone)
-    following: datetime = croniter(expression, start).get_next(datetime)
+    iterator = croniter(expression, _aware(after).astimezone(zone))
+    following: datetime = iterator.get_next(datetime)
+    if previous is not None:
+        previous_local = _aware(previous).astimezone(zone).replace(tzinfo=None)
+        while following.replace(tzinfo=None) == previous_local:
+            following = iterator.get_next(datetime)
     return following.astimezone(UTC)
 
 
@@ -71,7 +94,8 @@ def next_run_time(
     without one its first run is one interval after ``after``.
     """
     if cron:
-        return next_cron_time(cron, resolve_timezone(timezone_name), after)
+        return _as_stored(next_cron_time(cron, resolve_timezone(timezone_name), after, previous=anchor))
     if interval is None:
         raise ValueError("A schedule needs a cron expression or an interval.")
-    return next_interval_time(interval, anchor or _aware(after) + interval, after)
+    start = _aware(anchor) if anchor is not None else _aware(after) + interval
+    return _as_stored(next_interval_time(interval, start, after))

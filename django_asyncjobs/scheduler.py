@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, close_old_connections, connections
@@ -36,6 +36,8 @@ class TickReport:
     promoted: int = 0
     recovery: RecoveryReport | None = None
     windows: int = 0
+    #: The steps that failed this pass (logged; tried again at the next pass).
+    errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [
@@ -46,6 +48,10 @@ class TickReport:
         ]
         if self.recovery is not None:
             parts.append(f"recovery: {len(self.recovery.requeued)} re-pushed, {len(self.recovery.lost)} lost")
+        if self.schedules.failed:
+            parts.append(f"{len(self.schedules.failed)} schedule(s) failed")
+        if self.errors:
+            parts.append(f"failed steps: {', '.join(self.errors)}")
         return "; ".join(parts)
 
 
@@ -69,13 +75,15 @@ class Scheduler:
     def tick(self) -> TickReport:
         """One pass. A step that fails (database or Redis away) is logged and retried next pass."""
         close_old_connections()
-        report = TickReport(schedules=self._step("fire due schedules", fire_due_schedules) or FiringReport())
-        report.promoted = self._step("queue due jobs", promote_due_jobs) or 0
+        errors: list[str] = []
+        report = TickReport(schedules=self._step("fire due schedules", fire_due_schedules, errors) or FiringReport())
+        report.promoted = self._step("queue due jobs", promote_due_jobs, errors) or 0
         now = time.monotonic()
         if self._last_recovery_at is None or now - self._last_recovery_at >= self.recovery_interval:
             self._last_recovery_at = now
-            report.recovery = self._step("recover lost jobs", recover)
-        report.windows = self._step("start due aggregation windows", _schedule_due_aggregations) or 0
+            report.recovery = self._step("recover lost jobs", recover, errors)
+        report.windows = self._step("start due aggregation windows", _schedule_due_aggregations, errors) or 0
+        report.errors = errors
         return report
 
     def run(self, *, once: bool = False, sync: bool = True, on_tick: Callable[[TickReport], Any] | None = None) -> None:
@@ -97,13 +105,15 @@ class Scheduler:
     def stop(self) -> None:
         self.stopping.set()
 
-    def _step(self, what: str, step: Callable[[], T]) -> T | None:
+    def _step(self, what: str, step: Callable[[], T], errors: list[str]) -> T | None:
         try:
             return step()
         except (DatabaseError, RedisError) as exc:
             logger.warning("Scheduler: could not %s this pass: %s", what, exc)
         except Exception:
             logger.exception("Scheduler: error while trying to %s", what)
+        close_old_connections()  # a connection that broke is replaced at the next step
+        errors.append(what)
         return None
 
 
@@ -122,7 +132,7 @@ class SchedulerThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.scheduler.run()
+            self.scheduler.run(sync=False)  # the worker synced before it started this thread
         except Exception:
             logger.exception("The scheduler thread stopped with an error")
 

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from .backpressure import QueueFull
 from .conf import app_settings
-from .exceptions import JobNotRegistered
 from .models import Job, JobStatus, MisfirePolicy, Schedule
 
 logger = logging.getLogger("django_asyncjobs")
@@ -51,10 +50,11 @@ class FiringReport:
 
     fired: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # missed runs dropped by the "skip" policy
-    deferred: list[str] = field(default_factory=list)  # queue full or error: tried again next pass
+    deferred: list[str] = field(default_factory=list)  # queue full or database away: tried again next pass
+    failed: list[str] = field(default_factory=list)  # the run could not be created (see the log): skipped
 
     def __bool__(self) -> bool:
-        return bool(self.fired or self.skipped or self.deferred)
+        return bool(self.fired or self.skipped or self.deferred or self.failed)
 
 
 def fire_due_schedules(now: datetime | None = None, *, batch_size: int = 100) -> FiringReport:
@@ -73,6 +73,12 @@ def fire_due_schedules(now: datetime | None = None, *, batch_size: int = 100) ->
         except DatabaseError as exc:
             logger.warning("Schedule %r: could not fire this time: %s", schedule.name, exc)
             report.deferred.append(schedule.name)
+        except Exception:
+            # E.g. a job no longer registered, a queue gone from RQ_QUEUES, kwargs that are not a
+            # dict: skip this run (one error per run, not per pass) and go on with the others.
+            logger.exception("Schedule %r: could not create its job; this run is skipped.", schedule.name)
+            _skip_run(schedule, now)
+            report.failed.append(schedule.name)
     return report
 
 
@@ -84,7 +90,7 @@ def _fire(schedule: Schedule, now: datetime, report: FiringReport) -> None:
     except ValueError as exc:  # a row written around save(), e.g. with .update()
         logger.error("Schedule %r is invalid and was disabled: %s", schedule.name, exc)
         Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
-        report.deferred.append(schedule.name)
+        report.failed.append(schedule.name)
         return
     late = now - due_at
     missed = late > timedelta(seconds=float(app_settings.MISFIRE_GRACE))
@@ -109,13 +115,18 @@ def _fire(schedule: Schedule, now: datetime, report: FiringReport) -> None:
         logger.warning("Schedule %r: queue %r is full (%s); trying again next pass.", schedule.name, exc.queue, exc)
         report.deferred.append(schedule.name)
         return
-    except JobNotRegistered as exc:
-        logger.error("Schedule %r cannot run: %s", schedule.name, exc)
-        _advance(schedule, due_at, following, fired_at=None)
-        report.deferred.append(schedule.name)
-        return
     logger.info("Schedule %r fired job %s (due at %s).", schedule.name, job.pk, due_at.isoformat())
     report.fired.append(schedule.name)
+
+
+def _skip_run(schedule: Schedule, now: datetime) -> None:
+    due_at = schedule.next_run_at
+    assert due_at is not None
+    try:
+        _advance(schedule, due_at, schedule.compute_next_run(now, anchor=due_at), fired_at=None)
+    except (ValueError, DatabaseError):
+        logger.exception("Schedule %r could not be moved to its next run and was disabled.", schedule.name)
+        Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
 
 
 def _advance(schedule: Schedule, due_at: datetime, following: datetime, *, fired_at: datetime | None) -> bool:

@@ -30,7 +30,7 @@ from .exceptions import JobInterrupted, JobTimeout
 from .execution import Outcome, run_job
 from .heartbeat import JobHeartbeat
 from .queues import flush_finished, get_connection, get_queue, pop
-from .scheduler import SchedulerThread
+from .scheduler import Scheduler, SchedulerThread
 from .scheduling import promote_due_jobs
 
 logger = logging.getLogger("django_asyncjobs")
@@ -57,12 +57,18 @@ class Worker(SimpleWorker):
         self._scheduler_thread: SchedulerThread | None = None
         self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
 
-    def start_scheduler(self) -> None:
-        """Run the scheduler loop in a thread of this worker (``--with-scheduler``)."""
+    def start_scheduler(self, *, sync: bool = True) -> None:
+        """Run the scheduler loop in a thread of this worker (``--with-scheduler``).
+
+        ``sync`` first syncs the schedules declared in code (``ConfigurationError``
+        if they are invalid); ``run_workers`` does that once, before it forks.
+        """
         if self._scheduler_thread is None:
-            self._scheduler_thread = SchedulerThread()
-            self._scheduler_thread.scheduler.sync()
-            self._scheduler_thread.start()
+            thread = SchedulerThread()
+            if sync:
+                thread.scheduler.sync()
+            thread.start()
+            self._scheduler_thread = thread
 
     # -- the loop RQ's ``work()`` drives -------------------------------------------------
 
@@ -245,9 +251,11 @@ def run_workers(
         worker_name = f"{name}-{index}" if name and concurrency > 1 else name
         worker = build_worker(queue_names, name=worker_name, worker_class=worker_class)
         if with_scheduler and index == 0:
-            worker.start_scheduler()
+            worker.start_scheduler(sync=False)
         return worker.work(burst=burst, max_jobs=max_jobs, logging_level=logging_level)
 
+    if with_scheduler:
+        Scheduler().sync()  # here, so that a bad declaration stops the command, not one child
     if concurrency == 1:
         work(0)
         return 0

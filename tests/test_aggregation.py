@@ -359,3 +359,14 @@ def test_a_window_left_running_is_taken_again_only_if_its_job_finished() -> None
 def test_async_aggregations_run() -> None:
     assert run_window("tests.async_daily", at("2024-05-01"), at("2024-05-02")).outcome == Outcome.RAN
     assert calls("tests.async_daily") == [("2024-05-01T00:00:00+00:00", "2024-05-02T00:00:00+00:00")]
+
+
+def test_windows_run_without_use_tz(settings) -> None:
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Europe/Paris"
+    since = datetime(2024, 5, 1, 12, 0)  # naive: 12:00 Paris time, 10:00 UTC
+    result = run_window("tests.hourly", since, since + timedelta(hours=1))
+    assert result.outcome == "ran"
+    assert calls("tests.hourly") == [("2024-05-01T10:00:00+00:00", "2024-05-01T11:00:00+00:00")]
+    row = AggregationWindow.objects.get(name="tests.hourly")
+    assert (row.since, row.status) == (since, WindowStatus.DONE)

@@ -156,3 +156,88 @@ def test_recover_command_reports(redis, capsys) -> None:
 def test_recover_command_rejects_negative_durations() -> None:
     with pytest.raises(CommandError, match="--grace must be a number of seconds >= 0, got -1"):
         call_command("asyncjobs_recover", "--grace", "-1")
+
+
+def test_a_worker_taken_for_dead_cannot_write_over_the_next_attempt() -> None:
+    from django_asyncjobs.claiming import claim
+    from django_asyncjobs.execution import Outcome, _record_failure, _record_success, record_lost_attempt
+
+    job = add.enqueue(1, 1, max_attempts=3)
+    first = claim(job.pk, "worker-a")
+    assert first is not None
+    assert record_lost_attempt(first, "WorkerLost: test") is Outcome.RETRYING
+    second = claim(job.pk, "worker-b")
+    assert second is not None and second.attempts == 2
+
+    # worker-a was only slow; its outcome, whatever it is, must not touch attempt 2.
+    assert _record_failure(first, "late failure", retry=True, job_function=add) is Outcome.CANCELLED
+    assert _record_success(first, 2) is Outcome.CANCELLED
+    first.set_progress(50)
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.worker, row.attempts, row.progress) == (JobStatus.RUNNING, "worker-b", 2, 0)
+    assert _record_success(second, 2) is Outcome.SUCCEEDED
+
+
+def test_one_queue_gone_from_settings_does_not_stop_recovery(settings, start_worker) -> None:
+    job = sleeps_on_first_attempt.enqueue("after-stray", max_attempts=2)
+    process = start_worker("default")
+    wait_for(lambda: Job.objects.get(pk=job.pk).status == JobStatus.RUNNING, what="the job to start")
+    process.kill()
+    process.wait()
+    stray = Job.objects.create(name=add.name, queue="retired", enqueued_at=job.created_at.replace(year=2000))
+
+    report = recover(grace=0, heartbeat_timeout=0)
+
+    assert report.retried == [str(job.pk)]
+    assert Job.objects.get(pk=stray.pk).status == JobStatus.QUEUED  # logged, left alone
+
+
+def test_queues_too_deep_to_read_are_judged_by_their_message_hashes(redis, monkeypatch) -> None:
+    from django_asyncjobs import queues
+
+    monkeypatch.setattr(queues, "MEMBERSHIP_SCAN_LIMIT", 2)
+    jobs = add.enqueue_many([(i, i) for i in range(5)])
+    assert queues.waiting_ids("default") is None
+    assert recover(grace=0).requeued == []
+    redis.flushall()
+    assert sorted(recover(grace=0).requeued) == sorted(str(job.pk) for job in jobs)
+
+
+def test_heartbeat_for_jobs_run_by_other_workers(settings) -> None:
+    from django_asyncjobs.claiming import claim
+    from django_asyncjobs.heartbeat import beating
+
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "HEARTBEAT_INTERVAL": 0.05}
+    job = add.enqueue(1, 1)
+    claimed = claim(job.pk, "stock-rq-worker")
+    assert claimed is not None
+    with beating("stock-rq-worker", str(job.pk)):
+        wait_for(
+            lambda: Job.objects.get(pk=job.pk).heartbeat_at > claimed.heartbeat_at, what="a heartbeat from the thread"
+        )
+
+
+@pytest.mark.skipif("not __import__('os').environ.get('DATABASE_URL')", reason="needs PostgreSQL to cut a connection")
+def test_the_heartbeat_reconnects_after_the_database_dropped_its_connection(settings) -> None:
+    from django.db import connection
+
+    from django_asyncjobs.claiming import claim
+    from django_asyncjobs.heartbeat import beating
+
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "HEARTBEAT_INTERVAL": 0.05}
+    job = add.enqueue(1, 1)
+    assert claim(job.pk, "w") is not None
+
+    def beat_time():
+        return Job.objects.get(pk=job.pk).heartbeat_at
+
+    with beating("w", str(job.pk)):
+        first = beat_time()
+        wait_for(lambda: beat_time() > first, what="a first heartbeat")
+        with connection.cursor() as cursor:  # what a server restart or a failover does to it
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        cut = beat_time()
+        wait_for(lambda: beat_time() > cut, what="a heartbeat over a new connection")

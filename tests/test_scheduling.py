@@ -322,3 +322,54 @@ def test_worker_with_scheduler_runs_due_schedules(start_worker) -> None:
     process.terminate()
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
+
+
+# -- what review found ------------------------------------------------------------------
+
+
+def test_a_broken_schedule_does_not_hold_up_the_others(caplog) -> None:
+    broken = make_due("a-broken", late=timedelta(seconds=2))
+    Schedule.objects.filter(pk=broken.pk).update(queue="no-such-queue")  # around validation
+    make_due("b-good", args=["b-good"])
+    report = fire_due_schedules()
+    assert report.fired == ["b-good"]
+    assert report.failed == ["a-broken"]
+    broken.refresh_from_db()
+    assert broken.next_run_at > timezone.now()  # this run is skipped, the next one comes
+    assert "Unknown queue 'no-such-queue'" in caplog.text
+
+
+def test_a_cron_that_matches_no_date_is_refused() -> None:
+    with pytest.raises(ValidationError, match="matches no date"):
+        Schedule(name="feb-30", job_name=RECORD, cron="0 0 30 2 *").save()
+
+
+def test_a_wall_clock_time_that_happens_twice_runs_once() -> None:
+    schedule = Schedule(name="dst", job_name=RECORD, cron="30 2 * * *", time_zone="Europe/Paris")
+    first = datetime(2024, 10, 27, 0, 30, tzinfo=UTC)  # 02:30 CEST, before the clocks go back
+    assert schedule.compute_next_run(first, anchor=first) == datetime(2024, 10, 28, 1, 30, tzinfo=UTC)
+
+
+def test_deferred_fields_load_and_save() -> None:
+    make("deferred", interval=timedelta(minutes=5))
+    only = Schedule.objects.only("name").get(name="deferred")
+    only.refresh_from_db(fields=["next_run_at"])
+    due = only.next_run_at
+    only.enabled = False
+    only.save()
+    row = Schedule.objects.get(name="deferred")
+    assert (row.enabled, row.next_run_at, row.interval) == (False, due, timedelta(minutes=5))
+
+
+def test_without_use_tz_times_are_naive_local_time(settings, run_worker) -> None:
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Europe/Paris"
+    schedule = make("naive", interval=timedelta(minutes=10), args=["naive"])
+    assert timezone.is_naive(schedule.next_run_at)
+    assert timedelta(minutes=9) < schedule.next_run_at - datetime.now() <= timedelta(minutes=10)
+    cron = make("naive-cron", cron="0 9 * * *")
+    assert (cron.next_run_at.hour, cron.next_run_at.minute) == (9, 0)  # 09:00 Paris time, stored naive
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime.now() - timedelta(seconds=1))
+    assert fire_due_schedules().fired == ["naive"]
+    run_worker("high")
+    assert Call.objects.filter(label="naive").count() == 1

@@ -16,6 +16,7 @@ from django_asyncjobs.aggregating import Outcome, WindowResult, backfill, latest
 from django_asyncjobs.aggregations import (
     Aggregation,
     AggregationNotRegistered,
+    as_utc,
     get_aggregation,
     registered_aggregations,
 )
@@ -115,7 +116,7 @@ class Command(BaseCommand):
         if since >= until:
             raise CommandError(f"--since {since.isoformat()} is not before --until {until.isoformat()}.")
         windows = agg.windows_between(since, until)
-        if windows[-1][1] > timezone.now():
+        if windows[-1][1] > as_utc(timezone.now(), "now"):
             raise CommandError(
                 f"The window {window_text(*windows[-1])} of {agg.name} has not ended yet; "
                 f"pass an --until at or before {last_until.isoformat()}."

@@ -44,8 +44,13 @@ class Command(BaseCommand):
         if not options["once"] and options["verbosity"] >= 1:
             self.stdout.write(f"Scheduler running, a pass every {scheduler.interval:g}s. Stop with Ctrl-C.")
 
+        failed: list[str] = []
+
         def report(tick: TickReport) -> None:
+            failed[:] = tick.errors
             if options["once"] or options["verbosity"] >= 2:
                 self.stdout.write(tick.summary())
 
         scheduler.run(once=options["once"], sync=False, on_tick=report)
+        if options["once"] and failed:
+            raise CommandError(f"The pass could not {', '.join(failed)} (see the log).")
