@@ -391,3 +391,17 @@ class JobStats(models.Model):
     @property
     def finished(self) -> int:
         return self.succeeded + self.failed + self.cancelled
+
+
+class Dashboard(models.Model):
+    """No table: it carries the "view dashboard" permission and the admin's link to the dashboard."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("view_dashboard", _("Can view the async jobs dashboard"))]
+        verbose_name = _("dashboard")
+        verbose_name_plural = _("dashboard")
+
+    def __str__(self) -> str:
+        return str(self._meta.verbose_name)

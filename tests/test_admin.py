@@ -1,0 +1,262 @@
+"""The Job and Schedule admin: pages, filters, search, actions and their permissions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.models import Schedule
+from django_asyncjobs.operations import retry_jobs
+from django_asyncjobs.schedules import sync_declared_schedules
+from tests.testapp.jobs import add, always_fails, record, reports_progress
+from tests.testapp.models import Call
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHANGELIST = "admin:django_asyncjobs_job_changelist"
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
+
+
+@pytest.fixture
+def admin_client(superuser) -> Client:
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+def staff_client(django_user_model, *codenames: str) -> Client:
+    user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="django_asyncjobs", codename__in=codenames)
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def act(client: Client, action: str, jobs, url: str = CHANGELIST):
+    return client.post(reverse(url), {"action": action, "_selected_action": [str(job.pk) for job in jobs]}, follow=True)
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+# -- the job list and page --------------------------------------------------------------
+
+
+def test_changelist_shows_jobs_with_their_progress(admin_client, run_worker) -> None:
+    done = reports_progress.enqueue(4)
+    failed = always_fails.enqueue()
+    run_worker()
+    queued = add.enqueue(1, 2)
+    response = admin_client.get(reverse(CHANGELIST))
+    assert response.status_code == 200
+    html = response.content.decode()
+    for job in (done, failed, queued):
+        assert str(job.pk)[:8] in html
+    assert 'class="asyncjobs-progress"' in html
+    assert "asyncjobs-status-failed" in html and "asyncjobs-status-succeeded" in html
+    assert 'value="delete_selected"' not in html  # the stock action would delete running jobs
+
+
+def test_filters_and_search(admin_client, run_worker) -> None:
+    failed = always_fails.enqueue()
+    run_worker()
+    other = record.enqueue("x")
+    url = reverse(CHANGELIST)
+    by_status = admin_client.get(url, {"status__exact": "failed"}).context["cl"].result_list
+    assert list(by_status) == [failed]
+    by_queue = admin_client.get(url, {"queue": "high"}).context["cl"].result_list
+    assert list(by_queue) == [other]
+    by_name = admin_client.get(url, {"name": always_fails.name}).context["cl"].result_list
+    assert list(by_name) == [failed]
+    by_id = admin_client.get(url, {"q": str(other.pk)}).context["cl"].result_list
+    assert list(by_id) == [other]
+    by_text = admin_client.get(url, {"q": "always_fails"}).context["cl"].result_list
+    assert list(by_text) == [failed]
+
+
+def test_job_page_is_read_only_with_the_details(admin_client, superuser, run_worker) -> None:
+    job = always_fails.enqueue(owner=superuser)
+    run_worker()
+    url = reverse("admin:django_asyncjobs_job_change", args=[job.pk])
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "ValueError: this job always fails" in html  # the traceback
+    assert 'class="asyncjobs-timeline"' in html and "started" in html and "finished" in html
+    assert reverse("admin:auth_user_change", args=[superuser.pk]) in html  # owner link
+    assert 'name="_save"' not in html
+    assert admin_client.post(url, {"name": "changed"}).status_code == 403
+    assert Job.objects.get(pk=job.pk).name == always_fails.name
+    assert admin_client.get(reverse("admin:django_asyncjobs_job_add")).status_code == 403
+
+
+def test_job_page_links_to_its_schedule(admin_client) -> None:
+    schedule = Schedule.objects.create(name="nightly", job_name=add.name, args=[1, 2], cron="0 3 * * *")
+    from django_asyncjobs.scheduling import run_schedule_now
+
+    job = run_schedule_now(schedule)
+    html = admin_client.get(reverse("admin:django_asyncjobs_job_change", args=[job.pk])).content.decode()
+    assert reverse("admin:django_asyncjobs_schedule_change", args=[schedule.pk]) in html
+
+
+# -- actions ----------------------------------------------------------------------------
+
+
+def test_retry_action_runs_failed_jobs_again(admin_client, run_worker) -> None:
+    flaky_job = always_fails.enqueue()
+    ok = add.enqueue(1, 1)
+    run_worker()
+    response = act(admin_client, "retry_selected", [flaky_job, ok])
+    assert messages_of(response) == ["1 job queued again. Skipped: 1 not failed or cancelled (succeeded)."]
+    row = Job.objects.get(pk=flaky_job.pk)
+    assert (row.status, row.max_attempts, row.finished_at) == (JobStatus.QUEUED, 2, None)
+    run_worker()
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == (JobStatus.FAILED, 2)
+
+
+def test_two_operators_retrying_at_once_queue_a_job_once(run_worker, redis) -> None:
+    job = always_fails.enqueue()
+    run_worker()
+    stale_selection = Job.objects.filter(pk=job.pk)
+    first, second = retry_jobs(stale_selection), retry_jobs(Job.objects.filter(pk=job.pk))
+    assert (first.done, second.done) == (1, 0)
+    assert dict(second.skipped) == {"not failed or cancelled (queued)": 1}
+    assert redis.llen("rq:queue:default") == 1
+
+
+def test_retry_respects_back_pressure(settings, run_worker) -> None:
+    job = always_fails.enqueue()
+    run_worker()
+    add.enqueue(1, 1)
+    settings.ASYNCJOBS = {
+        **settings.ASYNCJOBS,
+        "QUEUE_LIMITS": {"default": {"MAX_DEPTH": 1}},
+        "BACKPRESSURE_CACHE_SECONDS": 0,
+    }
+    report = retry_jobs(Job.objects.filter(pk=job.pk))
+    assert report.done == 0
+    assert "on queue 'default', which is full" in report.describe_skipped()
+    assert Job.objects.get(pk=job.pk).status == JobStatus.FAILED
+
+
+def test_cancel_action(admin_client, run_worker) -> None:
+    queued = record.enqueue("never")
+    done = add.enqueue(1, 1)
+    run_worker("default")
+    response = act(admin_client, "cancel_selected", [queued, done])
+    assert messages_of(response) == ["1 job cancelled. Skipped: 1 already finished (succeeded)."]
+    run_worker()
+    assert Job.objects.get(pk=queued.pk).status == JobStatus.CANCELLED
+    assert not Call.objects.filter(label="never").exists()
+
+
+def test_push_again_action_recovers_a_lost_message(admin_client, redis, run_worker) -> None:
+    job = add.enqueue(2, 2)
+    redis.flushall()
+    response = act(admin_client, "push_selected_again", [job])
+    assert messages_of(response) == ["1 job pushed again."]
+    run_worker()
+    assert Job.objects.get(pk=job.pk).result == 4
+
+
+def test_delete_action_keeps_unfinished_jobs(admin_client, run_worker) -> None:
+    done = add.enqueue(1, 1)
+    run_worker()
+    queued = add.enqueue(2, 2)
+    response = act(admin_client, "delete_selected_finished", [done, queued])
+    assert messages_of(response) == ["1 job deleted. Skipped: 1 not finished (queued)."]
+    assert list(Job.objects.values_list("pk", flat=True)) == [queued.pk]
+
+
+def test_actions_need_their_permission(django_user_model, run_worker) -> None:
+    job = always_fails.enqueue()
+    run_worker()
+    viewer = staff_client(django_user_model, "view_job")
+    page = viewer.get(reverse(CHANGELIST))
+    assert page.status_code == 200
+    assert "retry_selected" not in page.content.decode()
+    act(viewer, "retry_selected", [job])
+    assert Job.objects.get(pk=job.pk).status == JobStatus.FAILED
+
+    django_user_model.objects.filter(username="staff").delete()
+    operator = staff_client(django_user_model, "view_job", "change_job")
+    html = operator.get(reverse(CHANGELIST)).content.decode()
+    assert "retry_selected" in html and "delete_selected_finished" not in html
+    act(operator, "retry_selected", [job])
+    assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+
+def test_staff_without_permission_cannot_see_jobs(django_user_model) -> None:
+    client = staff_client(django_user_model)
+    assert client.get(reverse(CHANGELIST)).status_code == 403
+
+
+# -- schedules --------------------------------------------------------------------------
+
+
+def test_schedule_list_shows_the_next_runs_and_last_outcome(admin_client, run_worker) -> None:
+    schedule = Schedule.objects.create(name="every-5", job_name=add.name, args=[1, 1], interval=timedelta(minutes=5))
+    from django_asyncjobs.scheduling import run_schedule_now
+
+    run_schedule_now(schedule)
+    run_worker()
+    html = admin_client.get(reverse("admin:django_asyncjobs_schedule_changelist")).content.decode()
+    first = timezone.localtime(Schedule.objects.get(pk=schedule.pk).next_run_at)
+    for step in range(3):
+        assert (first + step * timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S") in html
+    assert "every 5m" in html
+    assert "asyncjobs-status-succeeded" in html
+
+
+def test_schedule_form_shows_clear_errors(admin_client) -> None:
+    response = admin_client.post(
+        reverse("admin:django_asyncjobs_schedule_add"),
+        {
+            "name": "bad",
+            "job_name": "no.such.job",
+            "args": "[]",
+            "kwargs": "{}",
+            "cron": "61 * * * *",
+            "misfire_policy": "skip",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "a field is out of range" in errors["cron"][0]
+    assert "No job is registered as 'no.such.job'" in errors["job_name"][0]
+    assert not Schedule.objects.exists()
+
+
+def test_schedule_declared_in_code_can_only_be_switched(admin_client) -> None:
+    sync_declared_schedules()
+    declared = Schedule.objects.get(declared_in_code=True)
+    url = reverse("admin:django_asyncjobs_schedule_change", args=[declared.pk])
+    form = admin_client.get(url).context["adminform"].form
+    assert list(form.fields) == ["enabled"]
+    admin_client.post(url, {"enabled": ""})
+    declared.refresh_from_db()
+    assert declared.enabled is False
+    assert admin_client.get(reverse("admin:django_asyncjobs_schedule_delete", args=[declared.pk])).status_code == 403
+
+
+def test_run_now_action(admin_client, run_worker) -> None:
+    schedule = Schedule.objects.create(name="adhoc", job_name=record.name, args=["adhoc"], cron="0 3 * * *")
+    response = act(admin_client, "run_now", [schedule], url="admin:django_asyncjobs_schedule_changelist")
+    assert messages_of(response) == ["1 schedule run now."]
+    run_worker()
+    assert Call.objects.filter(label="adhoc").count() == 1
