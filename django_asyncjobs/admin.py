@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.http import HttpRequest, JsonResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -51,17 +52,28 @@ def format_timedelta(value: timedelta | None) -> str:
     return f"{days} d {hours:02d} h"
 
 
-def progress_bar(job: Job) -> SafeString:
+def progress_bar(job: Job, url: str = "") -> SafeString:
+    """A bar that admin_progress.js keeps up to date from ``url`` while the job is not finished."""
     return format_html(
-        '<span class="asyncjobs-progress" title="{}"><span style="width: {}%"></span></span> {}%',
+        '<span class="asyncjobs-progress-cell" data-job="{}" data-status="{}" data-url="{}">'
+        '<span class="asyncjobs-progress" title="{}"><span style="width: {}%"></span></span> '
+        '<span class="asyncjobs-progress-text">{}%</span></span>',
+        job.pk,
+        job.status,
+        url,
         job.progress_message or f"{job.progress}%",
         job.progress,
         job.progress,
     )
 
 
-def status_badge(status: str) -> SafeString:
-    return format_html('<span class="asyncjobs-status asyncjobs-status-{}">{}</span>', status, JobStatus(status).label)
+def status_badge(status: str, job: Job | None = None) -> SafeString:
+    return format_html(
+        '<span class="asyncjobs-status asyncjobs-status-{}" data-job-status="{}">{}</span>',
+        status,
+        "" if job is None else job.pk,
+        JobStatus(status).label,
+    )
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -160,6 +172,32 @@ class JobAdmin(JobModelAdmin):
 
     class Media:
         css = {"all": ("django_asyncjobs/admin.css",)}
+        js = ("django_asyncjobs/admin_progress.js",)
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_progress"
+        # Before the stock URLs, whose "<object_id>/" would take "progress/".
+        return [path("progress/", self.admin_site.admin_view(self.progress_view), name=name), *super().get_urls()]
+
+    def progress_view(self, request: HttpRequest) -> JsonResponse:
+        """Status and progress of the jobs ``?id=...`` (up to 500), for admin_progress.js."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        ids = []
+        for value in request.GET.getlist("id")[:500]:
+            try:
+                ids.append(uuid.UUID(value))
+            except ValueError:
+                continue
+        rows = Job.objects.filter(pk__in=ids).values_list("pk", "status", "progress", "progress_message")
+        jobs = {
+            str(pk): {"status": status, "label": str(JobStatus(status).label), "progress": progress, "message": message}
+            for pk, status, progress, message in rows
+        }
+        return JsonResponse({"jobs": jobs})
+
+    def progress_url(self) -> str:
+        return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_progress")
 
     # -- permissions: a read-only detail page; changes only through actions ---------------
 
@@ -198,7 +236,7 @@ class JobAdmin(JobModelAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, job: Job) -> SafeString:
-        return status_badge(job.status)
+        return status_badge(job.status, job)
 
     @admin.display(description=_("attempts"))
     def attempts_display(self, job: Job) -> str:
@@ -206,7 +244,7 @@ class JobAdmin(JobModelAdmin):
 
     @admin.display(description=_("progress"))
     def progress_display(self, job: Job) -> SafeString:
-        return progress_bar(job)
+        return progress_bar(job, self.progress_url())
 
     @admin.display(description=_("waited"))
     def waited(self, job: Job) -> str:
@@ -370,3 +408,4 @@ class ScheduleAdmin(ScheduleModelAdmin):
         if problems:
             message += " " + _("Not run: %(problems)s") % {"problems": "; ".join(problems)}
         self.message_user(request, message, messages.WARNING if problems else messages.SUCCESS)
+

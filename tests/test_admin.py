@@ -260,3 +260,19 @@ def test_run_now_action(admin_client, run_worker) -> None:
     assert messages_of(response) == ["1 schedule run now."]
     run_worker()
     assert Call.objects.filter(label="adhoc").count() == 1
+
+
+def test_progress_endpoint_for_the_live_bars(admin_client, django_user_model, run_worker) -> None:
+    done = reports_progress.enqueue(4)
+    run_worker()
+    queued = add.enqueue(1, 1)
+    url = reverse("admin:django_asyncjobs_job_progress")
+    data = admin_client.get(url, {"id": [str(done.pk), str(queued.pk), "not-a-uuid"]}).json()
+    assert data["jobs"] == {
+        str(done.pk): {"status": "succeeded", "label": "Succeeded", "progress": 100, "message": "step 4 of 4"},
+        str(queued.pk): {"status": "queued", "label": "Queued", "progress": 0, "message": ""},
+    }
+    page = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert f'data-job="{queued.pk}" data-status="queued" data-url="{url}"' in page
+    assert "django_asyncjobs/admin_progress.js" in page
+    assert staff_client(django_user_model).get(url).status_code == 403

@@ -114,6 +114,19 @@ def waits_for_release(label: str) -> str:
     return label
 
 
+@job(timeout=300)
+def steps_when_released(label: str, steps: int) -> int:
+    """Reports progress step by step; step N waits for a Call labelled ``label:N``."""
+    this = current_job()
+    assert this is not None
+    for step in range(1, steps + 1):
+        while not Call.objects.filter(label=f"{label}:{step}").exists():
+            time.sleep(0.05)
+        time.sleep(float(app_settings.PROGRESS_INTERVAL))  # past the throttle, so that each step is written
+        this.set_progress(step * 100 // steps, f"step {step} of {steps}")
+    return steps
+
+
 @job(schedule="*/15 * * * *")
 def scheduled_ping() -> str:
     Call.objects.create(label="ping")
