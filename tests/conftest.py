@@ -4,6 +4,7 @@ real in-process burst worker to run jobs."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,3 +114,23 @@ def wait_for(condition: Callable[[], Any], seconds: float = 30.0, what: str = "c
             return value
         time.sleep(0.05)
     raise AssertionError(f"gave up waiting for {what} after {seconds}s")
+
+
+CHROMIUM = os.environ.get("ASYNCJOBS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    if not CHROMIUM:
+        pytest.skip("no Chromium found (install Debian's 'chromium' or set ASYNCJOBS_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the 'playwright' package is not installed")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()

@@ -6,37 +6,12 @@ package; skipped, saying why, when either is missing. ``.ci/run`` installs both.
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
 from django_asyncjobs.backpressure import forget_states
 from tests.testapp.jobs import noop
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CHROMIUM = os.environ.get("ASYNCJOBS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture
-def page(monkeypatch) -> Iterator[Any]:
-    if not CHROMIUM:
-        pytest.skip("no Chromium found (install Debian's 'chromium' or set ASYNCJOBS_CHROMIUM)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the 'playwright' package is not installed")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
-
 
 SUBMIT = """([url, pollMin]) => {
   window.events = {accepted: 0, busy: [], progress: [], done: 0};

@@ -1,0 +1,102 @@
+"""The admin in a real headless Chromium, against a live server and a real worker process.
+
+Skipped, saying why, when no Chromium or no playwright package is found (``.ci/run``
+installs both). With ``ASYNCJOBS_SCREENSHOTS=docs/img`` (``make screenshots``) the
+pages are also saved as PNG files for the documentation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from django_asyncjobs import Job, JobStatus
+from tests.conftest import wait_for
+from tests.testapp.jobs import add, always_fails, record, reports_progress, steps_when_released
+from tests.testapp.models import Call
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCREENSHOTS = os.environ.get("ASYNCJOBS_SCREENSHOTS")
+
+
+def screenshot(page, name: str, tmp_path: Path) -> Path:
+    if page.is_visible("#nav-sidebar"):
+        page.click("#toggle-nav-sidebar")  # more room for the page itself
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture
+def admin_page(page, live_server, django_user_model):
+    django_user_model.objects.create_superuser("admin", "admin@example.com", "secret-pw")
+    page.set_viewport_size({"width": 1600, "height": 900})
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret-pw")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+    return page
+
+
+def bar_width(page, job: Job) -> str:
+    return page.eval_on_selector(f'[data-job="{job.pk}"] .asyncjobs-progress > span', "el => el.style.width")
+
+
+def test_progress_bar_moves_while_a_worker_runs_the_job(admin_page, live_server, start_worker, tmp_path) -> None:
+    reports_progress.enqueue(4)
+    always_fails.enqueue()
+    job = steps_when_released.enqueue("moving", 4)
+    worker = start_worker("default")
+    wait_for(lambda: Job.objects.filter(status=JobStatus.FAILED).exists(), what="the failing job")
+    admin_page.goto(f"{live_server.url}/admin/django_asyncjobs/job/")
+    assert bar_width(admin_page, job) == "0%"
+    for step, width in ((1, "25%"), (2, "50%")):
+        Call.objects.create(label=f"moving:{step}")  # let the job take its next step
+        admin_page.wait_for_function(
+            "([id, width]) => document.querySelector(`[data-job='${id}'] .asyncjobs-progress > span`)"
+            ".style.width === width",
+            arg=[str(job.pk), width],
+        )
+    badge = admin_page.text_content(f'[data-job-status="{job.pk}"]')
+    assert badge == "Running"
+    screenshot(admin_page, "admin-changelist", tmp_path)
+    for step in (3, 4):
+        Call.objects.create(label=f"moving:{step}")
+    admin_page.wait_for_function(
+        "id => document.querySelector(`[data-job-status='${id}']`).textContent === 'Succeeded'", arg=str(job.pk)
+    )
+    assert bar_width(admin_page, job) == "100%"
+    worker.terminate()
+
+
+def test_job_page_and_retry_and_cancel_actions(admin_page, live_server, run_worker, tmp_path) -> None:
+    failed = always_fails.enqueue()
+    run_worker("default")
+    admin_page.goto(f"{live_server.url}/admin/django_asyncjobs/job/{failed.pk}/change/")
+    assert "ValueError: this job always fails" in admin_page.text_content(".asyncjobs-traceback")
+    assert admin_page.is_visible(".asyncjobs-timeline")
+    screenshot(admin_page, "admin-job", tmp_path)
+
+    queued = record.enqueue("never-runs")
+    admin_page.goto(f"{live_server.url}/admin/django_asyncjobs/job/")
+    admin_page.check(f'input[name="_selected_action"][value="{failed.pk}"]')
+    admin_page.select_option('select[name="action"]', "retry_selected")
+    admin_page.click('button[name="index"]')
+    assert "1 job queued again." in admin_page.text_content(".messagelist")
+    assert Job.objects.get(pk=failed.pk).status == JobStatus.QUEUED
+
+    admin_page.check(f'input[name="_selected_action"][value="{queued.pk}"]')
+    admin_page.select_option('select[name="action"]', "cancel_selected")
+    admin_page.click('button[name="index"]')
+    assert "1 job cancelled." in admin_page.text_content(".messagelist")
+    assert Job.objects.get(pk=queued.pk).status == JobStatus.CANCELLED
+    add.enqueue(1, 1)
+    run_worker()
+    assert not Call.objects.filter(label="never-runs").exists()
+    assert Job.objects.get(pk=failed.pk).attempts == 2
