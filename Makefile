@@ -5,7 +5,7 @@ PIP_EXTRA ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck bench bench-web clean
+.PHONY: test lint typecheck bench bench-web screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 
 bench-web: $(STAMP)
 	$(BIN)/python benchmarks/bench_web.py $(BENCH_WEB_ARGS)
+
+# Saves the admin screenshots of docs/admin.md (needs Chromium: Debian's "chromium" package).
+screenshots: $(STAMP)
+	ASYNCJOBS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
