@@ -409,3 +409,8 @@ class ScheduleAdmin(ScheduleModelAdmin):
             message += " " + _("Not run: %(problems)s") % {"problems": "; ".join(problems)}
         self.message_user(request, message, messages.WARNING if problems else messages.SUCCESS)
 
+
+from .admin_dashboard import DashboardAdmin  # noqa: E402
+from .models import Dashboard  # noqa: E402
+
+admin.site.register(Dashboard, DashboardAdmin)

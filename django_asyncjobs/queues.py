@@ -24,6 +24,7 @@ from rq.command import send_command
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.utils import utcformat
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from .conf import app_settings
 from .exceptions import UnknownQueue
@@ -252,6 +253,22 @@ def queue_stats(queue: str) -> QueueStats:
         except ValueError:
             oldest = None
     return QueueStats(depth=int(depth), oldest_enqueued_at=oldest, throughput=finished / window)
+
+
+# Registered workers whose hash has not expired: a worker that died without
+# unregistering stays in RQ's set until RQ's maintenance pass cleans it.
+_LIVE_WORKERS_SCRIPT = """
+local alive = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', key) == 1 then alive = alive + 1 end
+end
+return alive
+"""
+
+
+def live_workers(queue: str) -> int:
+    """How many live workers listen on ``queue`` (RQ's worker registry; one round trip)."""
+    return int(get_connection(queue).eval(_LIVE_WORKERS_SCRIPT, 1, WORKERS_BY_QUEUE_KEY % queue))
 
 
 def _text(value: bytes | str) -> str:
