@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django import template
 
+from ..admin_display import format_timedelta
 from ..charts import format_number
 
 register = template.Library()
@@ -19,8 +20,6 @@ def asyncjobs_seconds(value: float | None) -> str:
     """``0.25`` -> ``"250 ms"``, ``75`` -> ``"1 min 15 s"``."""
     if value is None:
         return EMPTY
-    from ..admin import format_timedelta  # here: the admin module imports the dashboard's admin
-
     return format_timedelta(timedelta(seconds=value))
 
 
