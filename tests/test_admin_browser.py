@@ -100,3 +100,45 @@ def test_job_page_and_retry_and_cancel_actions(admin_page, live_server, run_work
     run_worker()
     assert not Call.objects.filter(label="never-runs").exists()
     assert Job.objects.get(pk=failed.pk).attempts == 2
+
+
+def test_dashboard_shows_what_the_database_and_redis_hold(admin_page, live_server, run_worker, tmp_path) -> None:
+    from datetime import timedelta
+
+    from django.db.models import F
+    from django.utils import timezone
+
+    from django_asyncjobs.aggregating import backfill, windows_between
+    from django_asyncjobs.stats import NAME as JOB_STATS
+    from django_asyncjobs.templatetags.asyncjobs_dashboard import asyncjobs_percent
+
+    ok = add.enqueue_many([(i, i) for i in range(40)])
+    bad = [always_fails.enqueue() for _ in range(4)]
+    run_worker("default")
+    for minutes, job in enumerate([*ok, *bad], start=2):  # spread over the last hour, then roll up
+        shift = timedelta(minutes=minutes % 58 + 2)
+        Job.objects.filter(pk=job.pk).update(
+            created_at=F("created_at") - shift,
+            enqueued_at=F("enqueued_at") - shift,
+            started_at=F("started_at") - shift,
+            finished_at=F("finished_at") - shift,
+        )
+    now = timezone.now().replace(second=0, microsecond=0)
+    backfill(JOB_STATS, windows_between(JOB_STATS, now - timedelta(hours=1), now))
+    waiting = record.enqueue_many([("waiting",)] * 3)  # on "high", no worker: they wait
+
+    admin_page.goto(f"{live_server.url}/admin/django_asyncjobs/dashboard/")
+    default = admin_page.locator('tr.asyncjobs-queue[data-queue="default"]')
+    high = admin_page.locator('tr.asyncjobs-queue[data-queue="high"]')
+    assert high.locator(".asyncjobs-depth .asyncjobs-figure").text_content() == str(len(waiting))
+    assert default.locator(".asyncjobs-running").text_content() == "0"
+    failure_rate = default.locator("td").nth(7).text_content()
+    rate = asyncjobs_percent(len(bad) / (len(ok) + len(bad)))  # the page's own formatting
+    assert " ".join(failure_rate.split()) == f"{rate} ({len(bad)})"
+    failures = admin_page.locator(".asyncjobs-failures a")
+    assert failures.count() == len(bad)
+    assert {link.get_attribute("href").rstrip("/").split("/")[-2] for link in failures.all()} == {
+        str(job.pk) for job in bad
+    }
+    assert admin_page.locator(".asyncjobs-chart-figure svg").count() == 6
+    screenshot(admin_page, "admin-dashboard", tmp_path)
