@@ -4,8 +4,9 @@ VENV ?= .venv
 PIP_EXTRA ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: test lint typecheck bench bench-web screenshots clean
+.PHONY: test lint typecheck bench bench-web screenshots docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,10 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]' $(foreach req,$(PIP_EXTRA),'$(req)')
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -36,6 +41,11 @@ bench-web: $(STAMP)
 # Saves the admin screenshots of docs/admin.md (needs Chromium: Debian's "chromium" package).
 screenshots: $(STAMP)
 	ASYNCJOBS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py $(PYTEST_ARGS)
+
+# Builds docs/ (mkdocs.yml) into build/docs; --strict makes every warning, such as a broken
+# link or anchor, an error.
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/docs
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
