@@ -29,6 +29,7 @@ from .admin_display import (
     progress_bar,
     status_badge,
 )
+from .admin_queries import DateHierarchyQuerySet, search_filter
 from .models import FINISHED_STATUSES, Job, JobStatus, Schedule
 from .operations import OperationReport, cancel_jobs, delete_finished_jobs, push_again, retry_jobs
 from .paginator import EstimatedCountPaginator
@@ -68,8 +69,8 @@ class JobAdmin(JobModelAdmin):
     )
     list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
     list_select_related = ("owner",)
-    search_fields = ("name", "owner__username")
-    search_help_text = _("A job id, or part of a job name or owner's username.")
+    search_fields = ("name",)  # the search itself is get_search_results()
+    search_help_text = _("A job id, a job's full name, or its owner's username.")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     show_full_result_count = False
@@ -136,10 +137,14 @@ class JobAdmin(JobModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
     ) -> tuple[QuerySet[Job], bool]:
-        try:
-            return queryset.filter(pk=uuid.UUID(search_term.strip())), False
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(search_filter(search_term)), False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        queryset = super().get_queryset(request)
+        queryset.__class__ = DateHierarchyQuerySet  # see its docstring: no DISTINCT over the table
+        return queryset
 
     # -- columns and fields -----------------------------------------------------------------
 

@@ -106,6 +106,9 @@ class Job(models.Model):
             models.Index(fields=["status", "heartbeat_at"], name="asyncjobs_status_heartbeat"),
             models.Index(fields=["finished_at"], name="asyncjobs_finished"),
             models.Index(fields=["owner", "created_at"], name="asyncjobs_owner_created"),
+            # The admin's queue and job name filters, newest first.
+            models.Index(fields=["queue", "created_at"], name="asyncjobs_queue_created"),
+            models.Index(fields=["name", "created_at"], name="asyncjobs_name_created"),
             models.Index(fields=["created_at"], name="asyncjobs_created"),
         ]
         constraints = [

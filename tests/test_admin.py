@@ -83,8 +83,30 @@ def test_filters_and_search(admin_client, run_worker) -> None:
     assert list(by_name) == [failed]
     by_id = admin_client.get(url, {"q": str(other.pk)}).context["cl"].result_list
     assert list(by_id) == [other]
-    by_text = admin_client.get(url, {"q": "always_fails"}).context["cl"].result_list
-    assert list(by_text) == [failed]
+    by_name_search = admin_client.get(url, {"q": always_fails.name}).context["cl"].result_list
+    assert list(by_name_search) == [failed]
+    assert list(admin_client.get(url, {"q": "always_fails"}).context["cl"].result_list) == []  # whole names only
+
+
+def test_search_by_owner_and_date_hierarchy(admin_client, superuser, run_worker) -> None:
+    from django.db.models import F
+
+    mine = add.enqueue(1, 1, owner=superuser)
+    old = add.enqueue(2, 2)
+    Job.objects.filter(pk=old.pk).update(created_at=F("created_at") - timedelta(days=40))
+    url = reverse(CHANGELIST)
+    assert list(admin_client.get(url, {"q": "admin"}).context["cl"].result_list) == [mine]
+    page = admin_client.get(url)
+    hierarchy = page.context["cl"].date_hierarchy
+    assert hierarchy == "created_at"
+    html = page.content.decode()
+    now, then = timezone.localtime(mine.created_at), timezone.localtime(Job.objects.get(pk=old.pk).created_at)
+    months = {(then.year, then.month), (now.year, now.month)}
+    for year, month in months:  # every month from the first job to the last
+        assert f"created_at__month={month}" in html or f"created_at__year={year}" in html
+    day = admin_client.get(url, {"created_at__year": now.year, "created_at__month": now.month})
+    assert f"created_at__day={now.day}" in day.content.decode()
+    assert list(day.context["cl"].result_list) == [mine]
 
 
 def test_job_page_is_read_only_with_the_details(admin_client, superuser, run_worker) -> None:
