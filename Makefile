@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: test lint typecheck bench bench-web screenshots docs clean
+.PHONY: test lint typecheck bench bench-web bench-admin screenshots docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: $(STAMP)
 
 bench-web: $(STAMP)
 	$(BIN)/python benchmarks/bench_web.py $(BENCH_WEB_ARGS)
+
+# BENCH_ADMIN_ARGS go to bench_admin.py (e.g. --db both, --rows 100000). About 5 minutes
+# on PostgreSQL alone, so it is not part of `make bench`.
+bench-admin: $(STAMP)
+	$(BIN)/python benchmarks/bench_admin.py $(BENCH_ADMIN_ARGS)
 
 # Saves the admin screenshots of docs/admin.md (needs Chromium: Debian's "chromium" package).
 screenshots: $(STAMP)

@@ -70,7 +70,7 @@ class JobAdmin(JobModelAdmin):
     list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
     list_select_related = ("owner",)
     search_fields = ("name",)  # the search itself is get_search_results()
-    search_help_text = _("A job id, a job's full name, or its owner's username.")
+    search_help_text = _("A job id, part of a job's name, or its owner's username.")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     show_full_result_count = False
