@@ -61,7 +61,7 @@ elif str(ROOT) not in sys.path:
 
 from benchmarks.bench_core import (  # noqa: E402 - needs the sys.path fix above
     DB_LABELS,
-    DOCS_PAGE,
+    benchmark_parser,
     code_version,
     cpu_model,
     database_version,
@@ -69,6 +69,7 @@ from benchmarks.bench_core import (  # noqa: E402 - needs the sys.path fix above
     measure_databases,
     med,
     percentile,
+    run_benchmark,
     table,
     verdict,
 )
@@ -1107,8 +1108,12 @@ def command_line(args: argparse.Namespace) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="postgres")
+    parser = benchmark_parser(
+        __doc__,
+        default_db="postgres",
+        postgres_url=DEFAULT_POSTGRES_URL,
+        postgres_env="ASYNCJOBS_BENCH_ADMIN_POSTGRES_URL",
+    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="jobs in the big table (default 1,000,000)")
     parser.add_argument(
         "--small-rows",
@@ -1125,14 +1130,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="LABEL=PATH",
         help="another admin page to measure, e.g. 'Dashboard JSON=/admin/django_asyncjobs/dashboard/data/'",
     )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("ASYNCJOBS_BENCH_ADMIN_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="where to create (and afterwards drop) the dedicated benchmark database",
-    )
-    parser.add_argument("--no-docs", action="store_true", help=f"print only; leave {DOCS_PAGE.name} alone")
-    parser.add_argument("--child", choices=("sqlite", "postgres"), help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rows < 1000 or args.small_rows < 0 or args.repeat < 2 or args.warmup < 0:
         parser.error("--rows must be >= 1000, --small-rows >= 0, --repeat >= 2, --warmup >= 0")
@@ -1145,11 +1142,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    if args.child:
-        child_main(args)
-    else:
-        parent_main(args)
+    run_benchmark(parse_args, child_main, parent_main)
 
 
 if __name__ == "__main__":

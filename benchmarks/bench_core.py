@@ -836,27 +836,47 @@ def write_section(page: Path, name: str, body: str) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+def benchmark_parser(
+    doc: str | None, *, default_db: str, postgres_url: str, postgres_env: str
+) -> argparse.ArgumentParser:
+    """The options every benchmark script shares (and the hidden ones of its child processes)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default=default_db)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(postgres_env, postgres_url),
+        help="where to create (and afterwards drop) the dedicated benchmark database",
+    )
+    parser.add_argument("--no-docs", action="store_true", help=f"print only; leave {DOCS_PAGE.name} alone")
+    parser.add_argument("--child", choices=("sqlite", "postgres"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    return parser
+
+
+def run_benchmark(
+    parse: Callable[[], argparse.Namespace],
+    child: Callable[[argparse.Namespace], None],
+    parent: Callable[[argparse.Namespace], None],
+) -> None:
+    """A benchmark's entry point: the parent measures each database in a child process."""
+    args = parse()
+    (child if args.child else parent)(args)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser = benchmark_parser(
+        __doc__, default_db="both", postgres_url=DEFAULT_POSTGRES_URL, postgres_env="ASYNCJOBS_BENCH_POSTGRES_URL"
+    )
     parser.add_argument("--jobs", type=int, default=1000, help="jobs per measurement (default 1000)")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions of the enqueue measurements (default 5)")
     parser.add_argument("--worker-repeat", type=int, default=3, help="repetitions of the worker drains (default 3)")
     parser.add_argument("--latency-samples", type=int, default=200, help="jobs timed for the latency (default 200)")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("ASYNCJOBS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="where to create (and afterwards drop) the dedicated benchmark database",
-    )
     parser.add_argument(
         "--sqlite-conn-max-age",
         choices=("0", "none"),
         default="0",
         help="CONN_MAX_AGE of the SQLite runs: 0 (Django's default, the default here) or none (persistent)",
     )
-    parser.add_argument("--no-docs", action="store_true", help=f"print only; leave {DOCS_PAGE.name} alone")
-    parser.add_argument("--child", choices=("sqlite", "postgres"), help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.jobs < 10 or args.repeat < 1 or args.worker_repeat < 1 or args.latency_samples < 2:
         parser.error("--jobs must be >= 10, --repeat and --worker-repeat >= 1, --latency-samples >= 2")
@@ -864,11 +884,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    if args.child:
-        child_main(args)
-    else:
-        parent_main(args)
+    run_benchmark(parse_args, child_main, parent_main)
 
 
 if __name__ == "__main__":

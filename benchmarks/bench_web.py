@@ -52,8 +52,8 @@ elif str(ROOT) not in sys.path:
 
 from benchmarks.bench_core import (  # noqa: E402 - needs the sys.path fix above
     DB_LABELS,
-    DOCS_PAGE,
     TIMES,
+    benchmark_parser,
     code_version,
     cpu_model,
     database_version,
@@ -62,6 +62,7 @@ from benchmarks.bench_core import (  # noqa: E402 - needs the sys.path fix above
     med,
     percentile,
     redis_py_version,
+    run_benchmark,
     table,
     verdict,
 )
@@ -898,8 +899,9 @@ def command_line(args: argparse.Namespace) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser = benchmark_parser(
+        __doc__, default_db="both", postgres_url=DEFAULT_POSTGRES_URL, postgres_env="ASYNCJOBS_BENCH_WEB_POSTGRES_URL"
+    )
     parser.add_argument("--requests", type=int, default=500, help="requests per repetition (default 500)")
     parser.add_argument(
         "--offload-requests",
@@ -911,19 +913,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http-repeat", type=int, default=8, help="repetitions through runserver (default 8)")
     parser.add_argument("--no-http", action="store_true", help="skip the runserver measurements")
     parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("ASYNCJOBS_BENCH_WEB_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="where to create (and afterwards drop) the dedicated benchmark database",
-    )
-    parser.add_argument(
         "--sqlite-conn-max-age",
         choices=("0", "none"),
         default="none",
         help="CONN_MAX_AGE of the SQLite runs: none (persistent, the default here) or 0 (Django's default)",
     )
-    parser.add_argument("--no-docs", action="store_true", help=f"print only; leave {DOCS_PAGE.name} alone")
-    parser.add_argument("--child", choices=("sqlite", "postgres"), help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.requests < 10 or args.offload_requests < 10 or args.repeat < 1 or args.http_repeat < 1:
         parser.error("--requests and --offload-requests must be >= 10, --repeat and --http-repeat >= 1")
@@ -931,11 +925,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    if args.child:
-        child_main(args)
-    else:
-        parent_main(args)
+    run_benchmark(parse_args, child_main, parent_main)
 
 
 if __name__ == "__main__":
