@@ -23,12 +23,20 @@ class DateHierarchyQuerySet(JobQuerySet):
     shows as a link to an empty list.
     """
 
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The date hierarchy's ``first=Min(created_at), last=Max(created_at)`` as two
+        ``ORDER BY ... LIMIT 1`` lookups: SQLite reads a whole index for the pair in one query."""
+        if not args and _is_first_and_last(kwargs):
+            ordered = self.order_by().values_list("created_at", flat=True)
+            return {"first": ordered.order_by("created_at").first(), "last": ordered.order_by("-created_at").first()}
+        return super().aggregate(*args, **kwargs)
+
     def datetimes(  # type: ignore[override]
         self, field_name: str, kind: Any, order: Any = "ASC", tzinfo: Any = None
     ) -> list[datetime]:
         if field_name != "created_at" or kind not in ("year", "month", "day"):
             return list(super().datetimes(field_name, kind, order, tzinfo))
-        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))  # two index lookups
         if bounds["first"] is None:
             return []
         first, last = (_local(bounds["first"]), _local(bounds["last"]))
@@ -38,6 +46,16 @@ class DateHierarchyQuerySet(JobQuerySet):
             periods.append(moment)
             moment = _next(moment, kind)
         return periods if order == "ASC" else periods[::-1]
+
+
+def _is_first_and_last(aggregates: dict[str, Any]) -> bool:
+    first, last = aggregates.get("first"), aggregates.get("last")
+    return (
+        set(aggregates) == {"first", "last"}
+        and isinstance(first, Min)
+        and isinstance(last, Max)
+        and all(getattr(e.source_expressions[0], "name", None) == "created_at" for e in (first, last))
+    )
 
 
 def _local(moment: datetime) -> datetime:
