@@ -129,8 +129,14 @@ class JobAdmin(JobModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         return fieldset_names(self.fieldsets)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # ``action_location`` exists from Django 6.1 on (actions on the change form too).
+        parent: Any = super()
+        actions: dict[str, Any] = (
+            parent.get_actions(request)
+            if action_location is None
+            else parent.get_actions(request, action_location=action_location)
+        )
         actions.pop("delete_selected", None)  # it would delete running jobs; ours keeps them
         return actions
 
