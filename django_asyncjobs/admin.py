@@ -129,6 +129,11 @@ class JobAdmin(JobModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         return fieldset_names(self.fieldsets)
 
+    def delete_model(self, request: HttpRequest, obj: Job) -> None:
+        from .pruning import delete_jobs_and_files
+
+        delete_jobs_and_files([obj.pk])  # with its stored response and uploads, as the action does
+
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         # ``action_location`` exists from Django 6.1 on (actions on the change form too).
         parent: Any = super()

@@ -299,3 +299,13 @@ def test_progress_endpoint_for_the_live_bars(admin_client, django_user_model, ru
     assert f'data-job="{queued.pk}" data-status="queued" data-url="{url}"' in page
     assert "django_asyncjobs/admin_progress.js" in page
     assert staff_client(django_user_model).get(url).status_code == 403
+
+
+def test_deleting_a_finished_job_from_its_page(admin_client, run_worker) -> None:
+    done = add.enqueue(1, 1)
+    run_worker()
+    url = reverse("admin:django_asyncjobs_job_delete", args=[done.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Job.objects.filter(pk=done.pk).exists()
+    queued = add.enqueue(2, 2)
+    assert admin_client.get(reverse("admin:django_asyncjobs_job_delete", args=[queued.pk])).status_code == 403
