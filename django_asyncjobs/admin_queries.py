@@ -8,8 +8,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Max, Min, Q
-from django.utils import timezone
 
+from .admin_display import local_time
 from .models import JobQuerySet
 
 
@@ -39,7 +39,7 @@ class DateHierarchyQuerySet(JobQuerySet):
         bounds = self.aggregate(first=Min(field_name), last=Max(field_name))  # two index lookups
         if bounds["first"] is None:
             return []
-        first, last = (_local(bounds["first"]), _local(bounds["last"]))
+        first, last = (local_time(bounds["first"]), local_time(bounds["last"]))
         periods = []
         moment = _truncate(first, kind)
         while moment <= last:
@@ -56,10 +56,6 @@ def _is_first_and_last(aggregates: dict[str, Any]) -> bool:
         and isinstance(last, Max)
         and all(getattr(e.source_expressions[0], "name", None) == "created_at" for e in (first, last))
     )
-
-
-def _local(moment: datetime) -> datetime:
-    return timezone.localtime(moment) if timezone.is_aware(moment) else moment
 
 
 def _truncate(moment: datetime, kind: str) -> datetime:

@@ -21,10 +21,11 @@ from django.db import DatabaseError, IntegrityError, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .aggregations import Aggregation, as_utc, db_datetime, get_aggregation, registered_aggregations
+from .aggregations import Aggregation, as_utc, get_aggregation, registered_aggregations
 from .conf import app_settings
 from .exceptions import AsyncJobsError
 from .models import FINISHED_STATUSES, AggregationWindow, Job, WindowStatus
+from .schedule_times import db_datetime
 
 logger = logging.getLogger("django_asyncjobs")
 

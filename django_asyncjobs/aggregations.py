@@ -96,11 +96,6 @@ def as_utc(value: datetime, what: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def db_datetime(value: datetime) -> datetime:
-    """``value`` as the database stores it: aware with USE_TZ, else naive in TIME_ZONE."""
-    return value if settings.USE_TZ else timezone.make_naive(value, timezone.get_default_timezone())
-
-
 def aggregation(
     *,
     every: str | timedelta | float,

@@ -21,10 +21,11 @@ from django.db.models.functions import Right
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from .aggregations import EPOCH, as_utc, db_datetime
+from .aggregations import EPOCH, as_utc
 from .backpressure import QueueState, limits_for, queue_state
 from .models import AggregationWindow, Job, JobStats, JobStatus, WindowStatus
 from .queues import live_workers, queue_names
+from .schedule_times import db_datetime
 from .stats import NAME as STATS_AGGREGATION
 
 HOUR = timedelta(hours=1)

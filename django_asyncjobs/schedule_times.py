@@ -52,7 +52,7 @@ def _aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _as_stored(value: datetime) -> datetime:
+def db_datetime(value: datetime) -> datetime:
     """``value`` as the database takes it: aware in UTC, or naive in ``TIME_ZONE`` without USE_TZ."""
     if settings.USE_TZ:
         return value.astimezone(UTC)
@@ -94,8 +94,8 @@ def next_run_time(
     without one its first run is one interval after ``after``.
     """
     if cron:
-        return _as_stored(next_cron_time(cron, resolve_timezone(timezone_name), after, previous=anchor))
+        return db_datetime(next_cron_time(cron, resolve_timezone(timezone_name), after, previous=anchor))
     if interval is None:
         raise ValueError("A schedule needs a cron expression or an interval.")
     start = _aware(anchor) if anchor is not None else _aware(after) + interval
-    return _as_stored(next_interval_time(interval, start, after))
+    return db_datetime(next_interval_time(interval, start, after))

@@ -19,10 +19,11 @@ from datetime import datetime
 from django.db import router, transaction
 from django.utils import timezone
 
-from .aggregations import aggregation, as_utc, db_datetime, registered_aggregations
+from .aggregations import aggregation, as_utc, registered_aggregations
 from .conf import app_settings
 from .durations import parse_duration
 from .models import FINISHED_STATUSES, AggregationWindow, Job, JobStats, JobStatus
+from .schedule_times import db_datetime
 
 NAME = "asyncjobs.job_stats"
 
