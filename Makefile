@@ -5,8 +5,9 @@ PIP_EXTRA ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test lint typecheck bench bench-web bench-admin screenshots docs clean
+.PHONY: demo demo-reset test lint typecheck bench bench-web bench-admin screenshots docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 $(DOCS_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	touch $(DOCS_STAMP)
+
+$(DEMO_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+# The example site with a private Redis, a worker and the scheduler (example_project/demo.py);
+# DEMO_ARGS go to demo.py, e.g. DEMO_ARGS='--port 8001 --reset'. Ctrl-C stops it all.
+demo: $(DEMO_STAMP)
+	$(BIN)/python example_project/demo.py $(DEMO_ARGS)
+
+# Starts the demo from a new database (the default one is kept between runs).
+demo-reset: $(DEMO_STAMP)
+	$(BIN)/python example_project/demo.py --reset $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -67,6 +67,7 @@ from benchmarks.bench_core import (  # noqa: E402 - needs the sys.path fix above
     verdict,
 )
 from benchmarks.wsgi import BASE, CONTROL, WITH_MIDDLEWARE  # noqa: E402
+from django_asyncjobs.redis_server import die_with_parent, free_port  # noqa: E402
 
 SECTION = "bench_web"
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/asyncjobs_bench_web"
@@ -477,20 +478,6 @@ def counting() -> Iterator[Counts]:
         connection_class.send_packed_command, client_class.execute_command, pipeline_class.execute = originals
 
 
-def _die_with_parent() -> None:
-    """In a server subprocess, before exec: on Linux, get SIGTERM when the benchmark dies."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class WebServer:
     """``runserver --noreload`` (threaded, with ``TCP_NODELAY``) and one keep-alive client.
 
@@ -510,7 +497,7 @@ class WebServer:
         command = [sys.executable, "-m", "django", "bench_runserver", "--noreload", f"127.0.0.1:{self.port}"]
         with self.log_path.open("wb") as output:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
             )
 
     def wait_ready(self, timeout: float = 30.0) -> None:

@@ -44,8 +44,8 @@ def find_server_binary() -> str:
     return path
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL."""
+def die_with_parent() -> None:
+    """``preexec_fn`` of a child process: on Linux, it gets SIGTERM when its parent dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -92,7 +92,7 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -5,6 +5,8 @@ Environment variables:
 - ``REDIS_URL``: the Redis server of every queue (default ``redis://127.0.0.1:6379/0``).
 - ``DEMO_DB_PATH``: the SQLite file (default ``db.sqlite3`` next to ``manage.py``).
 - ``DEMO_SLOW_SECONDS``: the pause per step of the slow views (export, fan-out batches, flood).
+- ``DEMO_TRENDING_EVERY``: the window of the trending-hashtags aggregation (default ``5m``; the
+  demo's test uses a few seconds so that it sees a window close).
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ ASYNCJOBS = {
 
 # Pause per step in the deliberately slow parts, so that progress bars have something to show.
 DEMO_SLOW_SECONDS = float(os.environ.get("DEMO_SLOW_SECONDS", "0.2"))
+# Trending hashtags are counted per window of this length; the home page sums the last hour.
+DEMO_TRENDING_EVERY = os.environ.get("DEMO_TRENDING_EVERY", "5m")
 
 LOGGING = {
     "version": 1,

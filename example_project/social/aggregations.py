@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -21,7 +22,7 @@ from .models import DailyCount, TrendingHashtag, Tweet, hashtags
 TOP_HASHTAGS = 20
 
 
-@aggregation(name="social.trending_hashtags", every="1h", grace="30s")
+@aggregation(name="social.trending_hashtags", every=settings.DEMO_TRENDING_EVERY, grace="2s")
 def trending_hashtags(since: datetime, until: datetime) -> None:
     counts: Counter[str] = Counter()
     for text in Tweet.objects.filter(created_at__gte=since, created_at__lt=until).values_list("text", flat=True):

@@ -12,22 +12,27 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from django_asyncjobs import Job, current_job, offload
 from django_asyncjobs.access import status_url
+from django_asyncjobs.aggregating import latest_windows
 
+from .aggregations import trending_hashtags
 from .forms import TweetForm
 from .jobs import fan_out_tweet, tweets_csv
 from .models import DailyCount, Follow, TimelineEntry, TrendingHashtag, Tweet
 
 TIMELINE_SIZE = 50
+TRENDING_SPAN = timedelta(hours=1)
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -39,8 +44,7 @@ def _home_context(request: HttpRequest, **extra) -> dict:
     timeline = (
         TimelineEntry.objects.filter(owner=user).select_related("tweet__author").order_by("-created_at")[:TIMELINE_SIZE]
     )
-    latest_hour = TrendingHashtag.objects.order_by("-window_start").values_list("window_start", flat=True).first()
-    trending = list(TrendingHashtag.objects.filter(window_start=latest_hour)[:10]) if latest_hour else []
+    trending, trending_until, trending_computed = _trending_last_hour()
     latest_day = DailyCount.objects.order_by("-day").values_list("day", flat=True).first()
     daily = list(DailyCount.objects.filter(day=latest_day).select_related("user")[:10]) if latest_day else []
     following = set(Follow.objects.filter(follower=user).values_list("followee_id", flat=True))
@@ -49,7 +53,8 @@ def _home_context(request: HttpRequest, **extra) -> dict:
         "form": TweetForm(),
         "timeline": [entry.tweet for entry in timeline],
         "trending": trending,
-        "trending_hour": latest_hour,
+        "trending_until": trending_until,
+        "trending_computed": trending_computed,
         "daily": daily,
         "daily_day": latest_day,
         "suggestions": suggestions,
@@ -58,6 +63,21 @@ def _home_context(request: HttpRequest, **extra) -> dict:
         "recent_jobs": Job.objects.owned_by(user).order_by("-created_at")[:5],
         **extra,
     }
+
+
+def _trending_last_hour() -> tuple[list[dict], datetime | None, datetime | None]:
+    """Top hashtags of the hour up to the newest computed window, when that hour ends, and when
+    its newest window was computed (the aggregation counts one ``DEMO_TRENDING_EVERY`` at a time)."""
+    _, done = latest_windows(trending_hashtags)
+    if done is None:
+        return [], None, None
+    rows = (
+        TrendingHashtag.objects.filter(window_start__gte=done.until - TRENDING_SPAN, window_start__lt=done.until)
+        .values("tag")
+        .annotate(total=Sum("count"))
+        .order_by("-total", "tag")
+    )
+    return list(rows[:10]), done.until, done.finished_at
 
 
 @login_required

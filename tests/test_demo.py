@@ -1,0 +1,221 @@
+"""``make demo`` end to end: example_project/demo.py in a subprocess, driven over HTTP.
+
+The demo starts its own private Redis (as on a machine without one), a worker, the scheduler and
+runserver on a fresh SQLite file. The test posts a tweet, sees the worker fan it out to a
+follower's timeline and the scheduler's aggregation count its hashtag, stops the demo with
+SIGINT (Ctrl-C) and checks that no process it started is left.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from django_asyncjobs.redis_server import die_with_parent
+
+from .conftest import wait_for
+
+DEMO = Path(__file__).resolve().parent.parent / "example_project" / "demo.py"
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds leftover processes in /proc")
+
+
+class Browser:
+    """A logged-in session: cookies, and Django's CSRF token on every POST."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def request(self, path: str, data: dict[str, str] | None = None, **headers: str) -> tuple[int, str]:
+        body = None
+        if data is not None:
+            body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": self.csrf_token()}).encode()
+        request = urllib.request.Request(urllib.parse.urljoin(self.base_url, path), data=body, headers=headers)
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def csrf_token(self) -> str:
+        token = next((cookie.value for cookie in self.cookies if cookie.name == "csrftoken"), None)
+        assert token, "no csrftoken cookie: GET a page with a form first"
+        return token
+
+    def log_in(self, username: str, password: str) -> None:
+        self.request("/accounts/login/")
+        status, page = self.request("/accounts/login/", {"username": username, "password": password})
+        assert status == 200 and "Log out" in page, f"could not log in as {username}: {status} {page[:500]}"
+
+
+def demo_processes(marker: str) -> list[int]:
+    """Pids of live processes whose environment carries ``marker`` (the demo's children inherit it)."""
+    needle = f"ASYNCJOBS_DEMO_TEST={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile, or not ours
+                continue
+    return found
+
+
+class Demo:
+    """``demo.py`` running in a subprocess, its output in a file."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.marker = uuid.uuid4().hex
+        env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+        env.update(ASYNCJOBS_DEMO_TEST=self.marker, DEMO_TRENDING_EVERY="4s", DEMO_SLOW_SECONDS="0.01")
+        self.log = workdir / "demo.log"
+        command = [sys.executable, str(DEMO), "--port", "0", "--db", str(workdir / "demo.sqlite3")]
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [*command, "--users", "3", "--tweets", "20"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=die_with_parent,
+            )
+        self.url: str = wait_for(self._announced_url, 180, "the demo's URL")
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def _announced_url(self) -> str | None:
+        assert self.process.poll() is None, f"the demo exited early:\n{self.output()[-3000:]}"
+        found = re.search(r"The demo is running at (\S+)", self.output())
+        return found.group(1) if found else None
+
+    def stop(self) -> int:
+        """Ctrl-C, as in a terminal; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    running = Demo(tmp_path_factory.mktemp("demo"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_prints_the_site_and_the_logins(demo: Demo) -> None:
+    assert "Admin and job dashboard" in demo.output()
+    assert "login 'admin', password 'admin'" in demo.output()
+    admin = Browser(demo.url)
+    admin.request("/admin/login/")
+    status, page = admin.request("/admin/login/?next=/admin/", {"username": "admin", "password": "admin"})
+    assert status == 200 and "Site administration" in page
+
+
+def test_a_tweet_is_fanned_out_and_its_hashtag_aggregated(demo: Demo) -> None:
+    # Every user follows every other one (3 users, up to 10 follows each): user2 follows user1.
+    author, follower = Browser(demo.url), Browser(demo.url)
+    author.log_in("user1", "password")
+    follower.log_in("user2", "password")
+    tag = "demo" + uuid.uuid4().hex[:8]
+    text = f"Hello from the demo test #{tag}"
+
+    status, body = author.request("/post/", {"text": text}, Accept="application/json")
+    assert status == 202, body
+    posted = json.loads(body)
+    assert posted["tweet"]["text"] == text  # the optimistic response, before the worker ran
+    assert text in author.request("/")[1]  # on the author's own timeline at once
+
+    def fan_out_finished() -> dict[str, Any] | None:
+        state = json.loads(author.request(posted["status_url"], Accept="application/json")[1])
+        assert state["status"] not in {"failed", "cancelled"}, state
+        return state if state["status"] == "succeeded" else None
+
+    finished = wait_for(fan_out_finished, 60, "the fan-out job")
+    assert finished["progress"] == 100
+    assert text in follower.request("/")[1]  # put on the follower's timeline by the worker
+
+    trending_item = re.compile(rf"<li>#{tag} <span")
+    wait_for(lambda: trending_item.search(follower.request("/")[1]), 60, "the trending aggregation to count the tag")
+
+
+def test_the_pages_scripts_in_a_browser(demo: Demo, page: Any) -> None:
+    """The JavaScript of the home, export and flood pages, in headless Chromium."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(demo.url + "accounts/login/")
+    page.fill("input[name=username]", "user3")
+    page.fill("input[name=password]", "password")
+    page.click("form button[type=submit]")
+    page.wait_for_url(demo.url)
+
+    page.fill("#post-form [name=text]", "Posted from a browser #browser")
+    page.click("#post-form button")
+    page.wait_for_selector(".tweet.pending")  # optimistic: on the timeline before the fan-out ran
+    page.wait_for_function("document.getElementById('fanout-message').textContent.startsWith('delivered')")
+    assert page.locator(".tweet.pending").count() == 0
+
+    page.evaluate("document.querySelector('#post-form [name=text]').removeAttribute('required')")
+    page.fill("#post-form [name=text]", "")
+    page.click("#post-form button")
+    page.wait_for_function("document.getElementById('post-error').textContent.length > 0")
+    assert page.text_content("#post-error") == "This field is required."
+
+    page.goto(demo.url + "export/")
+    page.click("#export-form button")
+    page.wait_for_selector("#export-download:not([hidden])")
+    with page.expect_download() as download:
+        page.click("#export-download")
+    assert Path(download.value.path()).read_text().startswith("id,created_at,text")
+
+    page.goto(demo.url + "flood/")
+    page.fill("input[name=count]", "10")
+    page.click("#flood-form button")
+    page.wait_for_function(
+        "document.getElementById('flood-summary').textContent.startsWith('10 done')", timeout=120_000
+    )
+    assert errors == []
+
+
+def test_ctrl_c_stops_every_process(demo: Demo) -> None:
+    # Redis rewrites its process title over its environment: its pid comes from the log.
+    started = [int(pid) for pid in re.findall(r"\(.*pid (\d+)\)", demo.output())]
+    assert len(started) == 4  # Redis, worker, scheduler, runserver
+    assert all(alive(pid) for pid in started)
+    assert demo.process.pid in demo_processes(demo.marker)
+
+    assert demo.stop() == 0, demo.output()[-3000:]
+    assert "Stopped the private Redis." in demo.output()
+    assert [pid for pid in started if alive(pid)] == []
+    assert demo_processes(demo.marker) == []
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
