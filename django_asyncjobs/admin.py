@@ -340,6 +340,8 @@ class ScheduleAdmin(ScheduleModelAdmin):
 
 
 from .admin_dashboard import DashboardAdmin  # noqa: E402
-from .models import Dashboard  # noqa: E402
+from .admin_windows import AggregationWindowAdmin  # noqa: E402
+from .models import AggregationWindow, Dashboard  # noqa: E402
 
 admin.site.register(Dashboard, DashboardAdmin)
+admin.site.register(AggregationWindow, AggregationWindowAdmin)
