@@ -3,7 +3,8 @@
     python manage.py seed_social --users 50 --follows 10 --tweets 500 --days 3
 
 Users are ``user1``, ``user2``, ... with the password ``password``. Tweets are spread over the
-last ``--days`` days, so that the aggregations have windows to backfill:
+last ``--days`` days, so that the aggregations have windows to backfill (``-v 2`` prints the
+commands with the right dates):
 
     python manage.py asyncjobs_aggregate social.trending_hashtags --since <3 days ago>
     python manage.py asyncjobs_aggregate social.daily_counts --since <3 days ago>
@@ -102,6 +103,8 @@ class Command(BaseCommand):
                 f"{len(new)} tweets over {days:g} days, {len(entries)} timeline entries."
             )
         )
+        if options["verbosity"] < 2:
+            return
         since = (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M")
         self.stdout.write(
             "Compute the aggregations for that period:\n"
