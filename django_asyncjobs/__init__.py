@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         JobTimeout,
         SerializationError,
         UnknownQueue,
+        WorkerLost,
     )
     from .execution import current_job
     from .models import Job, JobStatus
@@ -47,6 +48,7 @@ _LAZY = {
     "QueueFull": ".backpressure",
     "SerializationError": ".exceptions",
     "UnknownQueue": ".exceptions",
+    "WorkerLost": ".exceptions",
     "aggregation": ".aggregations",
     "current_job": ".execution",
     "enqueue": ".enqueueing",
@@ -70,6 +72,7 @@ __all__ = [
     "QueueFull",
     "SerializationError",
     "UnknownQueue",
+    "WorkerLost",
     "aggregation",
     "current_job",
     "enqueue",

@@ -272,3 +272,87 @@ def check_registered_jobs(app_configs: Sequence[AppConfig] | None = None, **kwar
         for name, job_function in sorted(registered_jobs().items())
         if job_function.options.queue is not None and job_function.options.queue not in rq_queues
     ]
+
+
+#: The dotted path of the backend for Django's Tasks framework.
+TASKS_BACKEND = "django_asyncjobs.backends.AsyncJobsBackend"
+
+
+@register(Tags.compatibility)
+def check_task_backends(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """The ``TASKS`` entries that use ``AsyncJobsBackend``: Django version, queues, options."""
+    import importlib.util
+
+    import django
+
+    entries = getattr(settings, "TASKS", None)
+    if not isinstance(entries, dict):
+        return []
+    has_tasks = importlib.util.find_spec("django.tasks") is not None
+    rq_queues = getattr(settings, "RQ_QUEUES", None)
+    messages: list[CheckMessage] = []
+    for alias, params in entries.items():
+        if not isinstance(params, dict) or not _is_task_backend(params.get("BACKEND"), has_tasks):
+            continue
+        if not has_tasks:
+            messages.append(
+                Error(
+                    f"TASKS[{alias!r}] uses {params['BACKEND']}, which needs Django's Tasks framework "
+                    f"(Django 6.0 or later); this is Django {django.get_version()}.",
+                    hint="Upgrade Django, or remove the entry. See docs/django-tasks.md.",
+                    id="asyncjobs.E013",
+                )
+            )
+            continue
+        queues = params.get("QUEUES", ["default"])
+        if isinstance(rq_queues, dict) and rq_queues and isinstance(queues, list | tuple | set):
+            messages += [
+                Error(
+                    f"TASKS[{alias!r}]['QUEUES'] names queue {queue!r}, which is not in RQ_QUEUES.",
+                    hint=f"Add it to RQ_QUEUES or remove it from QUEUES. Configured: {', '.join(sorted(rq_queues))}.",
+                    id="asyncjobs.E011",
+                )
+                for queue in queues
+                if queue not in rq_queues
+            ]
+        messages += _task_options_errors(alias, params.get("OPTIONS", {}))
+    return messages
+
+
+def _is_task_backend(path: Any, has_tasks: bool) -> bool:
+    if path == TASKS_BACKEND:
+        return True
+    if not isinstance(path, str) or not has_tasks:
+        return False
+    from django.utils.module_loading import import_string
+
+    try:
+        backend_class = import_string(path)
+    except ImportError:
+        return False  # reported by Django's own check of TASKS
+    from .backends import AsyncJobsBackend
+
+    return isinstance(backend_class, type) and issubclass(backend_class, AsyncJobsBackend)
+
+
+def _task_options_errors(alias: str, options: Any) -> list[CheckMessage]:
+    from .registry import JobOptions
+
+    problem = None
+    if not isinstance(options, dict):
+        problem = f"must be a dict, got {type(options).__name__}"
+    else:
+        try:
+            JobOptions.from_setting(options)
+        except ValueError as exc:
+            problem = str(exc)
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"TASKS[{alias!r}]['OPTIONS'] is invalid: {problem}.",
+            hint="OPTIONS takes MAX_ATTEMPTS, TIMEOUT, RETRY_BACKOFF, RETRY_BACKOFF_MAX and RETRY_JITTER. "
+            "See docs/django-tasks.md.",
+            id="asyncjobs.E012",
+        )
+    ]

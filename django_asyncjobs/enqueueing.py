@@ -43,10 +43,14 @@ def enqueue_calls(
     idempotency_key: str | None = None,
     strict: bool | None = None,
     schedule: Any = None,
+    priority: int | None = None,
+    django_task: dict[str, Any] | None = None,
 ) -> list[Job]:
     """Save one ``Job`` per call and push their messages once the transaction commits.
 
-    ``schedule`` is the ``Schedule`` that creates the jobs, if any.
+    ``schedule`` is the ``Schedule`` that creates the jobs, if any. ``priority`` (the job
+    function's by default) above 0 pushes them to the front of the queue; ``django_task``
+    is stored as it is (see ``django_asyncjobs.backends``).
     """
     options = job_function.options
     queue_name = validate_queue(queue or options.resolved_queue())
@@ -69,6 +73,8 @@ def enqueue_calls(
             owner=owner if getattr(owner, "is_authenticated", owner is not None) else None,
             idempotency_key=idempotency_key,
             schedule=schedule,
+            priority=job_function.priority if priority is None else priority,
+            django_task=django_task,
             created_at=now,
             run_at=due_at if delayed else None,
             enqueued_at=None if delayed else now,

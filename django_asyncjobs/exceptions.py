@@ -57,6 +57,10 @@ class JobTimeout(AsyncJobsError, JobTimeoutException):
     """A job ran longer than its time limit (raised inside the job by the worker)."""
 
 
+class WorkerLost(AsyncJobsError):
+    """Recorded by recovery for an attempt whose worker died (never raised inside a job)."""
+
+
 class JobInterrupted(BaseException):
     """Raised inside a running job to stop it (cancellation or worker shutdown).
 

@@ -17,13 +17,12 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.db import close_old_connections, connections, router
 from django.utils import timezone
 
 from .claiming import claim
 from .conf import app_settings
-from .exceptions import JobInterrupted, JobNotRegistered, SerializationError
+from .exceptions import JobInterrupted, JobNotRegistered, SerializationError, WorkerLost
 from .models import Job, JobStatus
 from .registry import JobFunction, get_job_function
 from .signals import job_cancelled, job_failed, job_started, job_succeeded, notify
@@ -102,29 +101,28 @@ def _claim_and_run(pk: uuid.UUID, worker_name: str, time_limit: TimeLimit | None
         job_function = get_job_function(job.name)
     except JobNotRegistered as exc:
         logger.error("Job %s refused: %s", job.pk, exc)
-        return _record_failure(job, str(exc), retry=False)
+        return _record_failure(job, str(exc), error_class=_path_of(JobNotRegistered), retry=False)
     token = _current.set(job)
     try:
         job_started.send(sender=Job, job=job)
+        job_function.started(job)
         limit = time_limit or (lambda seconds, _id: nullcontext())
-        with limit(job_function.options.resolved_timeout(), str(job.pk)):
-            result = _call(job_function, job)
+        with limit(job_function.options_for(job).resolved_timeout(), str(job.pk)):
+            result = job_function.invoke(job)
     except JobInterrupted:
-        return _record_interruption(job)
+        return _record_interruption(job, job_function)
     except Exception as exc:  # noqa: BLE001 - any failure of user code is recorded, not raised
-        return _record_failure(job, _describe(exc), retry=True, job_function=job_function)
+        return _record_failure(
+            job, _describe(exc), error_class=_path_of(type(exc)), retry=True, job_function=job_function
+        )
     finally:
         _current.reset(token)
         _last_progress_write.pop(job.pk, None)
-    return _record_success(job, result)
+    return _record_success(job, result, job_function)
 
 
-def _call(job_function: JobFunction[Any, Any], job: Job) -> Any:
-    if job_function.is_async:
-        # async_to_sync runs the job's sync_to_async calls on this thread, so they use
-        # the database connection the worker manages, not a connection of another thread.
-        return async_to_sync(job_function.func)(*job.args, **job.kwargs)
-    return job_function.func(*job.args, **job.kwargs)
+def _path_of(exception_class: type[BaseException]) -> str:
+    return f"{exception_class.__module__}.{exception_class.__qualname__}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -150,15 +148,26 @@ def _finish(job: Job, expected: dict[str, Any] | None = None, **fields: Any) -> 
     return bool(updated)
 
 
-def _record_success(job: Job, result: Any) -> Outcome:
+def _record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | None = None) -> Outcome:
+    try:
+        result = job_function.prepare_result(result) if job_function else result
+    except (TypeError, ValueError) as exc:
+        return _record_failure(
+            job, _describe(exc), error_class=_path_of(type(exc)), retry=False, job_function=job_function
+        )
     try:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         error = SerializationError(f"The return value of job {job.name!r} cannot be stored as JSON: {exc}")
-        return _record_failure(job, f"{type(error).__name__}: {error}", retry=False)
+        text = f"{type(error).__name__}: {error}"
+        return _record_failure(
+            job, text, error_class=_path_of(SerializationError), retry=False, job_function=job_function
+        )
     if not _finish(job, status=JobStatus.SUCCEEDED, result=result, progress=100, finished_at=timezone.now()):
         return _cancelled_meanwhile(job)
     notify(job_succeeded, job)
+    if job_function is not None:
+        job_function.finished(job)
     return Outcome.SUCCEEDED
 
 
@@ -169,14 +178,18 @@ def _record_failure(
     retry: bool,
     job_function: JobFunction[Any, Any] | None = None,
     expected: dict[str, Any] | None = None,
+    error_class: str = "builtins.Exception",
 ) -> Outcome:
+    """Record a failed attempt: ``error`` (message and traceback) and the dotted path of its
+    exception class, also appended to ``failed_attempts``; retry it if ``retry`` and attempts are left."""
     now = timezone.now()
     will_retry = retry and job_function is not None and job.attempts < job.max_attempts
+    history = [*(job.failed_attempts or []), _failed_attempt(job, now, error, error_class)]
     if will_retry:
         assert job_function is not None
-        delay = job_function.options.retry_delay(job.attempts, random.random)
+        delay = job_function.options_for(job).retry_delay(job.attempts, random.random)
         due = now + timedelta(seconds=delay)
-        fields: dict[str, Any] = {"error": error, "finished_at": now, **_progress_of(job)}
+        fields: dict[str, Any] = {"error": error, "finished_at": now, "failed_attempts": history, **_progress_of(job)}
         if delay > 0:
             fields.update(status=JobStatus.SCHEDULED, run_at=due)
         else:
@@ -189,25 +202,39 @@ def _record_failure(
             ring([job])
         logger.warning("Job %s (%s) attempt %d failed; retrying in %.1fs.", job.pk, job.name, job.attempts, delay)
     else:
-        if not _finish(job, expected, status=JobStatus.FAILED, error=error, finished_at=now, **_progress_of(job)):
+        fields = {"status": JobStatus.FAILED, "error": error, "finished_at": now, "failed_attempts": history}
+        if not _finish(job, expected, **fields, **_progress_of(job)):
             return _cancelled_meanwhile(job)
         logger.error("Job %s (%s) failed after %d attempt(s).", job.pk, job.name, job.attempts)
     notify(job_failed, job, will_retry=will_retry)
+    if not will_retry and job_function is not None:
+        job_function.finished(job)
     return Outcome.RETRYING if will_retry else Outcome.FAILED
+
+
+def _failed_attempt(job: Job, now: Any, error: str, error_class: str) -> dict[str, Any]:
+    """The ``failed_attempts`` entry of ``job``'s current attempt."""
+    return {
+        "attempt": job.attempts,
+        "worker": job.worker,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": now.isoformat(),
+        "exception_class": error_class,
+        "error": error,
+    }
 
 
 def _progress_of(job: Job) -> dict[str, Any]:
     return {"progress": job.progress, "progress_message": job.progress_message}
 
 
-def _record_interruption(job: Job) -> Outcome:
+def _record_interruption(job: Job, job_function: JobFunction[Any, Any]) -> Outcome:
     job.refresh_from_db(fields=["status"])
     if job.status == JobStatus.CANCELLED:
         return Outcome.CANCELLED
     # Interrupted without a cancel: the worker is shutting down. Count it as a failed attempt.
-    return _record_failure(
-        job, "JobInterrupted: the worker was stopped while the job ran.", retry=True, job_function=_lookup(job.name)
-    )
+    error = "JobInterrupted: the worker was stopped while the job ran."
+    return _record_failure(job, error, error_class=_path_of(JobInterrupted), retry=True, job_function=job_function)
 
 
 def record_lost_attempt(job: Job, error: str) -> Outcome:
@@ -219,6 +246,7 @@ def record_lost_attempt(job: Job, error: str) -> Outcome:
     outcome = _record_failure(
         job,
         error,
+        error_class=_path_of(WorkerLost),
         retry=True,
         job_function=_lookup(job.name),
         expected={"heartbeat_at": job.heartbeat_at},
@@ -248,7 +276,7 @@ def cancel_job(job: Job) -> bool:
     pending = Job.objects.filter(pk=job.pk, status__in=(JobStatus.QUEUED, JobStatus.SCHEDULED))
     if pending.update(status=JobStatus.CANCELLED, finished_at=now):
         job.status, job.finished_at = JobStatus.CANCELLED, now
-        notify(job_cancelled, job)
+        _announce_cancel(job)
         return True
     running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
     worker = running.values_list("worker", flat=True).first()
@@ -265,8 +293,15 @@ def cancel_job(job: Job) -> bool:
             send_stop(job.queue, worker, str(job.pk))
         except RedisError as exc:
             logger.warning("Job %s cancelled, but its worker could not be told to stop: %s", job.pk, exc)
-    notify(job_cancelled, job)
+    _announce_cancel(job)
     return True
+
+
+def _announce_cancel(job: Job) -> None:
+    notify(job_cancelled, job)
+    job_function = _lookup(job.name)
+    if job_function is not None:
+        job_function.finished(job)
 
 
 def record_progress(job: Job, percent: int, message: str = "") -> None:

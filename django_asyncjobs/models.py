@@ -60,6 +60,12 @@ class Job(models.Model):
     error = models.TextField(_("error"), blank=True, help_text=_("Message and traceback of the last failed attempt."))
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     max_attempts = models.PositiveIntegerField(_("max attempts"), default=1)
+    failed_attempts = models.JSONField(
+        _("failed attempts"), default=list, blank=True, help_text=_("Worker, times and error of each failed attempt.")
+    )
+    priority = models.SmallIntegerField(_("priority"), default=0, help_text=_("Above 0: pushed to the queue's front."))
+    # How a job of Django's Tasks framework was enqueued (backend alias, run_after); NULL otherwise.
+    django_task = models.JSONField(_("Django task"), null=True, blank=True)
     progress = models.PositiveSmallIntegerField(_("progress"), default=0, validators=[MaxValueValidator(100)])
     progress_message = models.CharField(_("progress message"), max_length=255, blank=True)
     owner = models.ForeignKey(

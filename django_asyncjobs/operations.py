@@ -114,7 +114,7 @@ def push_again(queryset: QuerySet[Job]) -> OperationReport:
 
     report = OperationReport()
     _count_other_statuses(report, queryset, (JobStatus.QUEUED,), "not queued")
-    jobs = list(queryset.filter(status=JobStatus.QUEUED).select_related(None).only("pk", "name", "queue"))
+    jobs = list(queryset.filter(status=JobStatus.QUEUED).select_related(None).only("pk", "name", "queue", "priority"))
     if jobs and not ring(jobs):
         report.skip("not pushed: Redis is unreachable", len(jobs))
     else:

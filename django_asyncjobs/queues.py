@@ -125,7 +125,8 @@ def push(jobs: Sequence[Job]) -> None:
     """Ring the doorbell for ``jobs``: one pipelined round trip per queue.
 
     Each message is an RQ job hash (with ``MESSAGE_TTL``) and its id on the queue
-    list, as RQ's ``enqueue`` would write them.
+    list, as RQ's ``enqueue`` would write them: at the end, or at the front (RQ's
+    ``at_front``) for jobs with a ``priority`` above 0.
     """
     from .registry import timeout_for
 
@@ -142,7 +143,12 @@ def push(jobs: Sequence[Job]) -> None:
                 key = Queue.job_class.key_for(str(job.pk))
                 pipe.hset(key, mapping=message_fields(job, timeout_for(job.name), created_at))
                 pipe.expire(key, ttl)
-            pipe.rpush(queue.key, *[str(job.pk) for job in queue_jobs])
+            back = [str(job.pk) for job in queue_jobs if job.priority <= 0]
+            front = [str(job.pk) for job in queue_jobs if job.priority > 0]
+            if back:
+                pipe.rpush(queue.key, *back)
+            if front:
+                pipe.lpush(queue.key, *reversed(front))  # the first of them ends up first
             pipe.execute()
 
 

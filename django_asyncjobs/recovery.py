@@ -96,7 +96,9 @@ def _requeue_missing_messages(cutoff: datetime, report: RecoveryReport, batch_si
             for ids in _batches(candidates.filter(queue=queue), batch_size):
                 missing = missing_messages(queue, ids, waiting)
                 # Rows a worker claimed meanwhile are not queued any more: leave them be.
-                jobs = list(Job.objects.filter(pk__in=missing, status=JobStatus.QUEUED).only("pk", "name", "queue"))
+                jobs = list(
+                    Job.objects.filter(pk__in=missing, status=JobStatus.QUEUED).only("pk", "name", "queue", "priority")
+                )
                 if not jobs:
                     continue
                 if not report.dry_run and not ring(jobs):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, cast, overload
 
 from .conf import app_settings
 from .exceptions import ConfigurationError, JobNotRegistered
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+JF = TypeVar("JF", bound="JobFunction[Any, Any]")
 
 _registry: dict[str, JobFunction[Any, Any]] = {}
 
@@ -63,6 +65,16 @@ class JobOptions:
         if self.retry_jitter is not None and not isinstance(self.retry_jitter, bool):
             raise ValueError(f"retry_jitter must be True or False, got {self.retry_jitter!r}")
 
+    @classmethod
+    def from_setting(cls, options: Mapping[str, Any], *, queue: str | None = None) -> JobOptions:
+        """Options from a settings dict with upper-case keys (``{"MAX_ATTEMPTS": 3}``), as in
+        the ``OPTIONS`` of a ``TASKS`` entry. ``ValueError`` names an unknown key or a bad value."""
+        known = {f.name.upper(): f.name for f in fields(cls) if f.name != "queue"}
+        unknown = sorted(str(key) for key in options if key not in known)
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(queue=queue, **{known[key]: value for key, value in options.items()})
+
     def resolved_queue(self) -> str:
         return self.queue or str(app_settings.DEFAULT_QUEUE)
 
@@ -86,7 +98,14 @@ def _is_int_at_least(value: Any, minimum: int) -> bool:
 
 
 class JobFunction(Generic[P, R]):
-    """A registered function. Call it to run inline, or ``.enqueue()`` it to run on a worker."""
+    """A registered function. Call it to run inline, or ``.enqueue()`` it to run on a worker.
+
+    The methods after ``enqueue_many`` are what a worker calls; subclasses (such as the
+    jobs of Django's Tasks framework, ``django_asyncjobs.task_jobs``) adapt them.
+    """
+
+    #: Jobs with a priority above 0 are pushed to the front of their queue.
+    priority = 0
 
     def __init__(
         self, func: Callable[P, R], name: str, options: JobOptions, schedule: str | timedelta | None = None
@@ -163,6 +182,31 @@ class JobFunction(Generic[P, R]):
             owner=owner,
             strict=strict,
         )
+
+    # -- what a worker calls ------------------------------------------------------------------
+
+    def options_for(self, job: Job) -> JobOptions:
+        """The options that apply to ``job`` (its timeout and retry policy)."""
+        return self.options
+
+    def invoke(self, job: Job) -> Any:
+        """Run the function with ``job``'s arguments (``async def`` ones with ``async_to_sync``,
+        whose ``sync_to_async`` calls then use this thread's database connection)."""
+        if self.is_async:
+            from asgiref.sync import async_to_sync
+
+            return async_to_sync(cast(Callable[..., Awaitable[Any]], self.func))(*job.args, **job.kwargs)
+        return self.func(*job.args, **job.kwargs)
+
+    def prepare_result(self, value: Any) -> Any:
+        """The return value as it is stored; ``TypeError``/``ValueError`` fail the job."""
+        return value
+
+    def started(self, job: Job) -> None:
+        """After ``job_started``, before :meth:`invoke`; an exception fails the attempt."""
+
+    def finished(self, job: Job) -> None:
+        """After ``job`` reached a final status (its outcome is recorded). Must not raise."""
 
 
 def _split_call(call: CallSpec) -> tuple[Sequence[Any], Mapping[str, Any]]:
@@ -265,13 +309,19 @@ def register(
         )
     job_name = name or f"{func.__module__}.{func.__qualname__}"
     _check_parameter_names(func, job_name)
-    existing = _registry.get(job_name)
-    if existing is not None and _source_of(existing.func) != _source_of(func):
+    return register_job_function(JobFunction(func, job_name, options or JobOptions(), schedule))
+
+
+def register_job_function(job_function: JF) -> JF:
+    """Put ``job_function`` in the registry under its name. The same function again replaces
+    the entry; another function under the same name is a ``ConfigurationError``."""
+    existing = _registry.get(job_function.name)
+    if existing is not None and _source_of(existing.func) != _source_of(job_function.func):
         raise ConfigurationError(
-            f"Two functions are registered as job {job_name!r}: {_source_of(existing.func)} and {_source_of(func)}."
+            f"Two functions are registered as job {job_function.name!r}: {_source_of(existing.func)} "
+            f"and {_source_of(job_function.func)}."
         )
-    job_function = JobFunction(func, job_name, options or JobOptions(), schedule)
-    _registry[job_name] = job_function
+    _registry[job_function.name] = job_function
     return job_function
 
 
@@ -298,13 +348,42 @@ def get_job_function(name: str) -> JobFunction[Any, Any]:
     try:
         return _registry[name]
     except KeyError:
-        raise JobNotRegistered(name) from None
+        pass
+    job_function = _find_task(name)
+    if job_function is None:
+        raise JobNotRegistered(name)
+    return job_function
+
+
+#: A dotted path of identifiers, the only kind of name looked up as a Django task.
+_DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+_tasks_framework: bool | None = None
+
+
+def _find_task(name: str) -> JobFunction[Any, Any] | None:
+    """A ``django.tasks`` Task of an ``AsyncJobsBackend`` whose module path is ``name``, registered
+    now (its module had not been imported in this process); ``None`` for anything else."""
+    global _tasks_framework
+    if _tasks_framework is None:
+        import importlib.util
+
+        _tasks_framework = importlib.util.find_spec("django.tasks") is not None
+    if not _tasks_framework or not _DOTTED_PATH.fullmatch(name):
+        return None
+    from .task_jobs import find_task
+
+    return find_task(name)
 
 
 def timeout_for(name: str) -> int:
     """The time limit of job ``name``; the default for names this process does not know."""
     job_function = _registry.get(name)
     return job_function.options.resolved_timeout() if job_function else int(app_settings.TIMEOUT)
+
+
+def registered(name: str) -> JobFunction[Any, Any] | None:
+    """The job function registered as ``name`` in this process, without looking further."""
+    return _registry.get(name)
 
 
 def registered_jobs() -> dict[str, JobFunction[Any, Any]]:

@@ -36,7 +36,7 @@ def promote_due_jobs(batch_size: int = 500) -> int:
             if not ids:
                 return total
             Job.objects.filter(pk__in=ids, status=JobStatus.SCHEDULED).update(status=JobStatus.QUEUED, enqueued_at=now)
-        jobs = list(Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).only("pk", "name", "queue"))
+        jobs = list(Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).only("pk", "name", "queue", "priority"))
         ring(jobs)
         total += len(jobs)
         logger.debug("Queued %d due job(s).", len(jobs))

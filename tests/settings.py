@@ -5,6 +5,7 @@ The Redis URL is filled in by tests/conftest.py, which starts a private server.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from urllib.parse import urlparse
@@ -98,6 +99,22 @@ RQ_QUEUES = {
     "high": {"URL": REDIS_URL},
     "low": {"URL": REDIS_URL},
 }
+
+# Django's Tasks framework (Django 6.0+): tests/test_django_tasks*.py. Left out on older
+# versions, where asyncjobs.E013 would report the entry.
+if importlib.util.find_spec("django.tasks") is not None:
+    TASKS = {
+        "default": {
+            "BACKEND": "django_asyncjobs.backends.AsyncJobsBackend",
+            "QUEUES": ["default", "high", "low"],
+        },
+        "retrying": {
+            "BACKEND": "django_asyncjobs.backends.AsyncJobsBackend",
+            "QUEUES": ["default"],
+            "OPTIONS": {"MAX_ATTEMPTS": 3, "RETRY_BACKOFF": 0},
+        },
+        "dummy": {"BACKEND": "django.tasks.backends.dummy.DummyBackend", "QUEUES": []},
+    }
 
 ASYNCJOBS = {
     "RETRY_BACKOFF": 0,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+import django
 import pytest
 from django.core.checks import Error, Warning
 
-from django_asyncjobs.checks import check_registered_jobs, check_settings
+from django_asyncjobs.checks import check_registered_jobs, check_settings, check_task_backends
 from django_asyncjobs.conf import DEFAULTS, app_settings
 from django_asyncjobs.registry import job, unregister
 
@@ -162,3 +165,53 @@ def test_e009_bad_declared_schedule(settings) -> None:
 def test_e010_heartbeat_timeout_too_short(settings) -> None:
     settings.ASYNCJOBS = {"HEARTBEAT_INTERVAL": 10, "HEARTBEAT_TIMEOUT": 15}
     assert ids(check_settings()) == ["asyncjobs.E010"]
+
+
+# -- TASKS entries that use AsyncJobsBackend (Django 6.0+; E013 is in test_django_tasks_unsupported.py)
+
+needs_tasks = pytest.mark.skipif(
+    importlib.util.find_spec("django.tasks") is None, reason=f"Django {django.get_version()} has no django.tasks"
+)
+BACKEND = "django_asyncjobs.backends.AsyncJobsBackend"
+
+
+def test_task_backends_of_the_test_settings_pass() -> None:
+    assert check_task_backends() == []
+
+
+@needs_tasks
+def test_e011_task_queue_not_in_rq_queues(settings) -> None:
+    settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "reports"]}}
+    (message,) = check_task_backends()
+    assert message.id == "asyncjobs.E011"
+    assert message.msg == "TASKS['default']['QUEUES'] names queue 'reports', which is not in RQ_QUEUES."
+
+
+@needs_tasks
+def test_e011_the_default_queues_of_django_are_checked_too(settings) -> None:
+    settings.RQ_QUEUES = {"high": settings.RQ_QUEUES["high"]}
+    settings.TASKS = {"default": {"BACKEND": BACKEND}}  # QUEUES defaults to ["default"]
+    assert ids(check_task_backends()) == ["asyncjobs.E011"]
+
+
+@needs_tasks
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"MAX_ATEMPTS": 3}, "unknown key(s) MAX_ATEMPTS"),
+        ({"MAX_ATTEMPTS": 0}, "max_attempts must be an integer >= 1, got 0"),
+        ({"TIMEOUT": "10"}, "timeout must be a whole number of seconds >= 1"),
+        (["MAX_ATTEMPTS"], "must be a dict, got list"),
+    ],
+)
+def test_e012_task_options(settings, options, problem) -> None:
+    settings.TASKS = {"default": {"BACKEND": BACKEND, "OPTIONS": options}}
+    (message,) = check_task_backends()
+    assert message.id == "asyncjobs.E012"
+    assert problem in message.msg
+
+
+@needs_tasks
+def test_other_task_backends_are_left_to_django(settings) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend", "QUEUES": ["x"]}}
+    assert check_task_backends() == []

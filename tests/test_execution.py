@@ -285,3 +285,27 @@ def test_naive_run_at_when_use_tz_is_false(settings, run_worker) -> None:
     settings.USE_TZ = False
     job = add.enqueue(1, 2, run_at=datetime.now() + timedelta(hours=1))
     assert job.status == JobStatus.SCHEDULED
+
+
+def test_jobs_with_a_priority_above_zero_are_pushed_to_the_front(redis: Redis) -> None:
+    back = Job.objects.create(name=add.name, queue="default", args=[1, 1])
+    front = [Job.objects.create(name=add.name, queue="default", args=[i, i], priority=p) for i, p in ((2, 1), (3, 5))]
+    push([back, *front])
+    assert [item.decode() for item in redis.lrange("rq:queue:default", 0, -1)] == [
+        str(front[0].pk),
+        str(front[1].pk),
+        str(back.pk),
+    ]
+
+
+def test_every_failed_attempt_is_kept_with_its_worker_and_exception(run_worker) -> None:
+    job = flaky.enqueue("kept", 2)
+    worker = run_worker("default")
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 3)
+    first, second = job.failed_attempts
+    assert (first["attempt"], second["attempt"]) == (1, 2)
+    assert first["worker"] == second["worker"] == worker.name
+    assert first["exception_class"] == "builtins.RuntimeError"
+    assert first["error"].endswith("RuntimeError: flaky failure 1\n")
+    assert first["started_at"] <= first["finished_at"] <= second["started_at"]
