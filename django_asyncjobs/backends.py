@@ -107,7 +107,9 @@ class AsyncJobsBackend(BaseTaskBackend):
             job_function,
             [(call[0], call[1])],
             queue=task.queue_name,
-            max_attempts=self.job_options().max_attempts,
+            # This backend's MAX_ATTEMPTS, else ASYNCJOBS' (not the options of the backend
+            # the task was declared on, which a job function registered with).
+            max_attempts=self.job_options().resolved_max_attempts(),
             run_at=task.run_after,
             priority=task.priority,
             django_task={"backend": self.alias, "run_after": task.run_after and task.run_after.isoformat()},

@@ -270,6 +270,10 @@ def _cancelled_meanwhile(job: Job) -> Outcome:
     return Outcome.CANCELLED
 
 
+#: The error of a running attempt that was cancelled (``TaskError.traceback`` of Django's tasks).
+CANCELLED_ERROR = f"{_path_of(JobInterrupted)}: the job was cancelled.\n"
+
+
 def cancel_job(job: Job) -> bool:
     """Cancel ``job`` (see :meth:`Job.cancel`)."""
     now = timezone.now()
@@ -279,11 +283,20 @@ def cancel_job(job: Job) -> bool:
         _announce_cancel(job)
         return True
     running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
-    worker = running.values_list("worker", flat=True).first()
-    if worker is None or not running.update(status=JobStatus.CANCELLED, finished_at=now):
+    row = running.only("pk", "worker", "attempts", "started_at", "failed_attempts").first()
+    cancelled = 0
+    if row is not None:
+        # The cancelled attempt joins the history, so a retry (the admin's) keeps its worker and start.
+        history = [*(row.failed_attempts or []), _failed_attempt(row, now, CANCELLED_ERROR, _path_of(JobInterrupted))]
+        cancelled = running.filter(attempts=row.attempts, worker=row.worker).update(
+            status=JobStatus.CANCELLED, finished_at=now, failed_attempts=history
+        )
+    if row is None or not cancelled:
         job.refresh_from_db()
         return False
+    worker = row.worker
     job.status, job.finished_at = JobStatus.CANCELLED, now
+    job.attempts, job.worker, job.started_at, job.failed_attempts = row.attempts, worker, row.started_at, history
     if worker:
         from redis.exceptions import RedisError
 

@@ -50,7 +50,7 @@ STATUSES = {
 }
 FINISHED = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
 
-#: The last of ``TaskResult.errors`` of a cancelled job.
+#: The last of ``TaskResult.errors`` of a cancelled job (``execution.CANCELLED_ERROR`` of a running one).
 CANCELLED = TaskError(
     exception_class_path=f"{JobInterrupted.__module__}.{JobInterrupted.__qualname__}",
     traceback=f"{JobInterrupted.__module__}.{JobInterrupted.__qualname__}: the job was cancelled.\n",
@@ -151,8 +151,8 @@ def build_result(job: Job, task: Task[Any, Any], backend: str) -> TaskResult[Any
         )
         for entry in failures
     ]
-    if job.status == "cancelled":
-        errors.append(CANCELLED)
+    if job.status == "cancelled" and (not errors or errors[-1] != CANCELLED):
+        errors.append(CANCELLED)  # cancelled while waiting (a running attempt's cancel is in failed_attempts)
     # One worker per attempt: those of the failed attempts, then the latest attempt's.
     worker_ids = [str(entry.get("worker") or "") for entry in failures][: job.attempts]
     worker_ids += [job.worker] * (job.attempts - len(worker_ids))

@@ -412,3 +412,38 @@ def test_a_task_enqueued_by_name_is_still_a_task_result(run_worker, received) ->
     run_worker()
     assert backend().get_result(str(job.pk)).return_value == 3
     assert received[-1] == ("task_finished", "SUCCESSFUL")
+
+
+# -- review: options of the enqueuing backend, history of cancelled attempts -------------
+
+
+def test_options_left_out_fall_back_to_asyncjobs_not_to_the_declaring_backend(run_worker) -> None:
+    # always_fails is declared on "retrying" (MAX_ATTEMPTS 3); "default" sets no MAX_ATTEMPTS,
+    # so ASYNCJOBS["MAX_ATTEMPTS"] (1) applies to what "default" enqueues.
+    result = tasks.always_fails.using(backend="default").enqueue("once")
+    assert Job.objects.get(pk=result.id).max_attempts == 1
+    run_worker("default")
+    result.refresh()
+    assert (result.status, result.attempts, Call.objects.filter(label="once").count()) == ("FAILED", 1, 1)
+
+
+def test_a_running_attempt_that_was_cancelled_keeps_its_worker_when_retried(run_worker, received) -> None:
+    import uuid
+
+    from django_asyncjobs.claiming import claim
+    from django_asyncjobs.operations import retry_jobs
+
+    result = tasks.add.enqueue(1, 2)
+    first = claim(uuid.UUID(result.id), "first-worker")  # attempt 1 runs on another worker...
+    assert first is not None and Job.objects.get(pk=result.id).cancel()  # ...and is cancelled
+    result.refresh()
+    assert (result.status, result.worker_ids) == (TaskResultStatus.FAILED, ["first-worker"])
+    assert [e.exception_class_path for e in result.errors] == ["django_asyncjobs.exceptions.JobInterrupted"]
+    assert received[-1] == ("task_finished", "FAILED")
+    assert retry_jobs(Job.objects.filter(pk=result.id)).done == 1
+    worker = run_worker("default")
+    result.refresh()
+    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 3)
+    assert result.worker_ids == ["first-worker", worker.name]  # not the second worker twice
+    assert result.started_at == first.started_at < result.last_attempted_at  # the first attempt's start
+    assert [e.exception_class_path for e in result.errors] == ["django_asyncjobs.exceptions.JobInterrupted"]

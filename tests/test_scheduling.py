@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.exceptions import ConfigurationError
-from django_asyncjobs.models import MisfirePolicy, Schedule
+from django_asyncjobs.models import FINISHED_STATUSES, MisfirePolicy, Schedule
 from django_asyncjobs.registry import job, unregister
 from django_asyncjobs.scheduler import Scheduler
 from django_asyncjobs.schedules import declared_schedules, sync_declared_schedules
@@ -316,8 +316,13 @@ def test_scheduler_command_refuses_a_bad_interval() -> None:
 def test_worker_with_scheduler_runs_due_schedules(start_worker) -> None:
     make_due("in-worker", args=["in-worker"])
     process = start_worker("high", "default", "--with-scheduler")
-    wait_for(lambda: Call.objects.filter(label="in-worker").exists(), what="the scheduled job to run")
+    # The function's Call is written before the worker records the job's outcome: wait for the row.
+    wait_for(
+        lambda: Job.objects.filter(schedule__name="in-worker", status__in=FINISHED_STATUSES).exists(),
+        what="the scheduled job to finish",
+    )
     assert Job.objects.get(schedule__name="in-worker").status == JobStatus.SUCCEEDED
+    assert Call.objects.filter(label="in-worker").count() == 1
     assert Schedule.objects.filter(name=PING, declared_in_code=True).exists()  # synced at start
     process.terminate()
     output, _ = process.communicate(timeout=30)
