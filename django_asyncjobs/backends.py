@@ -20,11 +20,9 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 import django
-from django.db import router, transaction
 
 from .exceptions import ConfigurationError
 
@@ -33,7 +31,6 @@ try:
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import Task
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-    from django.tasks.signals import task_enqueued
     from django.utils.json import normalize_json
 except ImportError as exc:  # Django < 6.0
     raise ConfigurationError(
@@ -45,7 +42,7 @@ except ImportError as exc:  # Django < 6.0
 
 from .conf import app_settings
 from .registry import JobOptions
-from .task_jobs import TaskJobFunction, announce, build_result, register_task
+from .task_jobs import TaskJobFunction, build_result, register_task
 
 
 class AsyncJobsBackend(BaseTaskBackend):
@@ -96,7 +93,6 @@ class AsyncJobsBackend(BaseTaskBackend):
         transaction commits.
         """
         from .enqueueing import enqueue_calls
-        from .models import Job
 
         self.validate_task(task)
         job_function = register_task(task)
@@ -114,9 +110,7 @@ class AsyncJobsBackend(BaseTaskBackend):
             priority=task.priority,
             django_task={"backend": self.alias, "run_after": task.run_after and task.run_after.isoformat()},
         )[0]
-        result = build_result(job, task, self.alias)
-        transaction.on_commit(partial(announce, task_enqueued, result), using=router.db_for_write(Job))
-        return result
+        return build_result(job, task, self.alias)  # task_enqueued: TaskJobFunction.enqueued, on commit
 
     def get_result(self, result_id: str) -> TaskResult[Any, Any]:
         """The ``TaskResult`` of job ``result_id``, read from its row.

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -98,6 +99,8 @@ def enqueue_calls(
     if not delayed:
         strict_mode = bool(app_settings.STRICT_ENQUEUE) if strict is None else strict
         transaction.on_commit(lambda: ring(jobs, strict=strict_mode), using=router.db_for_write(Job))
+    if job_function.has_enqueued_hook:
+        transaction.on_commit(partial(job_function.enqueued, jobs), using=router.db_for_write(Job))
     return jobs
 
 

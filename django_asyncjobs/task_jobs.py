@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.dispatch import Signal
 from django.tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
 from django.tasks.base import Task, TaskError
-from django.tasks.signals import task_finished, task_started
+from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
@@ -120,6 +121,16 @@ class TaskJobFunction(JobFunction[..., Any]):
     def prepare_result(self, value: Any) -> Any:
         # What Django's backends store: tuples as lists, bytes decoded; other types are a TypeError.
         return normalize_json(value)
+
+    has_enqueued_hook = True
+
+    def enqueued(self, jobs: Sequence[Job]) -> None:
+        # Every way a task's row is created (the backend, a schedule, enqueue() by name) sends it.
+        for job in jobs:
+            try:
+                announce(task_enqueued, self.result_for(job))
+            except Exception:  # the row is committed; a broken announcement must not hide that
+                logger.exception("Could not send task_enqueued for job %s", job.pk)
 
     def started(self, job: Job) -> None:
         result = self.result_for(job)

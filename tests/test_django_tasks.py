@@ -381,7 +381,7 @@ def test_tasks_appear_in_the_admin_under_their_module_path(django_user_model, ru
     ]
 
 
-def test_tasks_can_be_scheduled(run_worker) -> None:
+def test_tasks_can_be_scheduled(run_worker, received) -> None:
     schedule = Schedule(
         name="urgent-tick", job_name="tests.testapp.standard_tasks.urgent", interval=timedelta(minutes=5)
     )
@@ -390,6 +390,7 @@ def test_tasks_can_be_scheduled(run_worker) -> None:
     schedule.save()
     Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now() - timedelta(seconds=1))
     assert fire_due_schedules().fired == ["urgent-tick"]
+    assert received == [("task_enqueued", "READY")]  # a schedule's run is an enqueue of the task too
     job = Job.objects.get(schedule=schedule)
     assert (job.queue, job.priority, job.django_task) == ("default", 50, None)  # the task's own
     run_worker("default")
@@ -409,6 +410,7 @@ def test_a_task_enqueued_by_name_is_still_a_task_result(run_worker, received) ->
     from django_asyncjobs import enqueue
 
     job = enqueue("tests.testapp.standard_tasks.add", 1, 2)
+    assert received == [("task_enqueued", "READY")]
     run_worker()
     assert backend().get_result(str(job.pk)).return_value == 3
     assert received[-1] == ("task_finished", "SUCCESSFUL")
