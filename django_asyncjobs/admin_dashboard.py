@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from .charts import Point, bar_chart, line_chart
+from .charts import Point, render_chart
 from .dashboard import Bucket, PeriodFigures, Snapshot, known_queue, snapshot
 from .models import Dashboard, Job
 from .queues import queue_names
@@ -61,43 +61,26 @@ def _charts(buckets: list[Bucket], key: str, span: str, failures: str, tick: Cal
             for start, bucket in zip(starts, buckets, strict=True)
         ]
 
-    time_label = _("local time")
-    throughput = _("Throughput (jobs/min)")
-    wait = _("Wait p95 (s)")
+    # (title, kind, id suffix, value, y-axis label, unit)
+    series: list[tuple[str, str, str, Callable[[PeriodFigures], float | None], str, str]] = [
+        (_("Throughput (jobs/min)"), "line", "throughput", lambda f: f.per_minute, _("jobs/min"), _("jobs/min")),
+        (failures, "bar", "failures", lambda f: float(f.failed), _("failed"), _("failed")),
+        (_("Wait p95 (s)"), "line", "wait", lambda f: f.wait_p95, _("seconds"), "s"),
+    ]
     return [
         Chart(
-            throughput,
-            line_chart(
-                points(lambda f: f.per_minute),
-                chart_id=f"asyncjobs-{key}-throughput",
-                title=f"{throughput}, {span}",
-                y_label=_("jobs/min"),
-                x_label=time_label,
-                unit=_("jobs/min"),
+            title,
+            render_chart(
+                kind,
+                points(value),
+                chart_id=f"asyncjobs-{key}-{suffix}",
+                title=f"{title}, {span}",
+                y_label=y_label,
+                x_label=_("local time"),
+                unit=unit,
             ),
-        ),
-        Chart(
-            failures,
-            bar_chart(
-                points(lambda f: float(f.failed)),
-                chart_id=f"asyncjobs-{key}-failures",
-                title=f"{failures}, {span}",
-                y_label=_("failed"),
-                x_label=time_label,
-                unit=_("failed"),
-            ),
-        ),
-        Chart(
-            wait,
-            line_chart(
-                points(lambda f: f.wait_p95),
-                chart_id=f"asyncjobs-{key}-wait",
-                title=f"{wait}, {span}",
-                y_label=_("seconds"),
-                x_label=time_label,
-                unit="s",
-            ),
-        ),
+        )
+        for title, kind, suffix, value, y_label, unit in series
     ]
 
 

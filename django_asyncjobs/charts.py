@@ -254,35 +254,3 @@ def render_chart(
         _axes(points, frame, scale, y_label, x_label, x_ticks),
         plot,
     )
-
-
-def line_chart(
-    points: Sequence[Point],
-    *,
-    chart_id: str,
-    title: str,
-    y_label: str,
-    x_label: str = "",
-    unit: str = "",
-    frame: Frame | None = None,
-) -> SafeString:
-    """:func:`render_chart` as a line; a ``None`` value breaks the line."""
-    return render_chart(
-        "line", points, chart_id=chart_id, title=title, y_label=y_label, x_label=x_label, unit=unit, frame=frame
-    )
-
-
-def bar_chart(
-    points: Sequence[Point],
-    *,
-    chart_id: str,
-    title: str,
-    y_label: str,
-    x_label: str = "",
-    unit: str = "",
-    frame: Frame | None = None,
-) -> SafeString:
-    """:func:`render_chart` as bars; a ``None`` value has no bar."""
-    return render_chart(
-        "bar", points, chart_id=chart_id, title=title, y_label=y_label, x_label=x_label, unit=unit, frame=frame
-    )

@@ -13,7 +13,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -212,7 +212,7 @@ def _record_failure(
     return Outcome.RETRYING if will_retry else Outcome.FAILED
 
 
-def _failed_attempt(job: Job, now: Any, error: str, error_class: str) -> dict[str, Any]:
+def _failed_attempt(job: Job, now: datetime, error: str, error_class: str) -> dict[str, Any]:
     """The ``failed_attempts`` entry of ``job``'s current attempt."""
     return {
         "attempt": job.attempts,

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from django_asyncjobs.charts import Frame, Point, bar_chart, format_number, line_chart, nice_ceiling, nice_scale
+from django_asyncjobs.charts import Frame, Point, format_number, nice_ceiling, nice_scale, render_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -27,7 +27,9 @@ def test_nice_scales_and_numbers() -> None:
 def test_a_line_chart_draws_its_points_with_gaps_and_accessible_titles() -> None:
     frame = Frame(width=400, height=200, left=50, right=10, top=10, bottom=40)  # plot: 340 x 150
     points = [Point("10:00", 1.0), Point("10:01", None), Point("10:02", 3.0), Point("10:03", 4.0)]
-    svg = line_chart(points, chart_id="c1", title="Wait <p95> & more", y_label="seconds", unit="s", frame=frame)
+    svg = render_chart(
+        "line", points, chart_id="c1", title="Wait <p95> & more", y_label="seconds", unit="s", frame=frame
+    )
     root = ET.fromstring(str(svg))  # well-formed XML: the title's < and & are escaped
 
     assert root.get("role") == "img" and root.get("aria-labelledby") == "c1-title c1-desc"
@@ -49,19 +51,17 @@ def test_a_line_chart_draws_its_points_with_gaps_and_accessible_titles() -> None
 def test_a_bar_chart_draws_bars_proportional_to_the_values() -> None:
     frame = Frame(width=400, height=200, left=50, right=10, top=10, bottom=40)
     points = [Point("a", 0.0), Point("b", 2.0, tick=True), Point("c", 1.0)]
-    root = ET.fromstring(str(bar_chart(points, chart_id="b", title="F", y_label="n")))
+    root = ET.fromstring(str(render_chart("bar", points, chart_id="b", title="F", y_label="n")))
     heights = [float(rect.get("height", "")) for rect in root.findall(f"{SVG}rect")]
     assert heights[0] == 0 and heights[1] == pytest.approx(2 * heights[2])
     assert [rect.findtext(f"{SVG}title") for rect in root.findall(f"{SVG}rect")] == ["a: 0", "b: 2", "c: 1"]
     labels = [t.text for t in root.findall(f"{SVG}text")]
     assert "b" in labels and "a" not in labels and "c" not in labels  # only the marked point is labelled
-    svg = bar_chart([Point("a", None)], chart_id="e", title="Empty", y_label="n", frame=frame)
+    svg = render_chart("bar", [Point("a", None)], chart_id="e", title="Empty", y_label="n", frame=frame)
     root = ET.fromstring(str(svg))
     assert root.findall(f"{SVG}rect") == [] and root.findtext(f"{SVG}desc") == "1 points from a to a. No data."
 
 
 def test_an_unknown_kind_of_chart_is_refused() -> None:
-    from django_asyncjobs.charts import render_chart
-
     with pytest.raises(ValueError, match="Unknown chart kind 'pie'"):
         render_chart("pie", [], chart_id="p", title="P", y_label="n")

@@ -20,24 +20,24 @@ def docs_text() -> str:
     return "\n".join(page.read_text() for page in sorted(DOCS.glob("*.md")))
 
 
-def in_code(name: str, text: str) -> bool:
-    """``name`` inside inline code or a code block, as an identifier (not part of a longer one)."""
+def mentions(name: str, text: str) -> bool:
+    """``name`` appears in ``text`` as a whole identifier (not as part of a longer name or dotted path)."""
     return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text) is not None
 
 
 @pytest.mark.parametrize("name", django_asyncjobs.__all__)
 def test_every_exported_name_is_documented(name: str) -> None:
-    assert in_code(name, docs_text()), f"django_asyncjobs.{name} appears nowhere in docs/"
+    assert mentions(name, docs_text()), f"django_asyncjobs.{name} appears nowhere in docs/"
 
 
 @pytest.mark.parametrize("key", sorted(DEFAULTS))
 def test_every_setting_is_in_the_settings_reference(key: str) -> None:
-    assert in_code(key, (DOCS / "settings.md").read_text()), f"ASYNCJOBS[{key!r}] is missing from docs/settings.md"
+    assert mentions(key, (DOCS / "settings.md").read_text()), f"ASYNCJOBS[{key!r}] is missing from docs/settings.md"
 
 
 @pytest.mark.parametrize("command", sorted(path.stem for path in COMMANDS.glob("asyncjobs_*.py")))
 def test_every_command_is_in_the_commands_page(command: str) -> None:
-    assert in_code(command, (DOCS / "commands.md").read_text()), f"{command} is missing from docs/commands.md"
+    assert mentions(command, (DOCS / "commands.md").read_text()), f"{command} is missing from docs/commands.md"
 
 
 def test_every_check_id_is_in_the_checks_page() -> None:
