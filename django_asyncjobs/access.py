@@ -15,23 +15,14 @@ from .models import Job
 _SALT = "django_asyncjobs.status-token"
 
 
-def status_token(job: Job) -> str:
-    """An unguessable token bound to the job id (HMAC with SECRET_KEY)."""
-    return signing.Signer(salt=_SALT).signature(str(job.pk))
+def status_token(job: Job | Any) -> str:
+    """An unguessable token bound to the job id (HMAC with SECRET_KEY); takes a job or its id."""
+    return signing.Signer(salt=_SALT).signature(str(getattr(job, "pk", job)))
 
 
-def token_matches(job: Job, token: str | None) -> bool:
+def token_matches(job: Job | Any, token: str | None) -> bool:
+    """Whether ``token`` is the status token of ``job`` (a job or its id)."""
     return bool(token) and constant_time_compare(status_token(job), str(token))
-
-
-def can_view(user: Any, job: Job, token: str | None = None) -> bool:
-    if token_matches(job, token):
-        return True
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if job.owner_id is not None and job.owner_id == user.pk:
-        return True
-    return bool(user.has_perm("django_asyncjobs.view_job"))
 
 
 def _with_token(url: str, job: Job) -> str:

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -30,9 +31,12 @@ from .admin_display import (
     status_badge,
 )
 from .admin_queries import DateHierarchyQuerySet, search_filter
+from .exceptions import JobNotRegistered
 from .models import FINISHED_STATUSES, Job, JobStatus, Schedule
 from .operations import OperationReport, cancel_jobs, delete_finished_jobs, push_again, retry_jobs
 from .paginator import EstimatedCountPaginator
+from .registry import job_function_by_name, schedulable_jobs
+from .responses import OFFLOADED_VIEW_JOB
 
 if TYPE_CHECKING:
     JobModelAdmin = admin.ModelAdmin[Job]
@@ -202,7 +206,7 @@ class JobAdmin(JobModelAdmin):
 
     @admin.display(description=_("positional arguments"))
     def args_display(self, job: Job) -> SafeString:
-        return pretty_json(job.args)
+        return pretty_json(_without_secrets(job))
 
     @admin.display(description=_("keyword arguments"))
     def kwargs_display(self, job: Job) -> SafeString:
@@ -258,6 +262,34 @@ class JobAdmin(JobModelAdmin):
         _report(self, request, delete_finished_jobs(queryset), str(_("deleted")))
 
 
+def _without_secrets(job: Job) -> Any:
+    """A job's arguments for display: an offloaded request's CSRF secret is hidden."""
+    args = job.args
+    offloaded = job.name == OFFLOADED_VIEW_JOB and isinstance(args, list) and len(args) > 1
+    if offloaded and isinstance(args[1], dict) and args[1].get("csrf_secret"):
+        return [args[0], {**args[1], "csrf_secret": "(hidden)"}, *args[2:]]
+    return args
+
+
+class SchedulableJobField(forms.ChoiceField):
+    """The registered jobs a schedule may run; anything else is refused with the registry's reason."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=self.job_choices, **kwargs)
+
+    @staticmethod
+    def job_choices() -> list[tuple[str, str]]:
+        return [("", "---------"), *((name, name) for name in schedulable_jobs())]
+
+    def validate(self, value: Any) -> None:
+        forms.Field.validate(self, value)
+        if value:
+            try:
+                job_function_by_name(value)
+            except JobNotRegistered as exc:
+                raise forms.ValidationError(str(exc), code="invalid_choice") from None
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(ScheduleModelAdmin):
     list_display = ("name", "job_name", "timing", "enabled", "next_runs", "last_run_at", "last_outcome", "in_code")
@@ -282,6 +314,12 @@ class ScheduleAdmin(ScheduleModelAdmin):
             # Declared in code: code owns the definition; the operator may only switch it on or off.
             return [name for name in fieldset_names(self.fieldsets) if name != "enabled"]
         return list(self.computed_fields)
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "job_name":
+            # Only jobs that may be scheduled: not the package's internal ones.
+            return SchedulableJobField(label=db_field.verbose_name.capitalize(), help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def has_delete_permission(self, request: HttpRequest, obj: Schedule | None = None) -> bool:
         if obj is not None and obj.declared_in_code:
@@ -323,7 +361,6 @@ class ScheduleAdmin(ScheduleModelAdmin):
     @admin.action(permissions=["change"], description=_("Run selected schedules now"))
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         from .backpressure import QueueFull
-        from .exceptions import JobNotRegistered
         from .scheduling import run_schedule_now
 
         started, problems = 0, []

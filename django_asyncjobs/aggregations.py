@@ -164,7 +164,7 @@ def register_aggregation(
             f"Two functions are registered as aggregation {agg_name!r}: "
             f"{_source_of(existing.func)} and {_source_of(func)}."
         )
-    job_function = register(_window_job(agg_name), name=agg_name, options=options)
+    job_function = register(_window_job(agg_name), name=agg_name, options=options, internal=True)
     registered = Aggregation(agg_name, func, period, enqueue, settle, job_function)
     _aggregations[agg_name] = registered
     return registered

@@ -14,9 +14,9 @@ from django.template.loader import render_to_string
 
 from .access import status_url
 from .backpressure import QueueFull, check
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, SerializationError
 from .models import Job
-from .offloading import OffloadError, capture, discard_uploads, register_view, run_offloaded_view
+from .offloading import OffloadError, enqueue_request, offloaded_view_job, register_view
 from .responses import busy_response, wants_html
 
 View = Callable[..., Any]
@@ -63,7 +63,7 @@ def offload(
         probe = _install_probe(view_func, is_async)
 
         def target_queue() -> str:
-            return queue or run_offloaded_view.options.resolved_queue()
+            return queue or offloaded_view_job.options.resolved_queue()
 
         def runs_inline(request: HttpRequest) -> bool:
             return (allowed is not None and (request.method or "").upper() not in allowed) or bool(
@@ -77,19 +77,15 @@ def offload(
             except QueueFull as exc:
                 return busy_response(request, exc)
             try:
-                data = capture(request)
+                job = enqueue_request(
+                    name, request, queue=queue_name, owner=getattr(request, "user", None), max_attempts=max_attempts
+                )
             except OffloadError as exc:
                 return JsonResponse({"error": "request_too_large", "detail": str(exc)}, status=413)
-            try:
-                job = run_offloaded_view.enqueue(
-                    name, data, queue=queue_name, owner=getattr(request, "user", None), max_attempts=max_attempts
-                )
+            except SerializationError as exc:
+                return JsonResponse({"error": "bad_request", "detail": str(exc)}, status=400)
             except QueueFull as exc:
-                discard_uploads(data)
                 return busy_response(request, exc)
-            except BaseException:
-                discard_uploads(data)
-                raise
             return accepted_response(request, job, optimistic, args, kwargs)
 
         if is_async:

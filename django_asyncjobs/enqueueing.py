@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -18,8 +17,9 @@ from .backpressure import check as check_backpressure
 from .conf import app_settings
 from .exceptions import EnqueueError, SerializationError
 from .models import Job, JobStatus
+from .payloads import json_problem
 from .queues import push, validate_queue
-from .registry import JobFunction, get_job_function
+from .registry import JobFunction, job_function_by_name
 from .signals import job_enqueued, notify
 
 logger = logging.getLogger("django_asyncjobs")
@@ -28,8 +28,11 @@ ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
 
 
 def enqueue(name: str, *args: Any, **kwargs: Any) -> Job:
-    """Enqueue the job registered as ``name``; same options as ``JobFunction.enqueue``."""
-    return get_job_function(name).enqueue(*args, **kwargs)
+    """Enqueue the job registered as ``name``; same options as ``JobFunction.enqueue``.
+
+    The package's internal jobs cannot be enqueued by name (:class:`InternalJob`).
+    """
+    return job_function_by_name(name).enqueue(*args, **kwargs)
 
 
 def enqueue_calls(
@@ -149,24 +152,26 @@ def _checked_call(name: str, call: ArgsKwargs) -> ArgsKwargs:
     bad_keys = [key for key in kwargs if not isinstance(key, str)]
     if bad_keys:
         raise SerializationError(f"keyword argument names of job {name!r} must be strings, got {bad_keys[0]!r}")
-    try:
-        json.dumps([args, kwargs], allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(_describe_unserializable(name, args, kwargs) or f"{name}: {exc}") from exc
+    problem = json_problem([args, kwargs])
+    if problem is not None:
+        raise SerializationError(
+            _describe_unstorable(name, args, kwargs) or f"The arguments of job {name!r} {problem}."
+        )
     return args, kwargs
 
 
-def _describe_unserializable(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
+def _describe_unstorable(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
+    """Which argument cannot be stored, and why."""
     labelled = [(f"positional argument {i}", value) for i, value in enumerate(args)]
     labelled += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
     for label, value in labelled:
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            return (
-                f"{label} of job {name!r} cannot be stored as JSON ({exc}). "
-                "Pass plain JSON values (str, int, float, bool, None, list, dict), e.g. an id instead of an object."
-            )
+        problem = json_problem(value)
+        if problem is None:
+            continue
+        message = f"{label} of job {name!r} {problem}."
+        if problem.startswith("cannot be stored as JSON"):
+            message += " Pass plain JSON values (str, int, float, bool, None, list, dict), e.g. an id, not an object."
+        return message
     return None
 
 

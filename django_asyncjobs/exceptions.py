@@ -26,6 +26,19 @@ class JobNotRegistered(AsyncJobsError, LookupError):
         )
 
 
+class InternalJob(JobNotRegistered):
+    """A job the package runs itself (an ``@offload`` view, an aggregation window): code may
+    enqueue it through its ``JobFunction``, but it cannot be named by data (``enqueue()`` by
+    name, a schedule, the admin)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super(JobNotRegistered, self).__init__(
+            f"Job {name!r} is internal to django-asyncjobs: it cannot be enqueued by name or scheduled. "
+            "Schedule a job of your own that calls what you need.",
+        )
+
+
 class UnknownQueue(ConfigurationError, ValueError):
     """A queue name that is not a key of ``RQ_QUEUES``."""
 

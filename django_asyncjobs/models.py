@@ -301,8 +301,9 @@ class Schedule(models.Model):
 
     def clean(self) -> None:
         from .exceptions import JobNotRegistered, UnknownQueue
+        from .payloads import json_problem
         from .queues import validate_queue
-        from .registry import get_job_function
+        from .registry import job_function_by_name
 
         errors: dict[str, list[str]] = {}
         try:
@@ -310,7 +311,8 @@ class Schedule(models.Model):
         except ValidationError as exc:
             errors.update(exc.message_dict)
         try:
-            get_job_function(self.job_name)
+            if self.job_name:  # an empty name is reported by the field's own validation
+                job_function_by_name(self.job_name)
         except JobNotRegistered as exc:
             errors.setdefault("job_name", []).append(str(exc))
         if self.queue:
@@ -322,6 +324,10 @@ class Schedule(models.Model):
             errors.setdefault("args", []).append("Positional arguments must be a JSON list.")
         if not isinstance(self.kwargs, dict):
             errors.setdefault("kwargs", []).append("Keyword arguments must be a JSON object.")
+        for field_name, value in (("args", self.args), ("kwargs", self.kwargs)):
+            problem = json_problem(value)
+            if problem is not None:
+                errors.setdefault(field_name, []).append(f"The value {problem}.")
         if errors:
             raise ValidationError(errors)
 

@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from .durations import format_duration
 from .models import FINISHED_STATUSES, Job, JobStatus
-from .offloading import run_offloaded_view, stored_uploads
-from .responses import _storage, stored_response_file
+from .offloading import stored_uploads
+from .responses import OFFLOADED_VIEW_JOB, _storage, stored_response_file
 
 logger = logging.getLogger("django_asyncjobs")
 
@@ -158,7 +158,7 @@ def _batches(db: str, status: str, cutoff: datetime, batch_size: int) -> Iterabl
 def _files_of(row: _Row) -> list[str]:
     """Stored files of one job: an offloaded view's stored response and the uploads it carried."""
     _, _, name, result, args = row
-    if name != run_offloaded_view.name:
+    if name != OFFLOADED_VIEW_JOB:
         return []
     files = []
     response_file = stored_response_file(result)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, cast, overload
 
 from .conf import app_settings
-from .exceptions import ConfigurationError, JobNotRegistered
+from .exceptions import ConfigurationError, InternalJob, JobNotRegistered
 
 if TYPE_CHECKING:
     from .models import Job
@@ -110,11 +110,19 @@ class JobFunction(Generic[P, R]):
     has_enqueued_hook = False
 
     def __init__(
-        self, func: Callable[P, R], name: str, options: JobOptions, schedule: str | timedelta | None = None
+        self,
+        func: Callable[P, R],
+        name: str,
+        options: JobOptions,
+        schedule: str | timedelta | None = None,
+        *,
+        internal: bool = False,
     ) -> None:
         self.func = func
         self.name = name
         self.options = options
+        #: Run by the package itself: never enqueued by name, scheduled or run from the admin.
+        self.internal = internal
         #: A cron expression or an interval declared with ``@job(schedule=...)``.
         self.schedule = schedule
         self.is_async = inspect.iscoroutinefunction(func)
@@ -304,8 +312,10 @@ def register(
     name: str | None = None,
     options: JobOptions | None = None,
     schedule: str | timedelta | None = None,
+    internal: bool = False,
 ) -> JobFunction[P, R]:
-    """Register ``func`` (the function form of ``@job``)."""
+    """Register ``func`` (the function form of ``@job``). ``internal`` jobs are the package's
+    own (see :class:`~django_asyncjobs.exceptions.InternalJob`)."""
     if not callable(func):
         raise TypeError(f"@job decorates functions, got {func!r}")
     if "<locals>" in getattr(func, "__qualname__", "") and name is None:
@@ -315,7 +325,7 @@ def register(
         )
     job_name = name or f"{func.__module__}.{func.__qualname__}"
     _check_parameter_names(func, job_name)
-    return register_job_function(JobFunction(func, job_name, options or JobOptions(), schedule))
+    return register_job_function(JobFunction(func, job_name, options or JobOptions(), schedule, internal=internal))
 
 
 def register_job_function(job_function: JF) -> JF:
@@ -359,6 +369,20 @@ def get_job_function(name: str) -> JobFunction[Any, Any]:
     if job_function is None:
         raise JobNotRegistered(name)
     return job_function
+
+
+def job_function_by_name(name: str) -> JobFunction[Any, Any]:
+    """The job ``name`` as data may name it (``enqueue()`` by name, schedules, the admin):
+    :class:`InternalJob` for the package's own jobs, :class:`JobNotRegistered` for unknown ones."""
+    job_function = get_job_function(name)
+    if job_function.internal:
+        raise InternalJob(name)
+    return job_function
+
+
+def schedulable_jobs() -> list[str]:
+    """Names of the registered jobs that schedules and ``enqueue()`` by name may use."""
+    return sorted(name for name, job_function in _registry.items() if not job_function.internal)
 
 
 #: A dotted path of identifiers, the only kind of name looked up as a Django task.

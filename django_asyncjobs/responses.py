@@ -1,12 +1,18 @@
 """HTTP responses: content negotiation, the 503 of back pressure, and storing an
-offloaded view's response as its job's result (and serving it back)."""
+offloaded view's response as its job's result (and serving it back).
+
+Only the results of offloaded views are served as HTTP responses, decided by the
+job's name, never by what the result holds: any other job's result is JSON.
+"""
 
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
@@ -20,6 +26,9 @@ if TYPE_CHECKING:
 
 #: Key marking a job result that is a stored HTTP response.
 STORED_RESPONSE = "asyncjobs_response"
+#: The job behind every ``@offload`` view: the only job whose result is served as a response.
+OFFLOADED_VIEW_JOB = "django_asyncjobs.offloaded_view"
+_RESULT_FILE = re.compile(r"asyncjobs/results/[0-9a-f]{32}/body")
 
 
 def wants_html(request: HttpRequest) -> bool:
@@ -81,29 +90,38 @@ def is_stored_response(result: Any) -> bool:
     return isinstance(result, dict) and result.get(STORED_RESPONSE) == 1
 
 
-def restore_response(record: dict[str, Any]) -> HttpResponseBase:
+def stored_response_of(job: Job) -> dict[str, Any] | None:
+    """The stored HTTP response that is ``job``'s result, if ``job`` ran an offloaded view."""
+    result = job.result
+    return result if job.name == OFFLOADED_VIEW_JOB and is_stored_response(result) else None
+
+
+def restore_response(record: dict[str, Any], *, with_cookies: bool) -> HttpResponseBase:
+    """The stored response again. Its cookies only ``with_cookies`` (for the client that made
+    the request), and never the session or CSRF cookie."""
     response: HttpResponseBase
-    if "file" in record:
-        response = FileResponse(_storage().open(record["file"], "rb"), status=record["status"])
+    file_name = stored_response_file(record)
+    if file_name is not None:
+        response = FileResponse(_storage().open(file_name, "rb"), status=record["status"])
     else:
         body = record["text"].encode() if "text" in record else base64.b64decode(record.get("base64", ""))
         response = HttpResponse(body, status=record["status"])
     for name, value in record["headers"]:
-        if name.lower() not in ("content-length",):
+        if name.lower() not in ("content-length", "set-cookie"):
             response[name] = value
-    for cookie in record.get("cookies", []):
-        response.cookies.load(cookie)
+    if with_cookies:
+        private = {settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME}
+        for cookie in record.get("cookies", []):
+            response.cookies.load(cookie)
+        for name in private.intersection(response.cookies):
+            del response.cookies[name]
     return response
 
 
 def stored_response_file(record: Any) -> str | None:
-    """Name in ``OFFLOAD_STORAGE`` of a stored response's body, if it was large enough to go there."""
-    if is_stored_response(record) and isinstance(record.get("file"), str):
-        return str(record["file"])
-    return None
-
-
-def delete_stored_response(record: Any) -> None:
-    name = stored_response_file(record)
-    if name is not None:
-        _storage().delete(name)
+    """Name in ``OFFLOAD_STORAGE`` of a stored response's body, if it was large enough to go
+    there; only names that :func:`store_response` makes count."""
+    if not is_stored_response(record):
+        return None
+    name = record.get("file")
+    return name if isinstance(name, str) and _RESULT_FILE.fullmatch(name) else None

@@ -139,10 +139,10 @@ def _advance(schedule: Schedule, due_at: datetime, following: datetime, *, fired
 
 def _create_job(schedule: Schedule, due_at: datetime | None) -> Job:
     from .enqueueing import enqueue_calls
-    from .registry import get_job_function
+    from .registry import job_function_by_name
 
     return enqueue_calls(
-        get_job_function(schedule.job_name),
+        job_function_by_name(schedule.job_name),
         [(list(schedule.args), dict(schedule.kwargs))],
         queue=schedule.queue or None,
         # A second guard besides the compare-and-set: one job per schedule and due time.

@@ -14,11 +14,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 from redis.exceptions import RedisError
 
-from .access import can_view, result_url, status_url
+from .access import result_url, status_url, token_matches
 from .backpressure import clamp_retry_after, estimate_wait, queue_state_or_none
 from .models import Job, JobStatus
 from .queues import position
-from .responses import is_stored_response, restore_response, wants_html
+from .responses import restore_response, stored_response_of, wants_html
 
 #: Longest poll interval the status endpoint suggests while a job is unfinished.
 MAX_POLL_SECONDS = 10
@@ -28,11 +28,21 @@ class HttpResponseSeeOther(HttpResponseRedirect):
     status_code = 303
 
 
-def _get_job(request: HttpRequest, job_id: uuid.UUID) -> Job:
+def _get_job(request: HttpRequest, job_id: uuid.UUID) -> tuple[Job, bool]:
+    """The job, if the request may see it, and whether the request is its client (owner or
+    token holder). A job that exists but is not yours costs the same queries and gets the
+    same 404 as one that does not exist: the permission is asked in both cases."""
+    user = getattr(request, "user", None)
     job = Job.objects.filter(pk=job_id).first()
-    if job is None or not can_view(getattr(request, "user", None), job, request.GET.get("token")):
+    if job is not None:
+        if token_matches(job_id, request.GET.get("token")):
+            return job, True
+        if job.owner_id is not None and job.owner_id == getattr(user, "pk", None):
+            return job, True
+    may_view_all = user is not None and user.has_perm("django_asyncjobs.view_job")
+    if job is None or not may_view_all:
         raise Http404("No such job.")
-    return job
+    return job, False
 
 
 def describe(job: Job) -> dict[str, Any]:
@@ -86,7 +96,7 @@ def poll_after(job: Job, data: dict[str, Any]) -> int | None:
 
 @require_safe
 def job_status(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    job = _get_job(request, job_id)
+    job, _ = _get_job(request, job_id)
     data = describe(job)
     finished_ok = job.status == JobStatus.SUCCEEDED
     if finished_ok and (request.GET.get("redirect") == "1" or wants_html(request)):
@@ -106,11 +116,14 @@ def job_status(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 @require_safe
 def job_result(request: HttpRequest, job_id: uuid.UUID) -> HttpResponseBase:
-    job = _get_job(request, job_id)
+    job, is_client = _get_job(request, job_id)
     if job.status != JobStatus.SUCCEEDED:
         response = JsonResponse({"id": str(job.pk), "status": job.status, "status_url": status_url(job)}, status=409)
         response["Location"] = status_url(job)
         return response
-    if isinstance(job.result, dict) and is_stored_response(job.result):
-        return restore_response(job.result)
-    return JsonResponse(job.result, safe=False)
+    stored = stored_response_of(job)
+    if stored is not None:
+        return restore_response(stored, with_cookies=is_client)
+    response = JsonResponse(job.result, safe=False)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -22,4 +22,9 @@ urlpatterns = [
     path("cbv/", views.class_based, name="cbv"),
     path("sets-cookie/", views.sets_cookie, name="sets-cookie"),
     path("writes-session/", views.writes_session, name="writes-session"),
+    path("sets-private-cookies/", views.sets_private_cookies, name="sets-private-cookies"),
+    path("promote/", views.promote, name="promote"),
+    path("renders-form/", views.renders_form, name="renders-form"),
+    path("form-target/", views.form_target, name="form-target"),
+    path("upload-fails-once/", views.upload_fails_once, name="upload-fails-once"),
 ]

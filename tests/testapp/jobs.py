@@ -134,3 +134,9 @@ def scheduled_ping() -> str:
 
 
 from . import aggregations  # noqa: E402,F401  (registers the test aggregations)
+
+
+@job
+def returns_value(value: Any) -> Any:
+    """Returns its argument: a result whose content the caller chose."""
+    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -136,3 +137,48 @@ def sets_cookie(request: HttpRequest) -> HttpResponse:
 def writes_session(request: HttpRequest) -> HttpResponse:
     request.session["seen"] = True
     return HttpResponse("never")
+
+
+@offload
+def sets_private_cookies(request: HttpRequest) -> HttpResponse:
+    """Sets an ordinary cookie and tries to set the session and CSRF cookies too."""
+    response = HttpResponse("cookies")
+    response.set_cookie("theme", "dark")
+    response.set_cookie(settings.SESSION_COOKIE_NAME, "attacker-session")
+    response.set_cookie(settings.CSRF_COOKIE_NAME, "attacker-csrf")
+    return response
+
+
+@offload
+@permission_required("auth.change_user", raise_exception=True)
+def promote(request: HttpRequest) -> HttpResponse:
+    """A view only user admins may run: makes the user named in the form a superuser."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(pk=request.POST["user"]).update(is_superuser=True, is_staff=True)
+    Call.objects.create(label=f"promoted:{request.POST['user']}")
+    return HttpResponse("promoted")
+
+
+@offload
+def renders_form(request: HttpRequest) -> HttpResponse:
+    """Renders a form with a CSRF token on the worker."""
+    from django.template import engines
+
+    template = engines["django"].from_string('<form method="post" action="/form-target/">{% csrf_token %}</form>')
+    return HttpResponse(template.render({}, request))
+
+
+def form_target(request: HttpRequest) -> HttpResponse:
+    """A CSRF-protected endpoint the form above posts to."""
+    return HttpResponse("form accepted")
+
+
+@offload
+def upload_fails_once(request: HttpRequest) -> HttpResponse:
+    """Reads its upload; the first run fails after reading it (for admin retry)."""
+    content = request.FILES["attachment"].read().decode()
+    if not Call.objects.filter(label="upload-failed-once").exists():
+        Call.objects.create(label="upload-failed-once")
+        raise RuntimeError("first run fails")
+    return HttpResponse(f"read {content}")
