@@ -28,7 +28,6 @@ from io import BytesIO
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
@@ -48,7 +47,6 @@ from .registry import JobOptions, register
 from .responses import OFFLOADED_VIEW_JOB, _storage, store_response
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-CSRF_MIDDLEWARE = "django.middleware.csrf.CsrfViewMiddleware"
 #: Where a request's uploads are saved: a folder per captured request.
 UPLOADS_PREFIX = "asyncjobs/uploads/"
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
@@ -153,10 +151,10 @@ def capture(request: HttpRequest) -> dict[str, Any]:
 
 
 def _csrf_secret(request: HttpRequest) -> str | None:
-    """The client's CSRF secret; a new one (sent with the 202 response) if it has none yet."""
-    if "CSRF_COOKIE" not in request.META and CSRF_MIDDLEWARE not in settings.MIDDLEWARE:
-        return None
-    get_token(request)  # makes CsrfViewMiddleware send the cookie if the client has none
+    """The client's CSRF secret; a new one if it has none yet, which CsrfViewMiddleware
+    sends with the 202 response."""
+    if "CSRF_COOKIE" not in request.META:
+        get_token(request)
     secret = request.META.get("CSRF_COOKIE")
     return secret if isinstance(secret, str) else None
 
