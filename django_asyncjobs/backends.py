@@ -24,7 +24,7 @@ from typing import Any
 
 import django
 
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, SerializationError
 
 try:
     from django.tasks import TaskResult
@@ -41,6 +41,7 @@ except ImportError as exc:  # Django < 6.0
     ) from exc
 
 from .conf import app_settings
+from .payloads import MAX_JSON_DEPTH
 from .registry import JobOptions
 from .task_jobs import TaskJobFunction, build_result, register_task
 
@@ -88,8 +89,9 @@ class AsyncJobsBackend(BaseTaskBackend):
     def enqueue(self, task: Task[Any, Any], args: Any, kwargs: Any) -> TaskResult[Any, Any]:
         """Save the job (status ``queued``, or ``scheduled`` until ``run_after``) and push it on commit.
 
-        Raises ``QueueFull`` when the queue is saturated (nothing is saved), and Django's
-        ``TypeError`` for an argument that is not JSON. ``task_enqueued`` is sent once the
+        Raises ``QueueFull`` when the queue is saturated (nothing is saved), Django's
+        ``TypeError`` for an argument that is not JSON, and ``SerializationError`` (also a
+        ``TypeError``) for one a database cannot store. ``task_enqueued`` is sent once the
         transaction commits.
         """
         from .enqueueing import enqueue_calls
@@ -97,8 +99,14 @@ class AsyncJobsBackend(BaseTaskBackend):
         self.validate_task(task)
         job_function = register_task(task)
         # Django's normalisation (TypeError "Unsupported type"), then as JSON stores it: the
-        # TaskResult returned here equals the one get_result() reads back.
-        call = json.loads(json.dumps([normalize_json(args), normalize_json(kwargs)]))
+        # TaskResult returned here equals the one get_result() reads back. What a database
+        # refuses (a NUL character) is SerializationError from enqueue_calls.
+        try:
+            call = json.loads(json.dumps([normalize_json(args), normalize_json(kwargs)]))
+        except RecursionError:
+            raise SerializationError(
+                f"The arguments of task {task.module_path} are nested deeper than {MAX_JSON_DEPTH} levels."
+            ) from None
         job = enqueue_calls(
             job_function,
             [(call[0], call[1])],

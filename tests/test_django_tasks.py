@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 from redis import Redis
 
-from django_asyncjobs import ConfigurationError, Job, JobNotRegistered, JobStatus, QueueFull
+from django_asyncjobs import ConfigurationError, Job, JobNotRegistered, JobStatus, QueueFull, SerializationError
 from django_asyncjobs.backends import AsyncJobsBackend
 from django_asyncjobs.models import Schedule
 from django_asyncjobs.registry import get_job_function, registered_jobs, unregister
@@ -449,3 +449,19 @@ def test_a_running_attempt_that_was_cancelled_keeps_its_worker_when_retried(run_
     assert result.worker_ids == ["first-worker", worker.name]  # not the second worker twice
     assert result.started_at == first.started_at < result.last_attempted_at  # the first attempt's start
     assert [e.exception_class_path for e in result.errors] == ["django_asyncjobs.exceptions.JobInterrupted"]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [(["a\x00b"], "NUL character"), (["\ud800"], "lone surrogate"), ("deep", "nested deeper than 100 levels")],
+)
+def test_arguments_a_database_cannot_store_are_refused_before_a_row_is_written(args, reason) -> None:
+    if args == "deep":
+        args = [[]]
+        inner = args[0]
+        for _ in range(10_000):
+            inner.append([])
+            inner = inner[0]
+    with pytest.raises(SerializationError, match=reason):
+        tasks.noop_task.enqueue(*args)
+    assert not Job.objects.exists()
