@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from django_asyncjobs import InternalJob, Job, JobStatus, SerializationError, enqueue
-from django_asyncjobs.access import status_url
+from django_asyncjobs.access import result_url
 from django_asyncjobs.models import Schedule
 from django_asyncjobs.offloading import offloaded_view_job, sign
 from django_asyncjobs.pruning import delete_jobs_and_files
@@ -200,8 +200,9 @@ def test_a_result_shaped_like_a_stored_response_is_served_as_json(ann, run_worke
 def test_an_anonymous_jobs_result_is_json_too(run_worker) -> None:
     job = returns_value.enqueue(FORGED_RESPONSE)
     run_worker()
-    response = Client().get(status_url(job).replace("/status/", "/result/"))
+    response = Client().get(result_url(job))
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json() == FORGED_RESPONSE
     assert not response.cookies
 
 
