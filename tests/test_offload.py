@@ -171,6 +171,14 @@ def test_html_clients_get_html_and_a_redirect_when_done(ann, run_worker) -> None
     assert done.status_code == 303 and done["Location"].endswith("/result/")
 
 
+def test_the_fallback_pages_are_styled_and_self_contained(ann) -> None:
+    accepted = ann.post("/echo/1/", HTTP_ACCEPT="text/html")
+    status = ann.get(accepted["Location"], HTTP_ACCEPT="text/html")
+    for html in (accepted.content.decode(), status.content.decode()):
+        assert "<style>" in html and 'role="progressbar"' in html
+        assert "<link" not in html and "<script" not in html and "url(" not in html  # no external assets
+
+
 def test_redirect_parameter(ann, run_worker) -> None:
     response = ann.post("/echo/1/")
     run_worker()
