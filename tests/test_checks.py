@@ -24,6 +24,7 @@ def test_default_test_settings_pass() -> None:
 
 def test_e001_django_rq_not_installed(settings) -> None:
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_rq"]
+    settings.TASKS = {}  # with an AsyncJobsBackend in TASKS its check() reports it (below)
     assert "asyncjobs.E001" in ids(check_settings())
 
 
@@ -179,10 +180,19 @@ def test_task_backends_of_the_test_settings_pass() -> None:
     assert check_task_backends() == []
 
 
+def backend_messages(params):
+    from django_asyncjobs.backends import AsyncJobsBackend
+
+    return AsyncJobsBackend("default", {"BACKEND": BACKEND, **params}).check()
+
+
+def backend_check(params) -> list[str]:
+    return ids(backend_messages(params))
+
+
 @needs_tasks
-def test_e011_task_queue_not_in_rq_queues(settings) -> None:
-    settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "reports"]}}
-    (message,) = check_task_backends()
+def test_e011_task_queue_not_in_rq_queues() -> None:
+    (message,) = backend_messages({"QUEUES": ["default", "reports"]})
     assert message.id == "asyncjobs.E011"
     assert message.msg == "TASKS['default']['QUEUES'] names queue 'reports', which is not in RQ_QUEUES."
 
@@ -190,8 +200,7 @@ def test_e011_task_queue_not_in_rq_queues(settings) -> None:
 @needs_tasks
 def test_e011_the_default_queues_of_django_are_checked_too(settings) -> None:
     settings.RQ_QUEUES = {"high": settings.RQ_QUEUES["high"]}
-    settings.TASKS = {"default": {"BACKEND": BACKEND}}  # QUEUES defaults to ["default"]
-    assert ids(check_task_backends()) == ["asyncjobs.E011"]
+    assert backend_check({}) == ["asyncjobs.E011"]  # QUEUES defaults to ["default"]
 
 
 @needs_tasks
@@ -204,9 +213,8 @@ def test_e011_the_default_queues_of_django_are_checked_too(settings) -> None:
         (["MAX_ATTEMPTS"], "must be a dict, got list"),
     ],
 )
-def test_e012_task_options(settings, options, problem) -> None:
-    settings.TASKS = {"default": {"BACKEND": BACKEND, "OPTIONS": options}}
-    (message,) = check_task_backends()
+def test_e012_task_options(options, problem) -> None:
+    (message,) = backend_messages({"OPTIONS": options})
     assert message.id == "asyncjobs.E012"
     assert problem in message.msg
 
@@ -218,12 +226,6 @@ def test_other_task_backends_are_left_to_django(settings) -> None:
 
 
 # -- AsyncJobsBackend.check(): the backend's own errors, as Django's backends return theirs (issue 13, item 10)
-
-
-def backend_check(params) -> list[str]:
-    from django_asyncjobs.backends import AsyncJobsBackend
-
-    return ids(AsyncJobsBackend("default", {"BACKEND": BACKEND, **params}).check())
 
 
 @needs_tasks
