@@ -116,22 +116,24 @@ def _fire_due_runs(schedule: Schedule, now: datetime, report: FiringReport) -> N
             before=now - grace,
             limit=MAX_COUNTED_MISSES,
         )
-        following = schedule.compute_next_run(due_at, anchor=due_at)
+        schedule.compute_next_run(due_at, anchor=due_at)  # the timing is valid
     except ValueError as exc:  # a row written around save(), e.g. with .update()
         logger.error("Schedule %r is invalid and was disabled: %s", schedule.name, exc)
         Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
         report.failed.append(schedule.name)
         return
-    if missed and not _handle_missed(schedule, due_at, missed, resume, now, report):
-        return
     if missed:
+        if not _handle_missed(schedule, due_at, missed, resume, now, report):
+            return
         due_at = resume
-        following = schedule.compute_next_run(due_at, anchor=due_at)
     # The runs within MISFIRE_GRACE: each fires, one after the other, on the schedule's grid.
     for _ in range(MAX_RUNS_PER_PASS):
-        if due_at > now or not _fire_run(schedule, due_at, following, now, report):
+        if due_at > now:
             return
-        due_at, following = following, schedule.compute_next_run(following, anchor=following)
+        following = schedule.compute_next_run(due_at, anchor=due_at)
+        if not _fire_run(schedule, due_at, following, now, report):
+            return
+        due_at = following
 
 
 def _handle_missed(

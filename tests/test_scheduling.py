@@ -497,3 +497,11 @@ def test_two_scheduler_processes_stopped_for_5_seconds_fire_every_run_once(subpr
             assert process.returncode == 0, output
     runs = runs_of(schedule)
     assert runs == [runs[0] + i * SECOND for i in range(len(runs))]  # every run once, none missing
+
+
+def test_a_timing_written_around_validation_disables_the_schedule(caplog) -> None:
+    schedule = make_due("garbled")
+    Schedule.objects.filter(pk=schedule.pk).update(interval=None, cron="61 * * * *")
+    assert fire_due_schedules().failed == ["garbled"]
+    assert not Schedule.objects.get(pk=schedule.pk).enabled
+    assert "Schedule 'garbled' is invalid and was disabled" in caplog.text
