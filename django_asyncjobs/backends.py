@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 import django
+from django.core.checks import CheckMessage
 
 from .exceptions import ConfigurationError, SerializationError
 
@@ -62,6 +63,7 @@ class AsyncJobsBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
+        self._params = params
         self._job_options: JobOptions | None = None
 
     def job_options(self, queue: str | None = None) -> JobOptions:
@@ -75,6 +77,13 @@ class AsyncJobsBackend(BaseTaskBackend):
                     f"TASKS[{self.alias!r}]['OPTIONS'] is invalid: {exc}. See docs/django-tasks.md."
                 ) from None
         return replace(self._job_options, queue=queue)
+
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
+        """This backend's configuration errors (asyncjobs.E001, E011, E012, E014), as
+        Django's check of ``TASKS`` collects them. See docs/checks.md."""
+        from .checks import task_backend_errors
+
+        return [*super().check(**kwargs), *task_backend_errors(self.alias, self._params)]
 
     def validate_task(self, task: Task[Any, Any]) -> None:
         """Django's validation, then: the queue must be in ``RQ_QUEUES``. Registers the task."""

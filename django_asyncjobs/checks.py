@@ -117,17 +117,19 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def _django_rq_missing() -> Error:
+    return Error(
+        "django_rq is not in INSTALLED_APPS.",
+        hint="Add 'django_rq' to INSTALLED_APPS: django-asyncjobs uses its RQ_QUEUES connections.",
+        id="asyncjobs.E001",
+    )
+
+
 @register(Tags.compatibility)
 def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    if not apps.is_installed("django_rq"):
-        messages.append(
-            Error(
-                "django_rq is not in INSTALLED_APPS.",
-                hint="Add 'django_rq' to INSTALLED_APPS: django-asyncjobs uses its RQ_QUEUES connections.",
-                id="asyncjobs.E001",
-            )
-        )
+    if not apps.is_installed("django_rq") and not _reported_by_task_backends():
+        messages.append(_django_rq_missing())
     rq_queues = getattr(settings, "RQ_QUEUES", None)
     if not isinstance(rq_queues, dict) or not rq_queues:
         messages.append(
@@ -280,43 +282,72 @@ TASKS_BACKEND = "django_asyncjobs.backends.AsyncJobsBackend"
 
 @register(Tags.compatibility)
 def check_task_backends(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """The ``TASKS`` entries that use ``AsyncJobsBackend``: Django version, queues, options."""
-    import importlib.util
+    """``TASKS`` entries that use ``AsyncJobsBackend`` on a Django without ``django.tasks``.
 
+    On Django 6.0 and later, Django's own check of ``TASKS`` (``django.tasks.checks``,
+    registered below) runs :meth:`AsyncJobsBackend.check`, which reports the rest:
+    apps, queues, options (:func:`task_backend_errors`).
+    """
     import django
 
+    if _has_tasks():
+        return []
     entries = getattr(settings, "TASKS", None)
     if not isinstance(entries, dict):
         return []
-    has_tasks = importlib.util.find_spec("django.tasks") is not None
-    rq_queues = getattr(settings, "RQ_QUEUES", None)
+    return [
+        Error(
+            f"TASKS[{alias!r}] uses {params['BACKEND']}, which needs Django's Tasks framework "
+            f"(Django 6.0 or later); this is Django {django.get_version()}.",
+            hint="Upgrade Django, or remove the entry. See docs/django-tasks.md.",
+            id="asyncjobs.E013",
+        )
+        for alias, params in entries.items()
+        if isinstance(params, dict) and params.get("BACKEND") == TASKS_BACKEND
+    ]
+
+
+def task_backend_errors(alias: str, params: dict[str, Any]) -> list[CheckMessage]:
+    """The errors of ``TASKS[alias]`` (an ``AsyncJobsBackend``): what ``backend.check()`` returns."""
     messages: list[CheckMessage] = []
-    for alias, params in entries.items():
-        if not isinstance(params, dict) or not _is_task_backend(params.get("BACKEND"), has_tasks):
-            continue
-        if not has_tasks:
-            messages.append(
-                Error(
-                    f"TASKS[{alias!r}] uses {params['BACKEND']}, which needs Django's Tasks framework "
-                    f"(Django 6.0 or later); this is Django {django.get_version()}.",
-                    hint="Upgrade Django, or remove the entry. See docs/django-tasks.md.",
-                    id="asyncjobs.E013",
-                )
+    if not apps.is_installed("django_asyncjobs"):
+        messages.append(
+            Error(
+                f"TASKS[{alias!r}] uses AsyncJobsBackend, but 'django_asyncjobs' is not in INSTALLED_APPS.",
+                hint="Add 'django_asyncjobs' (and 'django_rq') to INSTALLED_APPS: the backend saves its tasks "
+                "as django_asyncjobs jobs. " + DOCS,
+                id="asyncjobs.E014",
             )
-            continue
-        queues = params.get("QUEUES", ["default"])
-        if isinstance(rq_queues, dict) and rq_queues and isinstance(queues, list | tuple | set):
-            messages += [
-                Error(
-                    f"TASKS[{alias!r}]['QUEUES'] names queue {queue!r}, which is not in RQ_QUEUES.",
-                    hint=f"Add it to RQ_QUEUES or remove it from QUEUES. Configured: {', '.join(sorted(rq_queues))}.",
-                    id="asyncjobs.E011",
-                )
-                for queue in queues
-                if queue not in rq_queues
-            ]
-        messages += _task_options_errors(alias, params.get("OPTIONS", {}))
-    return messages
+        )
+    if not apps.is_installed("django_rq"):
+        messages.append(_django_rq_missing())
+    rq_queues = getattr(settings, "RQ_QUEUES", None)
+    queues = params.get("QUEUES", ["default"])
+    if isinstance(rq_queues, dict) and rq_queues and isinstance(queues, list | tuple | set):
+        messages += [
+            Error(
+                f"TASKS[{alias!r}]['QUEUES'] names queue {queue!r}, which is not in RQ_QUEUES.",
+                hint=f"Add it to RQ_QUEUES or remove it from QUEUES. Configured: {', '.join(sorted(rq_queues))}.",
+                id="asyncjobs.E011",
+            )
+            for queue in queues
+            if queue not in rq_queues
+        ]
+    return messages + _task_options_errors(alias, params.get("OPTIONS", {}))
+
+
+def _has_tasks() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("django.tasks") is not None
+
+
+def _reported_by_task_backends() -> bool:
+    """Whether a ``TASKS`` entry uses ``AsyncJobsBackend``, whose ``check()`` Django runs."""
+    entries = getattr(settings, "TASKS", None)
+    if not _has_tasks() or not isinstance(entries, dict):
+        return False
+    return any(isinstance(entry, dict) and _is_task_backend(entry.get("BACKEND"), True) for entry in entries.values())
 
 
 def _is_task_backend(path: Any, has_tasks: bool) -> bool:
@@ -356,3 +387,9 @@ def _task_options_errors(alias: str, options: Any) -> list[CheckMessage]:
             id="asyncjobs.E012",
         )
     ]
+
+
+if _has_tasks():
+    # Django's check of TASKS (it runs each backend's check()) is registered when django.tasks
+    # is imported, which a project may never do before `manage.py check`.
+    import django.tasks  # noqa: F401

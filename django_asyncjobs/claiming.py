@@ -3,20 +3,23 @@
 On PostgreSQL and SQLite >= 3.35 the UPDATE also returns the row
 (``UPDATE ... RETURNING``), so a claim is one statement instead of an UPDATE and
 a SELECT. It is on every job's path, so the SQL is built once per connection.
-Other backends use the two ORM statements.
+Other backends use the two ORM statements. ``started_at`` and ``heartbeat_at`` come
+from the database's clock (``clock``), which recovery compares them with.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
-from django.utils import timezone
+from django.db.models.functions import Now
 
+from .clock import now_sql, now_value
 from .models import Job, JobStatus
 
 _statements: dict[tuple[str, str], tuple[str, list[str], list[list[Callable[..., Any]]]]] = {}
@@ -26,7 +29,7 @@ def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
     """Move the row from ``queued`` to ``running``; ``None`` when it was not ``queued``."""
     alias = router.db_for_write(Job)
     connection = connections[alias]
-    now = timezone.now()
+    now = now_value(alias)
     if _supports_returning(connection):
         return _claim_returning(connection, alias, pk, worker_name, now)
     claimed = (
@@ -54,16 +57,16 @@ def _supports_returning(connection: BaseDatabaseWrapper) -> bool:
 
 
 def _claim_returning(
-    connection: BaseDatabaseWrapper, alias: str, pk: uuid.UUID, worker_name: str, now: Any
+    connection: BaseDatabaseWrapper, alias: str, pk: uuid.UUID, worker_name: str, now: datetime | Now
 ) -> Job | None:
     sql, names, converters = _statement(connection, alias)
     field = Job._meta.pk
     assert field is not None
-    started_at = Job._meta.get_field("started_at").get_db_prep_value(now, connection)
+    # The database's clock is in the SQL (Now()), or on SQLite passed as a parameter.
+    times = [] if isinstance(now, Now) else [Job._meta.get_field("started_at").get_db_prep_value(now, connection)] * 2
     params = [
         JobStatus.RUNNING.value,
-        started_at,
-        started_at,
+        *times,
         worker_name,
         field.get_db_prep_value(pk, connection),
         JobStatus.QUEUED.value,
@@ -87,9 +90,10 @@ def _statement(connection: BaseDatabaseWrapper, alias: str) -> tuple[str, list[s
         quote = connection.ops.quote_name
         fields = Job._meta.concrete_fields
         columns = ", ".join(quote(str(f.column)) for f in fields)
+        now = now_sql(connection) or "%s"
         sql = (
-            f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('started_at')} = %s, "
-            f"{quote('heartbeat_at')} = %s, "
+            f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('started_at')} = {now}, "
+            f"{quote('heartbeat_at')} = {now}, "
             f"{quote('attempts')} = {quote('attempts')} + 1, {quote('worker')} = %s, "
             f"{quote('progress')} = 0, {quote('progress_message')} = '' "
             f"WHERE {quote('id')} = %s AND {quote('status')} = %s RETURNING {columns}"

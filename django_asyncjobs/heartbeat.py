@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, connections
-from django.utils import timezone
+from django.db import close_old_connections, connections, router
 from redis.exceptions import RedisError
 
+from .clock import now_value
 from .conf import app_settings
 from .models import Job, JobStatus
 
@@ -79,8 +79,10 @@ class JobHeartbeat(threading.Thread):
         # timeout) so that this beat, or the next, opens a new one.
         close_old_connections()
         try:
-            Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, worker=self.worker_name).update(
-                heartbeat_at=timezone.now()
+            alias = router.db_for_write(Job)
+            # The database's clock, which recovery compares it with (on any host).
+            Job.objects.using(alias).filter(pk=job_id, status=JobStatus.RUNNING, worker=self.worker_name).update(
+                heartbeat_at=now_value(alias)
             )
         except DatabaseError as exc:
             connections.close_all()

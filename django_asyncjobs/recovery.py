@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 from redis.exceptions import RedisError
 
+from .clock import database_now
 from .conf import app_settings
 from .exceptions import AsyncJobsError
 from .execution import Outcome, record_lost_attempt
@@ -70,8 +70,9 @@ def recover(
     batch_size: int = 1000,
 ) -> RecoveryReport:
     """One recovery pass. ``grace`` and ``heartbeat_timeout`` (seconds) default to
-    ``RECOVERY_GRACE`` and ``HEARTBEAT_TIMEOUT``."""
-    now = now or timezone.now()
+    ``RECOVERY_GRACE`` and ``HEARTBEAT_TIMEOUT``; ``now`` to the database's clock, the one
+    heartbeats are written with (a host whose clock is off must not take live jobs for lost)."""
+    now = now or database_now()
     report = RecoveryReport(dry_run=dry_run)
     grace = float(app_settings.RECOVERY_GRACE if grace is None else grace)
     timeout = float(app_settings.HEARTBEAT_TIMEOUT if heartbeat_timeout is None else heartbeat_timeout)

@@ -99,3 +99,24 @@ def next_run_time(
         raise ValueError("A schedule needs a cron expression or an interval.")
     start = _aware(anchor) if anchor is not None else _aware(after) + interval
     return db_datetime(next_interval_time(interval, start, after))
+
+
+def runs_before(
+    *, cron: str, interval: timedelta | None, timezone_name: str, first: datetime, before: datetime, limit: int
+) -> tuple[int, datetime]:
+    """How many runs from ``first`` (a run time, included) come before ``before``, and the
+    first run at or after ``before``. Past ``limit`` runs of a cron schedule the count
+    stops at ``limit`` (the run returned is still right)."""
+    if interval is not None and not cron:
+        start, end = _aware(first), _aware(before)
+        count = -((start - end) // interval) if end > start else 0  # ceil((end - start) / interval)
+        return count, db_datetime(start + count * interval)
+    count, run = 0, first
+    while _aware(run) < _aware(before):
+        if count == limit:
+            return count, next_run_time(
+                cron=cron, interval=interval, timezone_name=timezone_name, after=before - timedelta(microseconds=1)
+            )
+        run = next_run_time(cron=cron, interval=interval, timezone_name=timezone_name, after=run, anchor=run)
+        count += 1
+    return count, run

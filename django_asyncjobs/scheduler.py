@@ -42,7 +42,7 @@ class TickReport:
     def summary(self) -> str:
         parts = [
             f"{len(self.schedules.fired)} schedule(s) fired",
-            f"{len(self.schedules.skipped)} missed run(s) skipped",
+            f"{sum(self.schedules.missed.values())} missed run(s) skipped or caught up",
             f"{self.promoted} due job(s) queued",
             f"{self.windows} aggregation window(s) started",
         ]

@@ -121,7 +121,24 @@ ASYNCJOBS = {
     "PROGRESS_INTERVAL": 0.2,
     # Worker subprocesses of the recovery tests beat faster than the default 10 s.
     "HEARTBEAT_INTERVAL": float(os.environ.get("ASYNCJOBS_TEST_HEARTBEAT_INTERVAL", "10")),
+    "HEARTBEAT_TIMEOUT": float(os.environ.get("ASYNCJOBS_TEST_HEARTBEAT_TIMEOUT", "60")),
 }
+
+# Test hook (tests/test_clock_skew.py): this process runs on a host whose clock is off by
+# ASYNCJOBS_TEST_CLOCK_OFFSET seconds, as far as django.utils.timezone.now() tells. The
+# database and its clock are left alone.
+_CLOCK_OFFSET = float(os.environ.get("ASYNCJOBS_TEST_CLOCK_OFFSET", "0"))
+if _CLOCK_OFFSET:
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone as _timezone
+
+    _real_now = _timezone.now
+
+    def _offset_now() -> datetime:
+        return _real_now() + timedelta(seconds=_CLOCK_OFFSET)
+
+    _timezone.now = _offset_now
 
 LOGGING = {
     "version": 1,

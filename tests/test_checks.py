@@ -24,6 +24,7 @@ def test_default_test_settings_pass() -> None:
 
 def test_e001_django_rq_not_installed(settings) -> None:
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_rq"]
+    settings.TASKS = {}  # with an AsyncJobsBackend in TASKS its check() reports it (below)
     assert "asyncjobs.E001" in ids(check_settings())
 
 
@@ -179,10 +180,19 @@ def test_task_backends_of_the_test_settings_pass() -> None:
     assert check_task_backends() == []
 
 
+def backend_messages(params):
+    from django_asyncjobs.backends import AsyncJobsBackend
+
+    return AsyncJobsBackend("default", {"BACKEND": BACKEND, **params}).check()
+
+
+def backend_check(params) -> list[str]:
+    return ids(backend_messages(params))
+
+
 @needs_tasks
-def test_e011_task_queue_not_in_rq_queues(settings) -> None:
-    settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "reports"]}}
-    (message,) = check_task_backends()
+def test_e011_task_queue_not_in_rq_queues() -> None:
+    (message,) = backend_messages({"QUEUES": ["default", "reports"]})
     assert message.id == "asyncjobs.E011"
     assert message.msg == "TASKS['default']['QUEUES'] names queue 'reports', which is not in RQ_QUEUES."
 
@@ -190,8 +200,7 @@ def test_e011_task_queue_not_in_rq_queues(settings) -> None:
 @needs_tasks
 def test_e011_the_default_queues_of_django_are_checked_too(settings) -> None:
     settings.RQ_QUEUES = {"high": settings.RQ_QUEUES["high"]}
-    settings.TASKS = {"default": {"BACKEND": BACKEND}}  # QUEUES defaults to ["default"]
-    assert ids(check_task_backends()) == ["asyncjobs.E011"]
+    assert backend_check({}) == ["asyncjobs.E011"]  # QUEUES defaults to ["default"]
 
 
 @needs_tasks
@@ -204,9 +213,8 @@ def test_e011_the_default_queues_of_django_are_checked_too(settings) -> None:
         (["MAX_ATTEMPTS"], "must be a dict, got list"),
     ],
 )
-def test_e012_task_options(settings, options, problem) -> None:
-    settings.TASKS = {"default": {"BACKEND": BACKEND, "OPTIONS": options}}
-    (message,) = check_task_backends()
+def test_e012_task_options(options, problem) -> None:
+    (message,) = backend_messages({"OPTIONS": options})
     assert message.id == "asyncjobs.E012"
     assert problem in message.msg
 
@@ -215,3 +223,51 @@ def test_e012_task_options(settings, options, problem) -> None:
 def test_other_task_backends_are_left_to_django(settings) -> None:
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend", "QUEUES": ["x"]}}
     assert check_task_backends() == []
+
+
+# -- AsyncJobsBackend.check(): the backend's own errors, as Django's backends return theirs (issue 13, item 10)
+
+
+@needs_tasks
+def test_the_backend_check_passes_on_the_test_settings() -> None:
+    from django.tasks import task_backends
+
+    assert [message for backend in task_backends.all() for message in backend.check()] == []
+
+
+@needs_tasks
+def test_the_backend_check_reports_its_queues_and_options() -> None:
+    assert backend_check({"QUEUES": ["default", "reports"], "OPTIONS": {"MAX_ATEMPTS": 3}}) == [
+        "asyncjobs.E011",
+        "asyncjobs.E012",
+    ]
+    assert backend_check({"OPTIONS": ["MAX_ATTEMPTS"]}) == ["asyncjobs.E012"]
+
+
+@needs_tasks
+def test_the_backend_check_reports_django_rq_missing(settings) -> None:
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_rq"]
+    assert backend_check({}) == ["asyncjobs.E001"]
+
+
+@needs_tasks
+def test_the_backend_check_reports_django_asyncjobs_missing(settings) -> None:
+    from django_asyncjobs.backends import AsyncJobsBackend
+
+    settings.INSTALLED_APPS = [
+        app for app in settings.INSTALLED_APPS if app not in ("django_asyncjobs", "tests.testapp")
+    ]
+    (message,) = AsyncJobsBackend("tasks", {"BACKEND": BACKEND}).check()
+    assert message.id == "asyncjobs.E014"
+    assert message.msg == "TASKS['tasks'] uses AsyncJobsBackend, but 'django_asyncjobs' is not in INSTALLED_APPS."
+
+
+@needs_tasks
+@pytest.mark.django_db
+def test_the_check_framework_reports_each_backend_error_once(settings) -> None:
+    from django.core.checks import run_checks
+
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_rq"]
+    settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "reports"], "OPTIONS": {"X": 1}}}
+    found = [message.id for message in run_checks() if message.id.startswith("asyncjobs.")]
+    assert sorted(found) == ["asyncjobs.E001", "asyncjobs.E011", "asyncjobs.E012"]
