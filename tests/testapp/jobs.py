@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from typing import Any
 
@@ -125,6 +127,61 @@ def steps_when_released(label: str, steps: int) -> int:
         time.sleep(float(app_settings.PROGRESS_INTERVAL))  # past the throttle, so that each step is written
         this.set_progress(step * 100 // steps, f"step {step} of {steps}")
     return steps
+
+
+@job(max_attempts=2)
+def raises_base(kind: str) -> None:
+    """Raises what a worker must survive: SystemExit, exit(), KeyboardInterrupt."""
+    if kind == "exit":
+        sys.exit(3)
+    if kind == "builtin-exit":
+        exit()  # the site builtin, as a careless job would call it
+    raise KeyboardInterrupt
+
+
+@job
+def waits_for_file(path: str) -> str:
+    """Runs until ``path`` exists, then creates ``path + ".done"``: no database use in between."""
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    with open(path + ".done", "w"):
+        pass
+    return "released"
+
+
+@job(queue="high", max_attempts=3)
+def notes(path: str, label: str) -> str:
+    """Appends ``label`` to the file ``path``: counts runs without touching the database."""
+    with open(path, "a") as file:
+        file.write(label + "\n")
+    return label
+
+
+@job(max_attempts=3)
+def returns_value(value: Any) -> Any:
+    return value
+
+
+@job(max_attempts=3)
+def raises_message(message: str) -> None:
+    raise ValueError(message)
+
+
+@job
+def reports_message(message: str) -> str:
+    this = current_job()
+    assert this is not None
+    this.set_progress(50, message)
+    return "reported"
+
+
+if os.environ.get("ASYNCJOBS_TEST_NEW_CODE"):
+
+    @job
+    def deployed_later(label: str) -> str:
+        """Registered only in workers started with ASYNCJOBS_TEST_NEW_CODE (a rolling deploy)."""
+        Call.objects.create(label=label)
+        return label
 
 
 @job(schedule="*/15 * * * *")
