@@ -157,22 +157,25 @@ def notes(path: str, label: str) -> str:
     return label
 
 
-@job(max_attempts=3)
-def returns_value(value: Any) -> Any:
-    return value
+#: What ``stores("refused")`` returns; the database refuses it in a test (a trigger).
+REFUSED_RESULT = "refused by the database"
 
 
 @job(max_attempts=3)
-def raises_message(message: str) -> None:
-    raise ValueError(message)
-
-
-@job
-def reports_message(message: str) -> str:
-    this = current_job()
-    assert this is not None
-    this.set_progress(50, message)
-    return "reported"
+def stores(kind: str) -> Any:
+    """Hands the worker a value the database refuses (NUL on PostgreSQL) as ``kind``:
+    the result, the error message, or the progress message."""
+    nul = chr(0)
+    if kind == "result":
+        return {"text": f"a{nul}b"}
+    if kind == "error":
+        raise ValueError(f"bad{nul}value")
+    if kind == "progress":
+        this = current_job()
+        assert this is not None
+        this.set_progress(50, f"half{nul}way")
+        return "reported"
+    return REFUSED_RESULT
 
 
 if os.environ.get("ASYNCJOBS_TEST_NEW_CODE"):
