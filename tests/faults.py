@@ -49,13 +49,14 @@ def needs_postgresql() -> None:
         pytest.skip("needs PostgreSQL (set DATABASE_URL): the fault is PostgreSQL's")
 
 
-def side_connection(**kwargs: Any) -> Any:
-    """A psycopg connection of its own to the test database (not Django's, which the test uses)."""
+def side_connection(database: str | None = None, **kwargs: Any) -> Any:
+    """A psycopg connection of its own to the test database (not Django's, which the test uses),
+    or to ``database`` on the same server."""
     import psycopg
 
     db = connection.settings_dict
     return psycopg.connect(
-        dbname=db["NAME"],
+        dbname=database or db["NAME"],
         user=db["USER"],
         password=db["PASSWORD"] or None,
         host=db["HOST"],

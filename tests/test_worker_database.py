@@ -62,15 +62,15 @@ def test_the_worker_waits_for_the_database_and_takes_no_job_meanwhile(start_work
     output = Output(process)
     wait_for(lambda: Job.objects.filter(pk=first.pk, status=JobStatus.RUNNING).exists(), what="the job to start")
     name = connection.settings_dict["NAME"]
-    with side_connection(autocommit=True) as side:
-        side.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    with side_connection(autocommit=True) as side, side_connection("postgres", autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         try:
             terminate_workers(side)
             release.touch()
             wait_for(lambda: output.count("no job is taken until it does") >= 2, what="the worker to wait")
             assert redis.llen(get_queue("default").key) == 3  # the next messages stay in Redis
         finally:
-            side.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     wait_for(lambda: Job.objects.get(pk=first.pk).status == JobStatus.SUCCEEDED, 60, what="the outcome")
     wait_for(
         lambda: Job.objects.filter(pk__in=[j.pk for j in later], status=JobStatus.SUCCEEDED).count() == 3,
