@@ -240,7 +240,7 @@ def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
     history = list(job.failed_attempts or [])
     last = history[-1] if history and isinstance(history[-1], dict) else {}
     count = int(last.get("put_back") or 0)
-    first = datetime.fromisoformat(last["first_put_back_at"]) if count and last.get("first_put_back_at") else now
+    first = _first_put_back(last) if count else now
     timeout = float(app_settings.UNKNOWN_JOB_TIMEOUT)
     if (now - first).total_seconds() >= timeout:
         error = f"JobNotRegistered: {exc}"
@@ -273,12 +273,23 @@ def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
         "finished_at": now,
         "failed_attempts": history,
     }
-    if not _finish(job, **fields):
+    try:
+        written = _finish(job, **fields)
+    except OutcomeRefused as exc:
+        return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", None, None)
+    if not written:
         return _cancelled_meanwhile(job)
     logger.warning(
         "Job %s (%s): no code for it in this worker; put back, offered again in %.0fs.", job.pk, job.name, delay
     )
     return Outcome.PUT_BACK
+
+
+def _first_put_back(entry: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(str(entry["first_put_back_at"]))
+    except (KeyError, ValueError):
+        return timezone.now()
 
 
 def record_lost_attempt(job: Job, error: str) -> Outcome:

@@ -135,7 +135,7 @@ class Supervisor:
             delay = min(RESTART_MAX_DELAY, RESTART_DELAY * 2 ** self.deaths[index])
             self.deaths[index] += 1
             self.restart_at[index] = time.monotonic() + delay
-            how = f"exit status {code}" if code > 0 else f"signal {signal.Signals(-code).name}"
+            how = f"exit status {code}" if code > 0 else f"signal {_signal_name(-code)}"
             logger.warning(
                 "Worker process %d (pid %s) died (%s); restarting it in %.0fs.", index, process.pid, how, delay
             )
@@ -167,3 +167,10 @@ def _child(work: Callable[[int], int], index: int) -> None:
 
 def _exit_quietly(signum: int, frame: Any) -> None:
     raise SystemExit(0)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
@@ -94,8 +95,8 @@ class Worker(SimpleWorker):
         self,
         burst: bool = False,
         logging_level: str | None = None,
-        date_format: str = "%H:%M:%S",
-        log_format: str = "%(asctime)s %(message)s",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
         max_jobs: int | None = None,
         max_idle_time: int | None = None,
         with_scheduler: bool = False,
