@@ -71,7 +71,9 @@ def test_the_worker_waits_for_the_database_and_takes_no_job_meanwhile(start_work
             assert redis.llen(get_queue("default").key) == 3  # the next messages stay in Redis
         finally:
             admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    back = time.monotonic()
     wait_for(lambda: Job.objects.get(pk=first.pk).status == JobStatus.SUCCEEDED, 60, what="the outcome")
+    print(f"\noutcome written {time.monotonic() - back:.1f}s after the database took connections again")
     wait_for(
         lambda: Job.objects.filter(pk__in=[j.pk for j in later], status=JobStatus.SUCCEEDED).count() == 3,
         what="the jobs after it",
