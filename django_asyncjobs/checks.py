@@ -112,6 +112,7 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RECOVERY_GRACE": (_non_negative_number, "a number of seconds >= 0"),
     "HEARTBEAT_INTERVAL": (_positive_number, "a number of seconds > 0"),
     "HEARTBEAT_TIMEOUT": (_positive_number, "a number of seconds > 0"),
+    "UNKNOWN_JOB_TIMEOUT": (_non_negative_number, "a number of seconds >= 0"),
     "AGGREGATION_MAX_CATCH_UP": (_positive_int, "an integer >= 1"),
     "STATS_RETENTION": (_duration, 'a duration such as "7d" or a number of seconds > 0'),
 }

@@ -72,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     # heartbeat is older than HEARTBEAT_TIMEOUT is taken as lost by recovery.
     "HEARTBEAT_INTERVAL": 10.0,
     "HEARTBEAT_TIMEOUT": 60.0,
+    # A job whose code a worker lacks (a rolling deploy) is put back for another worker; it
+    # fails once this many seconds have passed since the first put-back (0: at once).
+    "UNKNOWN_JOB_TIMEOUT": 3600.0,
     # At most this many missed windows per aggregation are caught up by the scheduler.
     "AGGREGATION_MAX_CATCH_UP": 100,
     # Job statistics rollups older than this (seconds, or "7d") are deleted.

@@ -180,7 +180,7 @@ def pop(
             _record_finished(pipe, finished)
             pipe.blpop(list(queue_keys), timeout=max(1, int(timeout)))
             reply = pipe.execute()[-1]
-        return (_text(reply[0]), _text(reply[1])) if reply else None
+        return (_text(reply[0]), _message(reply[1])) if reply else None
     for key in queue_keys:
         with connection.pipeline(transaction=False) as pipe:
             _record_finished(pipe, finished)
@@ -188,7 +188,7 @@ def pop(
             pipe.lpop(key)
             job_id = pipe.execute()[-1]
         if job_id is not None:
-            return key, _text(job_id)
+            return key, _message(job_id)
     return None
 
 
@@ -279,6 +279,11 @@ def live_workers(queue: str) -> int:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _message(value: bytes | str) -> str:
+    """A popped message as text; bytes that are not UTF-8 become U+FFFD (and then no job id)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def depth(queue: str) -> int:

@@ -154,7 +154,8 @@ def announce(signal: Signal, result: TaskResult[Any, Any]) -> None:
 def build_result(job: Job, task: Task[Any, Any], backend: str) -> TaskResult[Any, Any]:
     """``job`` as Django's ``TaskResult`` of ``task`` (see docs/django-tasks.md for the mapping)."""
     status = STATUSES[str(job.status)]
-    failures = [entry for entry in job.failed_attempts or [] if isinstance(entry, dict)]
+    # Put-backs by workers without the code (outcomes.record_unknown) are not attempts.
+    failures = [entry for entry in job.failed_attempts or [] if isinstance(entry, dict) and not entry.get("put_back")]
     errors = [
         TaskError(
             exception_class_path=str(entry.get("exception_class") or "builtins.Exception"),

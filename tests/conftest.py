@@ -73,6 +73,7 @@ def subprocess_env(redis_server: RedisServer) -> dict[str, str]:
     else:
         password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
         env["DATABASE_URL"] = f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        env["ASYNCJOBS_TEST_DB_APPLICATION"] = "asyncjobs-test-worker"  # tests/faults.py finds them by it
     return env
 
 

@@ -83,6 +83,8 @@ def _database() -> dict[str, object]:
         "HOST": parsed.hostname or "127.0.0.1",
         "PORT": str(parsed.port or 5432),
         "CONN_MAX_AGE": 0,
+        # Worker subprocesses are told apart (pg_terminate_backend in the fault tests) by this name.
+        "OPTIONS": {"application_name": os.environ.get("ASYNCJOBS_TEST_DB_APPLICATION", "asyncjobs-tests")},
     }
 
 

@@ -160,7 +160,7 @@ def test_recover_command_rejects_negative_durations() -> None:
 
 def test_a_worker_taken_for_dead_cannot_write_over_the_next_attempt() -> None:
     from django_asyncjobs.claiming import claim
-    from django_asyncjobs.execution import Outcome, _record_failure, _record_success, record_lost_attempt
+    from django_asyncjobs.outcomes import Outcome, record_failure, record_lost_attempt, record_success
 
     job = add.enqueue(1, 1, max_attempts=3)
     first = claim(job.pk, "worker-a")
@@ -170,12 +170,12 @@ def test_a_worker_taken_for_dead_cannot_write_over_the_next_attempt() -> None:
     assert second is not None and second.attempts == 2
 
     # worker-a was only slow; its outcome, whatever it is, must not touch attempt 2.
-    assert _record_failure(first, "late failure", retry=True, job_function=add) is Outcome.CANCELLED
-    assert _record_success(first, 2) is Outcome.CANCELLED
+    assert record_failure(first, "late failure", retry=True, job_function=add) is Outcome.CANCELLED
+    assert record_success(first, 2) is Outcome.CANCELLED
     first.set_progress(50)
     row = Job.objects.get(pk=job.pk)
     assert (row.status, row.worker, row.attempts, row.progress) == (JobStatus.RUNNING, "worker-b", 2, 0)
-    assert _record_success(second, 2) is Outcome.SUCCEEDED
+    assert record_success(second, 2) is Outcome.SUCCEEDED
 
 
 def test_one_queue_gone_from_settings_does_not_stop_recovery(settings, start_worker) -> None:

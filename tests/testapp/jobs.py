@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from typing import Any
 
@@ -125,6 +127,64 @@ def steps_when_released(label: str, steps: int) -> int:
         time.sleep(float(app_settings.PROGRESS_INTERVAL))  # past the throttle, so that each step is written
         this.set_progress(step * 100 // steps, f"step {step} of {steps}")
     return steps
+
+
+@job(max_attempts=2)
+def raises_base(kind: str) -> None:
+    """Raises what a worker must survive: SystemExit, exit(), KeyboardInterrupt."""
+    if kind == "exit":
+        sys.exit(3)
+    if kind == "builtin-exit":
+        exit()  # the site builtin, as a careless job would call it
+    raise KeyboardInterrupt
+
+
+@job
+def waits_for_file(path: str) -> str:
+    """Runs until ``path`` exists, then creates ``path + ".done"``: no database use in between."""
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    with open(path + ".done", "w"):
+        pass
+    return "released"
+
+
+@job(queue="high", max_attempts=3)
+def notes(path: str, label: str) -> str:
+    """Appends ``label`` to the file ``path``: counts runs without touching the database."""
+    with open(path, "a") as file:
+        file.write(label + "\n")
+    return label
+
+
+#: What ``stores("refused")`` returns; the database refuses it in a test (a trigger).
+REFUSED_RESULT = "refused by the database"
+
+
+@job(max_attempts=3)
+def stores(kind: str) -> Any:
+    """Hands the worker a value the database refuses (NUL on PostgreSQL) as ``kind``:
+    the result, the error message, or the progress message."""
+    nul = chr(0)
+    if kind == "result":
+        return {"text": f"a{nul}b"}
+    if kind == "error":
+        raise ValueError(f"bad{nul}value")
+    if kind == "progress":
+        this = current_job()
+        assert this is not None
+        this.set_progress(50, f"half{nul}way")
+        return "reported"
+    return REFUSED_RESULT
+
+
+if os.environ.get("ASYNCJOBS_TEST_NEW_CODE"):
+
+    @job
+    def deployed_later(label: str) -> str:
+        """Registered only in workers started with ASYNCJOBS_TEST_NEW_CODE (a rolling deploy)."""
+        Call.objects.create(label=label)
+        return label
 
 
 @job(schedule="*/15 * * * *")

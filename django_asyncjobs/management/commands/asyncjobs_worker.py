@@ -38,6 +38,8 @@ class Command(BaseCommand):
         queue_names: list[str] = options["queues"] or [str(app_settings.DEFAULT_QUEUE)]
         if options["concurrency"] < 1:
             raise CommandError(f"--concurrency must be at least 1, got {options['concurrency']}.")
+        if options["max_jobs"] is not None and options["max_jobs"] < 1:
+            raise CommandError(f"--max-jobs must be at least 1, got {options['max_jobs']}.")
         try:
             worker_class = import_string(options["worker_class"])
         except ImportError as exc:

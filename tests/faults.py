@@ -1,0 +1,85 @@
+"""Helpers of the fault tests: watching a worker's output, reaching PostgreSQL from the side."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+
+#: ``application_name`` of the worker subprocesses' database connections (tests/settings.py).
+WORKER_APPLICATION = "asyncjobs-test-worker"
+
+
+class Output:
+    """Collects a subprocess's output in a thread, so a test can wait for a line while it runs."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines)
+
+    def wait(self, timeout: float = 60) -> str:
+        """Wait for the process to end; its whole output."""
+        self.process.wait(timeout)
+        self._thread.join(10)
+        return "".join(self.lines)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def needs_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): the fault is PostgreSQL's")
+
+
+def side_connection(database: str | None = None, **kwargs: Any) -> Any:
+    """A psycopg connection of its own to the test database (not Django's, which the test uses),
+    or to ``database`` on the same server."""
+    import psycopg
+
+    db = connection.settings_dict
+    return psycopg.connect(
+        dbname=database or db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"],
+        port=db["PORT"],
+        application_name="asyncjobs-test-side",
+        **kwargs,
+    )
+
+
+def terminate_workers(side: Any) -> int:
+    """``pg_terminate_backend`` on every backend of the worker subprocesses; how many it ended."""
+    rows = side.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = %s",
+        [WORKER_APPLICATION],
+    ).fetchall()
+    return sum(1 for (ended,) in rows if ended)
+
+
+def worker_backends_waiting_on_a_lock(side: Any) -> int:
+    (count,) = side.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = %s AND wait_event_type = 'Lock'",
+        [WORKER_APPLICATION],
+    ).fetchone()
+    return int(count)
