@@ -19,6 +19,7 @@ from typing import Any
 from django.db import DataError, IntegrityError, router
 from django.utils import timezone
 
+from .clock import database_now
 from .conf import app_settings
 from .exceptions import JobInterrupted, JobNotRegistered, SerializationError, WorkerLost
 from .models import Job, JobStatus
@@ -235,8 +236,9 @@ def record_interruption(job: Job, job_function: JobFunction[Any, Any]) -> Outcom
 def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
     """This worker lacks ``job``'s code (during a rolling deploy, say): put the job back for
     another worker without using up the attempt, until ``UNKNOWN_JOB_TIMEOUT`` seconds after
-    the first put-back; then fail it. The put-backs are counted in one ``failed_attempts`` entry."""
-    now = timezone.now()
+    the first put-back; then fail it. The put-backs are counted in one ``failed_attempts`` entry.
+    Put-backs by workers on other hosts are compared, so the time is the database's."""
+    now = database_now()
     history = list(job.failed_attempts or [])
     last = history[-1] if history and isinstance(history[-1], dict) else {}
     count = int(last.get("put_back") or 0)
@@ -289,7 +291,7 @@ def _first_put_back(entry: dict[str, Any]) -> datetime:
     try:
         return datetime.fromisoformat(str(entry["first_put_back_at"]))
     except (KeyError, ValueError):
-        return timezone.now()
+        return database_now()
 
 
 def record_lost_attempt(job: Job, error: str) -> Outcome:
