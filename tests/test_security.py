@@ -50,6 +50,12 @@ def staff_with(django_user_model, username: str, *codenames: str):
     return user
 
 
+def add_schedule(client: Client, **fields: str):
+    """Post the admin's add-schedule form: every minute, no arguments, unless ``fields`` say otherwise."""
+    form = {"args": "[]", "kwargs": "{}", "cron": "* * * * *", "misfire_policy": "skip", "enabled": "on", **fields}
+    return client.post(reverse("admin:django_asyncjobs_schedule_add"), form)
+
+
 def only_job() -> Job:
     (job,) = Job.objects.all()
     return job
@@ -73,18 +79,7 @@ def test_the_schedule_form_offers_and_accepts_only_schedulable_jobs(django_user_
     assert record.name in choices
     assert "django_asyncjobs.offloaded_view" not in choices and "asyncjobs.job_stats" not in choices
 
-    response = client.post(
-        add_url,
-        {
-            "name": "escalate",
-            "job_name": "django_asyncjobs.offloaded_view",
-            "args": "[]",
-            "kwargs": "{}",
-            "cron": "* * * * *",
-            "misfire_policy": "skip",
-            "enabled": "on",
-        },
-    )
+    response = add_schedule(client, name="escalate", job_name="django_asyncjobs.offloaded_view")
     assert response.status_code == 200
     assert "internal to django-asyncjobs" in response.context["adminform"].form.errors["job_name"][0]
     assert not Schedule.objects.exists()
@@ -325,18 +320,7 @@ def test_over_deep_nesting_is_a_serialization_error_not_a_recursion_error() -> N
 
 
 def test_the_schedule_form_refuses_arguments_the_database_cannot_store(superuser) -> None:
-    response = client_of(superuser).post(
-        reverse("admin:django_asyncjobs_schedule_add"),
-        {
-            "name": "nul",
-            "job_name": record.name,
-            "args": '["a\\u0000b"]',
-            "kwargs": "{}",
-            "cron": "* * * * *",
-            "misfire_policy": "skip",
-            "enabled": "on",
-        },
-    )
+    response = add_schedule(client_of(superuser), name="nul", job_name=record.name, args='["a\\u0000b"]')
     assert response.status_code == 200
     assert "NUL" in response.context["adminform"].form.errors["args"][0]
     assert not Schedule.objects.exists()
