@@ -355,10 +355,18 @@ def test_names_are_looked_up_only_as_tasks_of_our_backend() -> None:
     assert "antigravity" not in sys.modules
 
 
-def test_a_row_naming_a_task_of_another_backend_is_refused(run_worker) -> None:
+def test_a_row_naming_a_task_of_another_backend_is_refused(run_worker, settings) -> None:
+    """Refused like a job whose code this worker lacks: put back for another worker (see
+    UNKNOWN_JOB_TIMEOUT), and failed once none took it; never run."""
     job = Job.objects.create(name="tests.testapp.standard_tasks.on_dummy", queue="default")
     from django_asyncjobs.queues import push
 
+    push([job])
+    run_worker("default")
+    job.refresh_from_db()
+    assert job.status == JobStatus.SCHEDULED and job.attempts == 0
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "UNKNOWN_JOB_TIMEOUT": 0}
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED, run_at=None)
     push([job])
     run_worker("default")
     job.refresh_from_db()
