@@ -563,9 +563,9 @@ class AdminBench:
 
     def rollups(self, now: datetime) -> None:
         """The last day of per-minute ``JobStats``, rolled up by the app's own aggregation."""
-        from django_asyncjobs.aggregating import backfill, windows_between
-        from django_asyncjobs.aggregations import get_aggregation
-        from django_asyncjobs.stats import NAME
+        from django_asyncjobs.aggregations.declarations import get_aggregation
+        from django_asyncjobs.aggregations.stats import NAME
+        from django_asyncjobs.aggregations.windows import backfill, windows_between
 
         _, until = get_aggregation(NAME).last_completed(now)
         backfill(NAME, windows_between(NAME, until - timedelta(days=1), until))

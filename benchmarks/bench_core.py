@@ -105,7 +105,7 @@ class Bench:
     def __init__(self, db: str, jobs: int, repeat: int, worker_repeat: int, latency_samples: int) -> None:
         from django.db import connection
 
-        from django_asyncjobs.queues import get_connection, get_queue
+        from django_asyncjobs.engine.broker import get_connection, get_queue
 
         self.db = db
         self.jobs = jobs
@@ -514,7 +514,7 @@ def measure_databases(
     """The parent process of a benchmark: one private Redis server for the run, a child
     process per database (PostgreSQL in a dedicated database, created and dropped), then
     the report, printed and written into ``section_name`` of docs/benchmarks.md."""
-    from django_asyncjobs.redis_server import RedisServer
+    from django_asyncjobs.testing import RedisServer
 
     wanted = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     args.load_before = os.getloadavg()[0]

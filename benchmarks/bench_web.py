@@ -67,7 +67,7 @@ from benchmarks.bench_core import (  # noqa: E402 - needs the sys.path fix above
     verdict,
 )
 from benchmarks.wsgi import BASE, CONTROL, WITH_MIDDLEWARE  # noqa: E402
-from django_asyncjobs.redis_server import die_with_parent, free_port  # noqa: E402
+from django_asyncjobs.testing import die_with_parent, free_port  # noqa: E402
 
 SECTION = "bench_web"
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/asyncjobs_bench_web"
@@ -169,7 +169,7 @@ class WebBench:
         from django.db import connection
 
         from benchmarks.wsgi import build_handlers
-        from django_asyncjobs.queues import get_connection
+        from django_asyncjobs.engine.broker import get_connection
 
         self.db = db
         self.requests = requests

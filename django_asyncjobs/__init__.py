@@ -11,10 +11,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .aggregations import Aggregation, AggregationNotRegistered, aggregation
-    from .backpressure import QueueFull
-    from .decorators import offload
-    from .enqueueing import enqueue
+    from .aggregations.declarations import Aggregation, AggregationNotRegistered, aggregation
+    from .engine.capacity import QueueFull
+    from .engine.enqueueing import enqueue
+    from .engine.execution import current_job
+    from .engine.registry import Call, JobFunction, job
     from .exceptions import (
         AsyncJobsError,
         ConfigurationError,
@@ -27,35 +28,34 @@ if TYPE_CHECKING:
         UnknownQueue,
         WorkerLost,
     )
-    from .execution import current_job
     from .models import Job, JobStatus
-    from .registry import Call, JobFunction, job
+    from .offloading.decorator import offload
 
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
-    "Aggregation": ".aggregations",
-    "AggregationNotRegistered": ".aggregations",
+    "Aggregation": ".aggregations.declarations",
+    "AggregationNotRegistered": ".aggregations.declarations",
     "AsyncJobsError": ".exceptions",
-    "Call": ".registry",
+    "Call": ".engine.registry",
     "ConfigurationError": ".exceptions",
     "EnqueueError": ".exceptions",
     "InternalJob": ".exceptions",
     "Job": ".models",
-    "JobFunction": ".registry",
+    "JobFunction": ".engine.registry",
     "JobInterrupted": ".exceptions",
     "JobNotRegistered": ".exceptions",
     "JobStatus": ".models",
     "JobTimeout": ".exceptions",
-    "QueueFull": ".backpressure",
+    "QueueFull": ".engine.capacity",
     "SerializationError": ".exceptions",
     "UnknownQueue": ".exceptions",
     "WorkerLost": ".exceptions",
-    "aggregation": ".aggregations",
-    "current_job": ".execution",
-    "enqueue": ".enqueueing",
-    "job": ".registry",
-    "offload": ".decorators",
+    "aggregation": ".aggregations.declarations",
+    "current_job": ".engine.execution",
+    "enqueue": ".engine.enqueueing",
+    "job": ".engine.registry",
+    "offload": ".offloading.decorator",
 }
 
 __all__ = [

@@ -12,8 +12,11 @@ class AsyncJobsConfig(AppConfig):
 
     def ready(self) -> None:
         # checks, signal receivers, the offload job, the job statistics rollup
-        from . import backpressure, checks, offloading, queues, stats  # noqa: F401
+        from . import checks  # noqa: F401
+        from .aggregations import stats  # noqa: F401
         from .conf import app_settings
+        from .engine import broker, capacity  # noqa: F401
+        from .offloading import requests  # noqa: F401
 
         modules = app_settings.AUTODISCOVER
         if isinstance(modules, str):

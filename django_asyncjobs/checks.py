@@ -45,7 +45,7 @@ def _queue_limits(value: Any) -> bool:
 def _time_zone_or_none(value: Any) -> bool:
     if value is None:
         return True
-    from .schedule_times import resolve_timezone
+    from .times.recurrence import resolve_timezone
 
     try:
         resolve_timezone(value)
@@ -55,7 +55,7 @@ def _time_zone_or_none(value: Any) -> bool:
 
 
 def _duration(value: Any) -> bool:
-    from .durations import parse_duration
+    from .times.durations import parse_duration
 
     try:
         parse_duration(value)
@@ -224,7 +224,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 @register(Tags.compatibility)
 def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     from .exceptions import ConfigurationError
-    from .schedules import declared_schedules
+    from .scheduling.declared import declared_schedules
 
     if not isinstance(getattr(settings, "ASYNCJOBS", {}), dict):
         return []  # E003
@@ -243,14 +243,14 @@ def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: An
 
 @register(Tags.compatibility)
 def check_registered_jobs(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    from .registry import registered_jobs
+    from .engine.registry import registered_jobs
 
     rq_queues = getattr(settings, "RQ_QUEUES", None)
     if not isinstance(rq_queues, dict) or not rq_queues:
         return []
     from django.urls import get_resolver
 
-    from .offloading import offloaded_views
+    from .offloading.requests import offloaded_views
 
     # Importing the URLconf imports the views, which registers the offloaded ones.
     # A broken URLconf is reported by Django's own URL checks.
@@ -362,13 +362,13 @@ def _is_task_backend(path: Any, has_tasks: bool) -> bool:
         backend_class = import_string(path)
     except ImportError:
         return False  # reported by Django's own check of TASKS
-    from .backends import AsyncJobsBackend
+    from .tasks.backend import AsyncJobsBackend
 
     return isinstance(backend_class, type) and issubclass(backend_class, AsyncJobsBackend)
 
 
 def _task_options_errors(alias: str, options: Any) -> list[CheckMessage]:
-    from .registry import JobOptions
+    from .engine.registry import JobOptions
 
     problem = None
     if not isinstance(options, dict):

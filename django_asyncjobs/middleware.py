@@ -12,10 +12,10 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 
-from .backpressure import QueueFull, limits_for, queue_state_or_none
 from .conf import app_settings
-from .decorators import offloaded_queue
-from .responses import busy_response
+from .engine.capacity import QueueFull, limits_for, queue_state_or_none
+from .offloading.decorator import offloaded_queue
+from .offloading.responses import busy_response
 
 logger = logging.getLogger("django_asyncjobs")
 

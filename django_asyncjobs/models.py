@@ -157,13 +157,13 @@ class Job(models.Model):
         ``cancelled`` at once and its worker is asked to stop it; whatever the
         function still does is not recorded. A finished job is left alone.
         """
-        from .execution import cancel_job
+        from .engine.execution import cancel_job
 
         return cancel_job(self)
 
     def set_progress(self, percent: int, message: str = "") -> None:
         """Record progress (0-100) of this running job; throttled, see PROGRESS_INTERVAL."""
-        from .execution import record_progress
+        from .engine.execution import record_progress
 
         record_progress(self, percent, message)
 
@@ -273,7 +273,7 @@ class Schedule(models.Model):
 
     def validate_timing(self) -> None:
         """Check cron, interval, time zone and misfire policy (no database, no registry)."""
-        from .schedule_times import resolve_timezone, validate_cron
+        from .times.recurrence import resolve_timezone, validate_cron
 
         errors: dict[str, list[str]] = {}
         if self.cron and self.interval is not None:
@@ -300,10 +300,10 @@ class Schedule(models.Model):
             raise ValidationError(errors)
 
     def clean(self) -> None:
+        from .engine.broker import validate_queue
+        from .engine.payloads import json_problem
+        from .engine.registry import job_function_by_name
         from .exceptions import JobNotRegistered, UnknownQueue
-        from .payloads import json_problem
-        from .queues import validate_queue
-        from .registry import job_function_by_name
 
         errors: dict[str, list[str]] = {}
         try:
@@ -332,7 +332,7 @@ class Schedule(models.Model):
             raise ValidationError(errors)
 
     def compute_next_run(self, after: Any, anchor: Any = None) -> Any:
-        from .schedule_times import next_run_time
+        from .times.recurrence import next_run_time
 
         return next_run_time(
             cron=self.cron, interval=self.interval, timezone_name=self.time_zone, after=after, anchor=anchor

@@ -37,7 +37,7 @@ from typing import IO
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # django_asyncjobs, when run from a checkout without installing
 
-from django_asyncjobs.redis_server import RedisServer, die_with_parent, free_port  # noqa: E402
+from django_asyncjobs.testing import RedisServer, die_with_parent, free_port  # noqa: E402
 
 QUEUES = ["fanout", "reports", "default", "flood"]
 STOP_TIMEOUT = 15.0

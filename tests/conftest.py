@@ -15,8 +15,8 @@ import pytest
 from django.conf import settings
 from redis import Redis
 
-from django_asyncjobs.queues import reset_connections
-from django_asyncjobs.redis_server import RedisServer
+from django_asyncjobs.engine.broker import reset_connections
+from django_asyncjobs.testing import RedisServer
 from django_asyncjobs.worker import Worker, build_worker
 
 

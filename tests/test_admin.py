@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.engine.operations import retry_jobs
 from django_asyncjobs.models import Schedule
-from django_asyncjobs.operations import retry_jobs
-from django_asyncjobs.schedules import sync_declared_schedules
+from django_asyncjobs.scheduling.declared import sync_declared_schedules
 from tests.testapp.jobs import add, always_fails, record, reports_progress
 from tests.testapp.models import Call
 
@@ -128,7 +128,7 @@ def test_job_page_is_read_only_with_the_details(admin_client, superuser, run_wor
 
 def test_job_page_links_to_its_schedule(admin_client) -> None:
     schedule = Schedule.objects.create(name="nightly", job_name=add.name, args=[1, 2], cron="0 3 * * *")
-    from django_asyncjobs.scheduling import run_schedule_now
+    from django_asyncjobs.scheduling.firing import run_schedule_now
 
     job = run_schedule_now(schedule)
     html = admin_client.get(reverse("admin:django_asyncjobs_job_change", args=[job.pk])).content.decode()
@@ -233,7 +233,7 @@ def test_staff_without_permission_cannot_see_jobs(django_user_model) -> None:
 
 def test_schedule_list_shows_the_next_runs_and_last_outcome(admin_client, run_worker) -> None:
     schedule = Schedule.objects.create(name="every-5", job_name=add.name, args=[1, 1], interval=timedelta(minutes=5))
-    from django_asyncjobs.scheduling import run_schedule_now
+    from django_asyncjobs.scheduling.firing import run_schedule_now
 
     run_schedule_now(schedule)
     run_worker()

@@ -108,8 +108,8 @@ def test_dashboard_shows_what_the_database_and_redis_hold(admin_page, live_serve
     from django.db.models import F
     from django.utils import timezone
 
-    from django_asyncjobs.aggregating import backfill, windows_between
-    from django_asyncjobs.stats import NAME as JOB_STATS
+    from django_asyncjobs.aggregations.stats import NAME as JOB_STATS
+    from django_asyncjobs.aggregations.windows import backfill, windows_between
     from django_asyncjobs.templatetags.asyncjobs_dashboard import asyncjobs_percent
 
     ok = add.enqueue_many([(i, i) for i in range(40)])

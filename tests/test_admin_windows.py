@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from django_asyncjobs.aggregating import run_window
+from django_asyncjobs.aggregations.windows import run_window
 from django_asyncjobs.models import AggregationWindow, WindowStatus
 from tests.test_admin import admin_client, staff_client, superuser  # noqa: F401  (fixtures)
 

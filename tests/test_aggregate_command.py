@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from django_asyncjobs.aggregating import run_window
-from django_asyncjobs.aggregations import get_aggregation
+from django_asyncjobs.aggregations.declarations import get_aggregation
+from django_asyncjobs.aggregations.windows import run_window
 from django_asyncjobs.models import AggregationWindow, Job, JobStatus, WindowStatus
 from tests.testapp.models import Call
 

@@ -11,14 +11,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
-from django_asyncjobs.aggregating import (
-    Outcome,
-    enqueue_window,
-    run_window,
-    schedule_due_aggregations,
-    windows_between,
-)
-from django_asyncjobs.aggregations import (
+from django_asyncjobs.aggregations.declarations import (
     EPOCH,
     AggregationNotRegistered,
     get_aggregation,
@@ -26,9 +19,16 @@ from django_asyncjobs.aggregations import (
     registered_aggregations,
     unregister_aggregation,
 )
+from django_asyncjobs.aggregations.windows import (
+    Outcome,
+    enqueue_window,
+    run_window,
+    schedule_due_aggregations,
+    windows_between,
+)
+from django_asyncjobs.engine.registry import get_job_function, job
 from django_asyncjobs.exceptions import ConfigurationError
 from django_asyncjobs.models import AggregationWindow, Job, JobStatus, WindowStatus
-from django_asyncjobs.registry import get_job_function, job
 from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,14 +6,14 @@ import pytest
 from redis import Redis
 
 from django_asyncjobs import Job
-from django_asyncjobs.backpressure import (
+from django_asyncjobs.engine.broker import queue_stats
+from django_asyncjobs.engine.capacity import (
     QueueFull,
     clamp_retry_after,
     estimate_wait,
     forget_states,
     queue_state,
 )
-from django_asyncjobs.queues import queue_stats
 from tests.testapp.jobs import add, noop
 
 LIMITED = {"QUEUE_LIMITS": {"default": {"MAX_DEPTH": 3}}, "RETRY_AFTER_MIN": 2, "RETRY_AFTER_MAX": 120}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_asyncjobs.backpressure import forget_states
+from django_asyncjobs.engine.capacity import forget_states
 from tests.testapp.jobs import noop
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from django_asyncjobs.charts import Frame, Point, format_number, nice_ceiling, nice_scale, render_chart
+from django_asyncjobs.admin.charts import Frame, Point, format_number, nice_ceiling, nice_scale, render_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_asyncjobs import Job, JobStatus, claiming
+from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.engine import claiming
 from tests.testapp.jobs import add
 
 pytestmark = pytest.mark.django_db(transaction=True)

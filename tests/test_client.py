@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from django_asyncjobs.backpressure import forget_states
 from django_asyncjobs.client import AsyncJobsClient, Busy, backoff_delay, retry_after_seconds
+from django_asyncjobs.engine.capacity import forget_states
 from tests.conftest import wait_for
 from tests.testapp.jobs import noop
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.models import Schedule
-from django_asyncjobs.recovery import recover
+from django_asyncjobs.scheduling.recovery import recover
 from tests.conftest import wait_for
 from tests.testapp.jobs import add, waits_for_release
 from tests.testapp.models import Call
@@ -72,7 +72,7 @@ def test_a_worker_whose_clock_is_slow_keeps_its_long_job(start_worker, subproces
     job = start_long_job(start_worker, subprocess_env, "slow-worker", worker_offset=-SKEW)
 
     assert recover(heartbeat_timeout=2).lost == []
-    from django_asyncjobs.clock import database_now
+    from django_asyncjobs.times.clock import database_now
 
     # The claim and the heartbeats were written with the database's clock, not the worker's.
     assert database_now() - Job.objects.get(pk=job.pk).started_at < timedelta(seconds=SKEW / 2)
@@ -96,8 +96,8 @@ def test_a_scheduler_whose_clock_is_fast_fires_and_queues_nothing_early(subproce
 
 
 def test_the_database_clock_compares_right_with_stored_times() -> None:
-    from django_asyncjobs.claiming import claim
-    from django_asyncjobs.clock import database_now
+    from django_asyncjobs.engine.claiming import claim
+    from django_asyncjobs.times.clock import database_now
 
     job = add.enqueue(1, 1)
     before = database_now()

@@ -15,9 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.aggregating import run_window
-from django_asyncjobs.backpressure import forget_states
-from django_asyncjobs.dashboard import (
+from django_asyncjobs.admin.figures import (
     DAY,
     DAY_BUCKET,
     HOUR,
@@ -28,8 +26,10 @@ from django_asyncjobs.dashboard import (
     recent_failures,
     snapshot,
 )
+from django_asyncjobs.aggregations.stats import NAME as STATS
+from django_asyncjobs.aggregations.windows import run_window
+from django_asyncjobs.engine.capacity import forget_states
 from django_asyncjobs.models import JobStats
-from django_asyncjobs.stats import NAME as STATS
 from django_asyncjobs.worker import build_worker
 from tests.testapp.jobs import always_fails, noop
 
@@ -406,7 +406,7 @@ def test_the_page_refreshes_its_figures_and_pauses_while_hidden(
 ) -> None:
     from django.conf import settings
 
-    from django_asyncjobs.admin_dashboard import DashboardAdmin
+    from django_asyncjobs.admin.dashboard import DashboardAdmin
 
     monkeypatch.setattr(DashboardAdmin, "refresh_seconds", 1)
     viewer = client_for(django_user_model, "viewer", "view_dashboard")

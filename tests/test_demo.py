@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from django_asyncjobs.redis_server import die_with_parent
+from django_asyncjobs.testing import die_with_parent
 
 from .conftest import wait_for
 

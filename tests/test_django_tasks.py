@@ -27,11 +27,11 @@ from redis import Redis
 
 from django_asyncjobs import ConfigurationError, Job, JobNotRegistered, JobStatus, QueueFull, SerializationError
 from django_asyncjobs.backends import AsyncJobsBackend
+from django_asyncjobs.engine.registry import get_job_function, registered_jobs, unregister
 from django_asyncjobs.models import Schedule
-from django_asyncjobs.registry import get_job_function, registered_jobs, unregister
-from django_asyncjobs.scheduling import fire_due_schedules
+from django_asyncjobs.scheduling.firing import fire_due_schedules
 from django_asyncjobs.signals import job_started, job_succeeded
-from django_asyncjobs.task_jobs import TaskJobFunction
+from django_asyncjobs.tasks.jobs import TaskJobFunction
 from tests.testapp import jobs as plain_jobs
 from tests.testapp import standard_tasks as tasks
 from tests.testapp.models import Call
@@ -257,7 +257,7 @@ def test_priority_above_zero_goes_to_the_front_of_the_queue(run_worker, redis: R
 
 
 def test_recovery_pushes_a_priority_job_to_the_front_again(redis: Redis) -> None:
-    from django_asyncjobs.queues import push
+    from django_asyncjobs.engine.broker import push
 
     normal = tasks.add.enqueue(1, 1)
     urgent = tasks.urgent.enqueue("again")
@@ -359,7 +359,7 @@ def test_a_row_naming_a_task_of_another_backend_is_refused(run_worker, settings)
     """Refused like a job whose code this worker lacks: put back for another worker (see
     UNKNOWN_JOB_TIMEOUT), and failed once none took it; never run."""
     job = Job.objects.create(name="tests.testapp.standard_tasks.on_dummy", queue="default")
-    from django_asyncjobs.queues import push
+    from django_asyncjobs.engine.broker import push
 
     push([job])
     run_worker("default")
@@ -407,7 +407,7 @@ def test_tasks_can_be_scheduled(run_worker, received) -> None:
 
 
 def test_settings_schedules_may_name_tasks(settings) -> None:
-    from django_asyncjobs.schedules import sync_declared_schedules
+    from django_asyncjobs.scheduling.declared import sync_declared_schedules
 
     settings.ASYNCJOBS = {"SCHEDULES": {"hourly-add": {"job": "tests.testapp.standard_tasks.add", "cron": "0 * * * *",
                                                        "args": [1, 2]}}}  # fmt: skip
@@ -440,8 +440,8 @@ def test_options_left_out_fall_back_to_asyncjobs_not_to_the_declaring_backend(ru
 def test_a_running_attempt_that_was_cancelled_keeps_its_worker_when_retried(run_worker, received) -> None:
     import uuid
 
-    from django_asyncjobs.claiming import claim
-    from django_asyncjobs.operations import retry_jobs
+    from django_asyncjobs.engine.claiming import claim
+    from django_asyncjobs.engine.operations import retry_jobs
 
     result = tasks.add.enqueue(1, 2)
     first = claim(uuid.UUID(result.id), "first-worker")  # attempt 1 runs on another worker...

@@ -10,8 +10,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from django_asyncjobs.checks import check_task_backends
+from django_asyncjobs.engine.registry import get_job_function
 from django_asyncjobs.exceptions import ConfigurationError, JobNotRegistered
-from django_asyncjobs.registry import get_job_function
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("django.tasks") is not None,

@@ -22,9 +22,9 @@ from django_asyncjobs import (
     enqueue,
 )
 from django_asyncjobs.conf import app_settings
+from django_asyncjobs.engine.broker import EXECUTOR
+from django_asyncjobs.engine.registry import Call, job, unregister
 from django_asyncjobs.exceptions import ConfigurationError
-from django_asyncjobs.queues import EXECUTOR
-from django_asyncjobs.registry import Call, job, unregister
 from tests.testapp.jobs import add, record
 
 pytestmark = pytest.mark.django_db(transaction=True)

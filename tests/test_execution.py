@@ -10,8 +10,8 @@ from django.utils import timezone
 from redis import Redis
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.execution import Outcome, run_job
-from django_asyncjobs.queues import push
+from django_asyncjobs.engine.broker import push
+from django_asyncjobs.engine.execution import Outcome, run_job
 from django_asyncjobs.signals import job_failed, job_started, job_succeeded
 from tests.testapp.jobs import (
     add,
@@ -120,7 +120,7 @@ def test_retries_end_failed_after_max_attempts(run_worker) -> None:
 
 
 def test_retry_with_backoff_is_scheduled(run_worker) -> None:
-    from django_asyncjobs.registry import JobOptions
+    from django_asyncjobs.engine.registry import JobOptions
 
     before = timezone.now()
     original = flaky.options

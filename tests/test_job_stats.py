@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from django_asyncjobs.aggregating import Outcome, run_window, schedule_due_aggregations
+from django_asyncjobs.aggregations.stats import NAME, percentile, prune_rollups
+from django_asyncjobs.aggregations.windows import Outcome, run_window, schedule_due_aggregations
 from django_asyncjobs.models import AggregationWindow, Job, JobStats, JobStatus, WindowStatus
-from django_asyncjobs.stats import NAME, percentile, prune_rollups
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

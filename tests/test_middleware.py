@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import AsyncClient, Client
 from django.test.utils import CaptureQueriesContext
 
-from django_asyncjobs.backpressure import forget_states
+from django_asyncjobs.engine.capacity import forget_states
 from django_asyncjobs.middleware import queue_for_path
 from tests.testapp.jobs import add
 

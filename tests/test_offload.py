@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.backpressure import forget_states
+from django_asyncjobs.engine.capacity import forget_states
 from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)

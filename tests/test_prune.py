@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.models import AggregationWindow, Schedule
-from django_asyncjobs.offloading import stored_uploads
-from django_asyncjobs.pruning import PruneReport, check_statuses, prune_jobs
-from django_asyncjobs.responses import store_response, stored_response_file
+from django_asyncjobs.offloading.requests import stored_uploads
+from django_asyncjobs.offloading.responses import store_response, stored_response_file
+from django_asyncjobs.scheduling.pruning import PruneReport, check_statuses, prune_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.queues import get_connection, get_queue
-from django_asyncjobs.recovery import recover
+from django_asyncjobs.engine.broker import get_connection, get_queue
+from django_asyncjobs.scheduling.recovery import recover
 from tests.conftest import wait_for
 from tests.testapp.jobs import add, record, sleeps_on_first_attempt, waits_for_release
 from tests.testapp.models import Call
@@ -130,7 +130,7 @@ def test_recovery_does_not_touch_a_job_whose_worker_beat_meanwhile(start_worker)
     stale = Job.objects.get(pk=job.pk)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=stale.heartbeat_at.replace(year=2100))  # a newer beat
 
-    from django_asyncjobs.execution import Outcome, record_lost_attempt
+    from django_asyncjobs.engine.execution import Outcome, record_lost_attempt
 
     assert record_lost_attempt(stale, "WorkerLost: test") is Outcome.SKIPPED
     assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
@@ -159,8 +159,8 @@ def test_recover_command_rejects_negative_durations() -> None:
 
 
 def test_a_worker_taken_for_dead_cannot_write_over_the_next_attempt() -> None:
-    from django_asyncjobs.claiming import claim
-    from django_asyncjobs.outcomes import Outcome, record_failure, record_lost_attempt, record_success
+    from django_asyncjobs.engine.claiming import claim
+    from django_asyncjobs.engine.outcomes import Outcome, record_failure, record_lost_attempt, record_success
 
     job = add.enqueue(1, 1, max_attempts=3)
     first = claim(job.pk, "worker-a")
@@ -193,7 +193,7 @@ def test_one_queue_gone_from_settings_does_not_stop_recovery(settings, start_wor
 
 
 def test_queues_too_deep_to_read_are_judged_by_their_message_hashes(redis, monkeypatch) -> None:
-    from django_asyncjobs import queues
+    from django_asyncjobs.engine import broker as queues
 
     monkeypatch.setattr(queues, "MEMBERSHIP_SCAN_LIMIT", 2)
     jobs = add.enqueue_many([(i, i) for i in range(5)])
@@ -204,8 +204,8 @@ def test_queues_too_deep_to_read_are_judged_by_their_message_hashes(redis, monke
 
 
 def test_heartbeat_for_jobs_run_by_other_workers(settings) -> None:
-    from django_asyncjobs.claiming import claim
-    from django_asyncjobs.heartbeat import beating
+    from django_asyncjobs.engine.claiming import claim
+    from django_asyncjobs.engine.heartbeat import beating
 
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "HEARTBEAT_INTERVAL": 0.05}
     job = add.enqueue(1, 1)
@@ -221,8 +221,8 @@ def test_heartbeat_for_jobs_run_by_other_workers(settings) -> None:
 def test_the_heartbeat_reconnects_after_the_database_dropped_its_connection(settings) -> None:
     from django.db import connection
 
-    from django_asyncjobs.claiming import claim
-    from django_asyncjobs.heartbeat import beating
+    from django_asyncjobs.engine.claiming import claim
+    from django_asyncjobs.engine.heartbeat import beating
 
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "HEARTBEAT_INTERVAL": 0.05}
     job = add.enqueue(1, 1)

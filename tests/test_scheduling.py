@@ -12,12 +12,12 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.engine.registry import job, unregister
 from django_asyncjobs.exceptions import ConfigurationError
 from django_asyncjobs.models import FINISHED_STATUSES, MisfirePolicy, Schedule
-from django_asyncjobs.registry import job, unregister
-from django_asyncjobs.scheduler import Scheduler
-from django_asyncjobs.schedules import declared_schedules, sync_declared_schedules
-from django_asyncjobs.scheduling import fire_due_schedules, run_schedule_now
+from django_asyncjobs.scheduling.declared import declared_schedules, sync_declared_schedules
+from django_asyncjobs.scheduling.firing import fire_due_schedules, run_schedule_now
+from django_asyncjobs.scheduling.scheduler import Scheduler
 from tests.conftest import wait_for
 from tests.testapp.models import Call
 
@@ -171,7 +171,7 @@ SECOND = timedelta(seconds=1)
 
 def every_second(name: str, **fields) -> tuple[Schedule, datetime]:
     """A schedule every second whose next run is at ``t0``, a whole second in the past."""
-    from django_asyncjobs.clock import database_now
+    from django_asyncjobs.times.clock import database_now
 
     t0 = database_now().replace(microsecond=0) - timedelta(minutes=10)
     schedule = make(name, interval=SECOND, **fields)
@@ -210,7 +210,7 @@ def test_two_paused_schedulers_fire_every_run_once() -> None:
 
 
 def test_runs_later_than_misfire_grace_are_skipped_logged_and_counted(settings, caplog) -> None:
-    from django_asyncjobs.scheduling import missed_runs
+    from django_asyncjobs.scheduling.firing import missed_runs
 
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "MISFIRE_GRACE": 3}
     schedule, t0 = every_second("skipping")
@@ -226,7 +226,7 @@ def test_runs_later_than_misfire_grace_are_skipped_logged_and_counted(settings, 
 
 
 def test_runs_later_than_misfire_grace_are_caught_up_once(settings, caplog) -> None:
-    from django_asyncjobs.scheduling import missed_runs
+    from django_asyncjobs.scheduling.firing import missed_runs
 
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "MISFIRE_GRACE": 3}
     schedule, t0 = every_second("catching", misfire_policy=MisfirePolicy.CATCH_UP)
@@ -241,7 +241,7 @@ def test_runs_later_than_misfire_grace_are_caught_up_once(settings, caplog) -> N
 
 
 def test_cron_runs_within_misfire_grace_fire_and_older_ones_are_missed() -> None:
-    from django_asyncjobs.clock import database_now
+    from django_asyncjobs.times.clock import database_now
 
     t0 = database_now().replace(second=0, microsecond=0) - timedelta(days=1)
     schedule = make("cron-late", cron="* * * * *")

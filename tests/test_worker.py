@@ -88,7 +88,7 @@ def test_stock_rq_worker_runs_our_messages(redis) -> None:
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
-    from django_asyncjobs.queues import get_connection, get_queue
+    from django_asyncjobs.engine.broker import get_connection, get_queue
 
     job = add.enqueue(20, 22)
     worker = SimpleWorker([get_queue("default")], connection=get_connection("default"), serializer=JSONSerializer)

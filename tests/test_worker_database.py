@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.queues import get_queue
+from django_asyncjobs.engine.broker import get_queue
 from tests.conftest import wait_for
 from tests.faults import Output, needs_postgresql, side_connection, terminate_workers
 from tests.testapp.jobs import REFUSED_RESULT, add, notes, stores, waits_for_file

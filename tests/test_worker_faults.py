@@ -18,7 +18,7 @@ from django.utils import timezone
 from rq import Worker as RQWorker
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.queues import get_queue, send_stop
+from django_asyncjobs.engine.broker import get_queue, send_stop
 from tests.conftest import wait_for
 from tests.faults import Output, needs_postgresql, side_connection, worker_backends_waiting_on_a_lock
 from tests.testapp.jobs import add, raises_base, waits, waits_for_file

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from django_asyncjobs import job
-from django_asyncjobs.queues import get_connection
+from django_asyncjobs.engine.broker import get_connection
 
 #: Redis list the latency probe reports to, so the benchmark waits with BLPOP instead of polling the database.
 PROBE_DONE_KEY = "asyncjobs-bench:probe-done"

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from django import template
 
-from ..admin_display import format_timedelta
-from ..charts import format_number
+from ..admin.charts import format_number
+from ..admin.display import format_timedelta
 
 register = template.Library()
 

@@ -23,8 +23,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from django_asyncjobs import Job, current_job, offload
-from django_asyncjobs.access import status_url
-from django_asyncjobs.aggregating import latest_windows
+from django_asyncjobs.aggregations.windows import latest_windows
+from django_asyncjobs.offloading.access import status_url
 
 from .aggregations import trending_hashtags
 from .forms import TweetForm

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from asgiref.sync import sync_to_async
 
-from django_asyncjobs.aggregations import aggregation
+from django_asyncjobs.aggregations.declarations import aggregation
 
 from .models import Call
 

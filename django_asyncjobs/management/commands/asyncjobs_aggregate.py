@@ -12,17 +12,24 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from django_asyncjobs.aggregating import Outcome, WindowResult, backfill, latest_windows, skip_reason, window_statuses
-from django_asyncjobs.aggregations import (
+from django_asyncjobs.aggregations.declarations import (
     Aggregation,
     AggregationNotRegistered,
     as_utc,
     get_aggregation,
     registered_aggregations,
 )
-from django_asyncjobs.durations import format_duration
+from django_asyncjobs.aggregations.windows import (
+    Outcome,
+    WindowResult,
+    backfill,
+    latest_windows,
+    skip_reason,
+    window_statuses,
+)
 from django_asyncjobs.exceptions import AsyncJobsError
 from django_asyncjobs.management.verbosity import apply_verbosity
+from django_asyncjobs.times.durations import format_duration
 
 Window = tuple[datetime, datetime]
 

@@ -5,10 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_asyncjobs.durations import DURATION_HELP, format_duration, parse_duration
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.models import FINISHED_STATUSES
-from django_asyncjobs.pruning import DEFAULT_BATCH_SIZE, check_statuses, prune_jobs
+from django_asyncjobs.scheduling.pruning import DEFAULT_BATCH_SIZE, check_statuses, prune_jobs
+from django_asyncjobs.times.durations import DURATION_HELP, format_duration, parse_duration
 
 
 class Command(BaseCommand):

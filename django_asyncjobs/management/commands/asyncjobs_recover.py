@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import RedisError
 
 from django_asyncjobs.management.verbosity import apply_verbosity
-from django_asyncjobs.recovery import recover
+from django_asyncjobs.scheduling.recovery import recover
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_asyncjobs.exceptions import ConfigurationError
 from django_asyncjobs.management.verbosity import apply_verbosity
-from django_asyncjobs.scheduler import Scheduler, TickReport
+from django_asyncjobs.scheduling.scheduler import Scheduler, TickReport
 
 
 class Command(BaseCommand):

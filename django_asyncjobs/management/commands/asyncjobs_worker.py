@@ -7,9 +7,9 @@ from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
 from django_asyncjobs.conf import app_settings
+from django_asyncjobs.engine.broker import get_connection, validate_queue
 from django_asyncjobs.exceptions import AsyncJobsError
 from django_asyncjobs.management.verbosity import apply_verbosity
-from django_asyncjobs.queues import get_connection, validate_queue
 from django_asyncjobs.worker import Worker, run_workers
 
 

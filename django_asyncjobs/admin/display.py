@@ -1,0 +1,116 @@
+"""What the admin pages show: durations, progress bars, status badges, JSON, links, filters."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+
+from ..models import Job, JobStatus
+
+#: Shown for a value that is not there (Django's own ``empty_value_display``).
+EMPTY = "-"
+
+
+def format_timedelta(value: timedelta | None) -> str:
+    """``"850 ms"``, ``"12.3 s"``, ``"4 min 05 s"``, ``"2 h 03 min"``, ``"3 d 04 h"``."""
+    if value is None:
+        return EMPTY
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours:02d} h"
+
+
+def progress_bar(job: Job, url: str = "") -> SafeString:
+    """A bar that admin_progress.js keeps up to date from ``url`` while the job is not finished."""
+    return format_html(
+        '<span class="asyncjobs-progress-cell" data-job="{}" data-status="{}" data-url="{}">'
+        '<span class="asyncjobs-progress" title="{}"><span style="width: {}%"></span></span> '
+        '<span class="asyncjobs-progress-text">{}%</span></span>',
+        job.pk,
+        job.status,
+        url,
+        job.progress_message or f"{job.progress}%",
+        job.progress,
+        job.progress,
+    )
+
+
+def status_badge(status: str, job: Job | None = None) -> SafeString:
+    return format_html(
+        '<span class="asyncjobs-status asyncjobs-status-{}" data-job-status="{}">{}</span>',
+        status,
+        "" if job is None else job.pk,
+        JobStatus(status).label,
+    )
+
+
+def pretty_json(value: Any) -> SafeString:
+    return format_html('<pre class="asyncjobs-json">{}</pre>', json.dumps(value, indent=2, sort_keys=True))
+
+
+def admin_link(obj: Any, text: str | None = None) -> str | SafeString:
+    if obj is None:
+        return EMPTY
+    try:
+        url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    except NoReverseMatch:
+        return str(obj)
+    return format_html('<a href="{}">{}</a>', url, text or str(obj))
+
+
+def local_time(moment: datetime) -> datetime:
+    return timezone.localtime(moment) if timezone.is_aware(moment) else moment
+
+
+def fieldset_names(fieldsets: Any) -> list[str]:
+    return [str(name) for _, options in fieldsets for name in options["fields"]]
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The queues of ``RQ_QUEUES`` (a constant list: no query over the table)."""
+
+    title = _("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from ..engine.broker import queue_names
+
+        return [(name, name) for name in sorted(queue_names())]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(queue=self.value()) if self.value() else queryset
+
+
+class JobNameFilter(admin.SimpleListFilter):
+    """The registered job names (a constant list: no query over the table)."""
+
+    title = _("job name")
+    parameter_name = "name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from ..engine.registry import registered_jobs
+
+        return [(name, name) for name in sorted(registered_jobs())]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(name=self.value()) if self.value() else queryset

@@ -1,0 +1,166 @@
+"""Back pressure: when a queue is saturated, refuse new work early with a retry delay.
+
+A queue is saturated when it holds ``MAX_DEPTH`` messages or more, or when its
+oldest message has waited longer than ``MAX_AGE`` seconds (limits per queue in
+``ASYNCJOBS["QUEUE_LIMITS"]``). The retry delay comes from Little's law: the
+expected wait is the queue depth divided by the recent throughput (jobs finished
+per second, counted by the workers), clamped to ``RETRY_AFTER_MIN``..``RETRY_AFTER_MAX``.
+
+Reading a queue's state costs one Redis round trip, and each process keeps it
+for ``BACKPRESSURE_CACHE_SECONDS``, so a check on the request path is usually free.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from redis.exceptions import RedisError
+
+from ..conf import app_settings
+from ..exceptions import AsyncJobsError
+from .broker import queue_stats
+
+logger = logging.getLogger("django_asyncjobs")
+
+_cache: dict[str, tuple[float, QueueState]] = {}
+_failures: dict[str, float] = {}
+_lock = threading.Lock()
+
+
+class QueueFull(AsyncJobsError):
+    """The queue is saturated; try again in ``retry_after`` seconds. Nothing was saved."""
+
+    def __init__(self, state: QueueState, reason: str = "") -> None:
+        self.state = state
+        self.queue = state.queue
+        self.retry_after = state.retry_after
+        self.reason = reason or state.reason
+        super().__init__(f"Queue {state.queue!r} is saturated ({self.reason}); retry in {self.retry_after}s.")
+
+
+def estimate_wait(depth: int, throughput: float) -> float | None:
+    """Little's law: seconds until a job added now starts. ``None`` when unknown (no throughput)."""
+    if depth <= 0:
+        return 0.0
+    if throughput <= 0:
+        return None
+    return depth / throughput
+
+
+def clamp_retry_after(wait: float | None) -> int:
+    """Whole seconds for ``Retry-After``: the wait within the configured bounds."""
+    low, high = float(app_settings.RETRY_AFTER_MIN), float(app_settings.RETRY_AFTER_MAX)
+    if wait is None:
+        return int(high)
+    return int(min(high, max(low, math.ceil(wait))))
+
+
+@dataclass(frozen=True)
+class QueueState:
+    queue: str
+    depth: int
+    #: Seconds the oldest waiting message has waited; ``None`` when the queue is empty.
+    oldest_age: float | None
+    #: Jobs finished per second, recently.
+    throughput: float
+    max_depth: int | None
+    max_age: float | None
+
+    @property
+    def estimated_wait(self) -> float | None:
+        return estimate_wait(self.depth, self.throughput)
+
+    @property
+    def retry_after(self) -> int:
+        return clamp_retry_after(self.estimated_wait)
+
+    def is_saturated(self, incoming: int = 0) -> bool:
+        return bool(self.reason_for(incoming))
+
+    @property
+    def reason(self) -> str:
+        return self.reason_for(0) or "not saturated"
+
+    def reason_for(self, incoming: int) -> str:
+        if self.max_depth is not None and self.depth + incoming > self.max_depth:
+            return f"{self.depth} waiting, limit {self.max_depth}"
+        if self.max_age is not None and self.oldest_age is not None and self.oldest_age > self.max_age:
+            return f"oldest waiting {self.oldest_age:.0f}s, limit {self.max_age:g}s"
+        return ""
+
+
+def limits_for(queue: str) -> tuple[int | None, float | None]:
+    limits = (app_settings.QUEUE_LIMITS or {}).get(queue) or {}
+    return limits.get("MAX_DEPTH"), limits.get("MAX_AGE")
+
+
+def queue_state(queue: str, *, max_cache_age: float | None = None) -> QueueState:
+    """The state of ``queue``, from this process's cache when fresh enough."""
+    ttl = float(app_settings.BACKPRESSURE_CACHE_SECONDS) if max_cache_age is None else max_cache_age
+    now = time.monotonic()
+    cached = _cache.get(queue)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    stats = queue_stats(queue)
+    max_depth, max_age = limits_for(queue)
+    oldest_age = None
+    if stats.oldest_enqueued_at is not None:
+        oldest_age = max(0.0, (datetime.now(UTC) - stats.oldest_enqueued_at).total_seconds())
+    state = QueueState(queue, stats.depth, oldest_age, stats.throughput, max_depth, max_age)
+    with _lock:
+        _cache[queue] = (now, state)
+    return state
+
+
+def check(queue: str, incoming: int = 1) -> None:
+    """Raise :class:`QueueFull` if ``incoming`` more jobs would overload ``queue``.
+
+    Free for queues without limits. If Redis cannot be reached the check lets the
+    work through: the enqueue keeps its row for recovery, and refusing work because
+    the doorbell is broken would turn a Redis outage into a site outage.
+    """
+    if limits_for(queue) == (None, None):
+        return
+    state = queue_state_or_none(queue)
+    if state is None:
+        return
+    reason = state.reason_for(incoming)
+    if reason:
+        raise QueueFull(state, reason)
+
+
+def queue_state_or_none(queue: str) -> QueueState | None:
+    """:func:`queue_state`, or ``None`` when Redis cannot be reached.
+
+    A failure is remembered for ``BACKPRESSURE_CACHE_SECONDS`` too, so that during a
+    Redis outage requests do not each wait for a connection attempt.
+    """
+    failed_at = _failures.get(queue)
+    if failed_at is not None and time.monotonic() - failed_at < float(app_settings.BACKPRESSURE_CACHE_SECONDS):
+        return None
+    try:
+        return queue_state(queue)
+    except RedisError as exc:
+        _failures[queue] = time.monotonic()
+        logger.warning("Back pressure not checked for queue %r: %s", queue, exc)
+        return None
+
+
+def forget_states() -> None:
+    with _lock:
+        _cache.clear()
+        _failures.clear()
+
+
+@receiver(setting_changed)
+def _forget_on_settings_change(setting: str, **kwargs: Any) -> None:
+    if setting in ("ASYNCJOBS", "RQ_QUEUES"):
+        forget_states()

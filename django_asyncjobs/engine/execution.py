@@ -1,0 +1,243 @@
+"""What a worker does with a job id: claim the row, run the function, record the outcome.
+
+Recording the outcome lives in :mod:`.outcomes`; writes that must survive a broken
+connection go through :mod:`.reconnecting`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections, connections, router
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..exceptions import JobInterrupted, JobNotRegistered
+from ..models import Job, JobStatus
+from ..signals import job_cancelled, job_started, notify
+from .claiming import claim
+from .outcomes import (
+    Outcome,
+    _failed_attempt,
+    describe,
+    lookup,
+    path_of,
+    record_failure,
+    record_interruption,
+    record_lost_attempt,
+    record_success,
+    record_unknown,
+    this_attempt,
+)
+from .payloads import storable_text
+from .reconnecting import DatabaseAway, giving_up_when, persist
+from .registry import get_job_function
+
+__all__ = ["Outcome", "cancel_job", "current_job", "perform", "record_lost_attempt", "record_progress", "run_job"]
+
+logger = logging.getLogger("django_asyncjobs")
+
+_current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("asyncjobs_current_job", default=None)
+_last_progress_write: dict[Any, float] = {}
+
+#: The context a job function runs in, given its time limit and job id: the worker's time
+#: limit, and the only window in which the worker may interrupt the job (a cancel, a cold stop).
+JobGuard = Callable[[int, str], AbstractContextManager[Any]]
+
+#: Of a message that is not a job id, this much is logged.
+LOGGED_MESSAGE_CHARS = 64
+
+
+def current_job() -> Job | None:
+    """The ``Job`` being run by the current worker, or ``None`` outside a job."""
+    return _current.get()
+
+
+def perform(job_id: str) -> str:
+    """The function every RQ message calls. Lets stock RQ workers run our messages."""
+    from rq import get_current_job
+
+    from .heartbeat import beating
+
+    rq_job = get_current_job()
+    worker_name = getattr(rq_job, "worker_name", None) or default_worker_name()
+    with beating(worker_name, job_id):
+        return run_job(job_id, worker_name=worker_name).value
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}"
+
+
+def run_job(
+    job_id: str,
+    *,
+    worker_name: str = "",
+    guard: JobGuard | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> Outcome:
+    """Claim job ``job_id`` and run it once. Safe to call any number of times per message.
+
+    Like Django around a request, stale database connections are closed before and
+    after the job (unless called inside a transaction, as tests may do). While the
+    database does not answer, the claim and the outcome are tried again until it does,
+    or until ``stop_requested()``.
+    """
+    pk = parse_job_id(job_id)
+    if pk is None:
+        return Outcome.REFUSED
+    manage_connections = not connections[router.db_for_write(Job)].in_atomic_block
+    if manage_connections:
+        _close_old_connections()
+    try:
+        with giving_up_when(stop_requested):
+            return _claim_and_run(pk, worker_name or default_worker_name(), guard)
+    except DatabaseAway as exc:
+        logger.error("Job %s: %s. Recovery repairs its row.", pk, exc)
+        return Outcome.ERROR
+    finally:
+        if manage_connections:
+            _close_old_connections()
+
+
+def parse_job_id(message: str) -> uuid.UUID | None:
+    """The job id a message carries; ``None`` (and one short log line) if it carries none."""
+    if len(message) <= LOGGED_MESSAGE_CHARS:
+        try:
+            return uuid.UUID(message)
+        except ValueError:
+            pass
+    shown = repr(message[:LOGGED_MESSAGE_CHARS])
+    if len(message) > LOGGED_MESSAGE_CHARS:
+        shown += f"... ({len(message)} characters)"
+    logger.error("Dropped message %s: not a job id. Is a plain RQ job on an asyncjobs queue?", shown)
+    return None
+
+
+def _close_old_connections() -> None:
+    try:
+        close_old_connections()
+    except DatabaseError as exc:  # a broken connection that fails to close: the next query opens another
+        logger.warning("Could not close a database connection: %s", exc)
+
+
+def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None) -> Outcome:
+    alias = router.db_for_write(Job)
+    job = _claim(pk, worker_name, alias)
+    if job is None:
+        if persist(Job.objects.filter(pk=pk).exists, what=f"the check of job {pk}", alias=alias):
+            logger.info("Job %s not claimed: taken by another delivery, cancelled, or finished.", pk)
+            return Outcome.SKIPPED
+        logger.error(
+            "Dropped message %s: no such job. Plain RQ jobs must use queues that asyncjobs workers do not serve.", pk
+        )
+        return Outcome.REFUSED
+    try:
+        job_function = get_job_function(job.name)
+    except JobNotRegistered as exc:
+        return record_unknown(job, exc)
+    token = _current.set(job)
+    try:
+        job_started.send(sender=Job, job=job)
+        job_function.started(job)
+        within = guard or (lambda seconds, _id: nullcontext())
+        with within(job_function.options_for(job).resolved_timeout(), str(job.pk)):
+            result = job_function.invoke(job)
+    except JobInterrupted:
+        return record_interruption(job, job_function)
+    except BaseException as exc:  # noqa: BLE001 - whatever the job raises, SystemExit and KeyboardInterrupt included, is its failure
+        return record_failure(job, describe(exc), error_class=path_of(type(exc)), retry=True, job_function=job_function)
+    finally:
+        _current.reset(token)
+        _last_progress_write.pop(job.pk, None)
+    return record_success(job, result, job_function)
+
+
+def _claim(pk: uuid.UUID, worker_name: str, alias: str) -> Job | None:
+    """:func:`claim`, again on a new connection if the connection breaks; a claim whose
+    fate is unknown is confirmed by reading the row before the job runs."""
+    tries = 0
+
+    def attempt() -> Job | None:
+        nonlocal tries
+        tries += 1
+        if tries > 1:
+            # The try that failed may have committed: then the row runs under this worker's name.
+            mine = Job.objects.filter(pk=pk, status=JobStatus.RUNNING, worker=worker_name).first()
+            if mine is not None:
+                return mine
+        return claim(pk, worker_name)
+
+    return persist(attempt, what=f"the claim of job {pk}", alias=alias)
+
+
+#: The error of a running attempt that was cancelled (``TaskError.traceback`` of Django's tasks).
+CANCELLED_ERROR = f"{path_of(JobInterrupted)}: the job was cancelled.\n"
+
+
+def cancel_job(job: Job) -> bool:
+    """Cancel ``job`` (see :meth:`Job.cancel`)."""
+    now = timezone.now()
+    pending = Job.objects.filter(pk=job.pk, status__in=(JobStatus.QUEUED, JobStatus.SCHEDULED))
+    if pending.update(status=JobStatus.CANCELLED, finished_at=now):
+        job.status, job.finished_at = JobStatus.CANCELLED, now
+        _announce_cancel(job)
+        return True
+    running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
+    row = running.only("pk", "worker", "attempts", "started_at", "failed_attempts").first()
+    cancelled = 0
+    if row is not None:
+        # The cancelled attempt joins the history, so a retry (the admin's) keeps its worker and start.
+        history = [*(row.failed_attempts or []), _failed_attempt(row, now, CANCELLED_ERROR, path_of(JobInterrupted))]
+        cancelled = running.filter(attempts=row.attempts, worker=row.worker).update(
+            status=JobStatus.CANCELLED, finished_at=now, failed_attempts=history
+        )
+    if row is None or not cancelled:
+        job.refresh_from_db()
+        return False
+    worker = row.worker
+    job.status, job.finished_at = JobStatus.CANCELLED, now
+    job.attempts, job.worker, job.started_at, job.failed_attempts = row.attempts, worker, row.started_at, history
+    if worker:
+        from redis.exceptions import RedisError
+
+        from .broker import send_stop
+
+        try:
+            send_stop(job.queue, worker, str(job.pk))
+        except RedisError as exc:
+            logger.warning("Job %s cancelled, but its worker could not be told to stop: %s", job.pk, exc)
+    _announce_cancel(job)
+    return True
+
+
+def _announce_cancel(job: Job) -> None:
+    notify(job_cancelled, job)
+    job_function = lookup(job.name)
+    if job_function is not None:
+        job_function.finished(job)
+
+
+def record_progress(job: Job, percent: int, message: str = "") -> None:
+    """Persist progress of a running job, at most once per ``PROGRESS_INTERVAL`` seconds.
+
+    The first call and reaching 100 are always written; the latest value is also
+    written when the attempt ends.
+    """
+    if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
+        raise ValueError(f"progress must be a number from 0 to 100, got {percent!r}")
+    job.progress, job.progress_message = int(percent), storable_text(str(message))[:255]
+    now = time.monotonic()
+    last = _last_progress_write.get(job.pk)
+    if last is not None and now - last < float(app_settings.PROGRESS_INTERVAL) and percent < 100:
+        return
+    _last_progress_write[job.pk] = now
+    Job.objects.filter(**this_attempt(job)).update(progress=job.progress, progress_message=job.progress_message)

@@ -1,0 +1,142 @@
+"""Operations on many jobs at once: retry, cancel, push again, delete. The admin's actions
+call these; so can your code.
+
+Each acts on rows with conditional updates (``WHERE status IN (...)``), so two
+operators acting on the same jobs at once cannot run one twice: the second finds
+nothing left in the status it acts on and reports the job as skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import router, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from ..models import FINISHED_STATUSES, Job, JobStatus
+from .capacity import QueueFull
+from .capacity import check as check_backpressure
+
+#: Statuses a job can be retried from, and cancelled from.
+RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
+CANCELLABLE_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RUNNING)
+
+
+@dataclass
+class OperationReport:
+    """How many jobs an operation changed, and why it left the others alone."""
+
+    done: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.skipped[reason] += count
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def describe_skipped(self) -> str:
+        return "; ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
+
+
+def retry_jobs(queryset: QuerySet[Job]) -> OperationReport:
+    """Queue failed and cancelled jobs again, each with its retry policy anew.
+
+    A job keeps its attempt count and error history; it gets as many further
+    attempts as its ``max_attempts`` allowed in the first place. Queues that are
+    saturated (back pressure) are left alone and reported.
+    """
+    report = OperationReport()
+    _count_other_statuses(report, queryset, RETRYABLE_STATUSES, "not failed or cancelled")
+    candidates = queryset.filter(status__in=RETRYABLE_STATUSES)
+    by_queue: dict[str, list[Any]] = {}
+    for pk, queue in candidates.values_list("pk", "queue"):
+        by_queue.setdefault(queue, []).append(pk)
+    for queue, pks in sorted(by_queue.items()):
+        try:
+            check_backpressure(queue, incoming=len(pks))
+        except QueueFull as exc:
+            report.skip(f"on queue {queue!r}, which is full (try again in {exc.retry_after}s)", len(pks))
+            continue
+        report.done += _requeue_finished(pks, report)
+    return report
+
+
+def _requeue_finished(pks: list[Any], report: OperationReport) -> int:
+    from .enqueueing import ring
+
+    now = timezone.now()
+    using = router.db_for_write(Job)
+    with transaction.atomic(using=using):
+        changed = (
+            Job.objects.using(using)
+            .filter(pk__in=pks, status__in=RETRYABLE_STATUSES)
+            .update(
+                status=JobStatus.QUEUED,
+                max_attempts=F("attempts") + F("max_attempts"),
+                result=None,
+                progress=0,
+                progress_message="",
+                run_at=None,
+                finished_at=None,
+                enqueued_at=now,
+            )
+        )
+        # The rows this call changed: they carry its timestamp (another operator's carry theirs).
+        jobs = list(Job.objects.using(using).filter(pk__in=pks, status=JobStatus.QUEUED, enqueued_at=now))
+        transaction.on_commit(lambda: ring(jobs), using=using)
+    report.skip("changed by someone else meanwhile", len(pks) - changed)
+    return changed
+
+
+def cancel_jobs(queryset: QuerySet[Job]) -> OperationReport:
+    """Cancel queued, scheduled and running jobs (see :meth:`Job.cancel`)."""
+    from .execution import cancel_job
+
+    report = OperationReport()
+    _count_other_statuses(report, queryset, CANCELLABLE_STATUSES, "already finished")
+    for job in queryset.filter(status__in=CANCELLABLE_STATUSES):
+        if cancel_job(job):
+            report.done += 1
+        else:
+            report.skip("finished meanwhile")
+    return report
+
+
+def push_again(queryset: QuerySet[Job]) -> OperationReport:
+    """Push the messages of queued jobs again (for a message Redis lost; a duplicate is harmless)."""
+    from .enqueueing import ring
+
+    report = OperationReport()
+    _count_other_statuses(report, queryset, (JobStatus.QUEUED,), "not queued")
+    jobs = list(queryset.filter(status=JobStatus.QUEUED).select_related(None).only("pk", "name", "queue", "priority"))
+    if jobs and not ring(jobs):
+        report.skip("not pushed: Redis is unreachable", len(jobs))
+    else:
+        report.done = len(jobs)
+    return report
+
+
+def delete_finished_jobs(queryset: QuerySet[Job]) -> OperationReport:
+    """Delete finished jobs and their stored files; unfinished ones are left alone."""
+    from ..scheduling.pruning import delete_jobs_and_files
+
+    report = OperationReport()
+    _count_other_statuses(report, queryset, FINISHED_STATUSES, "not finished")
+    pks = list(queryset.filter(status__in=FINISHED_STATUSES).values_list("pk", flat=True))
+    report.done = delete_jobs_and_files(pks)
+    report.skip("finished no longer (retried meanwhile)", len(pks) - report.done)
+    return report
+
+
+def _count_other_statuses(report: OperationReport, queryset: QuerySet[Job], allowed: Any, why: str) -> None:
+    from django.db.models import Count
+
+    others = queryset.exclude(status__in=allowed).order_by().values_list("status").annotate(n=Count("pk"))
+    for status, count in others:
+        report.skip(f"{why} ({JobStatus(status).label.lower()})", count)

@@ -1,0 +1,327 @@
+"""Writing an attempt's outcome on its row: succeeded, failed (and retried), cancelled, put back.
+
+Every write is conditional on the row still holding this attempt (see
+:func:`_this_attempt`), goes through :func:`reconnecting.persist` (a broken
+connection is replaced and the write tried again), and never leaves the attempt
+``running`` because of a value the database refuses: such an attempt ends
+``failed`` with a stored reason, and is not retried (it would be refused again).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import traceback
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.db import DataError, IntegrityError, router
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..exceptions import JobInterrupted, JobNotRegistered, SerializationError, WorkerLost
+from ..models import Job, JobStatus
+from ..signals import job_failed, job_succeeded, notify
+from ..times.clock import database_now
+from .payloads import json_problem, storable_text
+from .reconnecting import persist
+from .registry import JobFunction, get_job_function
+
+logger = logging.getLogger("django_asyncjobs")
+
+#: Delay before a job this worker lacks the code of is offered again, doubled per put-back up to the max.
+UNKNOWN_JOB_DELAY = 5.0
+UNKNOWN_JOB_MAX_DELAY = 60.0
+
+
+class Outcome(StrEnum):
+    SKIPPED = "skipped"  # duplicate delivery, or the job was cancelled or already ran
+    REFUSED = "refused"  # not a message of ours: unreadable, or no such job row
+    ERROR = "error"  # the worker could not record the outcome (e.g. database down until a stop)
+    PUT_BACK = "put back"  # this worker lacks the job's code: left for another worker
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class OutcomeRefused(Exception):
+    """The database refused the values of an outcome write (``DataError``, ``IntegrityError``)."""
+
+
+def path_of(exception_class: type[BaseException]) -> str:
+    return f"{exception_class.__module__}.{exception_class.__qualname__}"
+
+
+def describe(exc: BaseException) -> str:
+    from rq.timeouts import JobTimeoutException
+
+    if isinstance(exc, JobTimeoutException):
+        return f"JobTimeout: {exc}\n\n" + "".join(traceback.format_exception(exc))
+    return "".join(traceback.format_exception(exc))
+
+
+def this_attempt(job: Job) -> dict[str, Any]:
+    """The row as this attempt claimed it. A worker that recovery took for dead and that
+    comes back must not write over a later attempt (another worker's claim)."""
+    return {"pk": job.pk, "status": JobStatus.RUNNING, "worker": job.worker, "attempts": job.attempts}
+
+
+def _finish(job: Job, expected: dict[str, Any] | None = None, **fields: Any) -> bool:
+    """Write the attempt's outcome unless the row left this attempt (cancelled, or taken
+    as lost and claimed again) or, with ``expected``, no longer has those values.
+
+    Raises :class:`OutcomeRefused` when the database refuses the values.
+    """
+    rows = Job.objects.filter(**this_attempt(job), **(expected or {}))
+    tries = 0
+
+    def write() -> bool:
+        nonlocal tries
+        tries += 1
+        if rows.update(**fields):
+            return True
+        # A try whose connection broke may have committed: then the row holds its finished_at.
+        return (
+            tries > 1
+            and "finished_at" in fields
+            and Job.objects.filter(pk=job.pk, worker=job.worker, finished_at=fields["finished_at"]).exists()
+        )
+
+    try:
+        written = persist(write, what=f"the outcome of job {job.pk}", alias=router.db_for_write(Job))
+    except (DataError, IntegrityError) as exc:
+        raise OutcomeRefused(_reason(exc)) from exc
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return written
+
+
+def _reason(exc: BaseException) -> str:
+    text = storable_text(str(exc)).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
+
+
+def record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | None = None) -> Outcome:
+    try:
+        result = job_function.prepare_result(result) if job_function else result
+    except (TypeError, ValueError) as exc:
+        return record_failure(
+            job, describe(exc), error_class=path_of(type(exc)), retry=False, job_function=job_function
+        )
+    problem = json_problem(result)
+    if problem is not None:
+        return _record_unstorable(job, f"the return value of job {job.name!r} {problem}", job_function)
+    try:
+        written = _finish(job, status=JobStatus.SUCCEEDED, result=result, progress=100, finished_at=timezone.now())
+    except OutcomeRefused as exc:
+        return _record_unstorable(job, f"the database refused it ({exc})", job_function)
+    if not written:
+        return _cancelled_meanwhile(job)
+    notify(job_succeeded, job)
+    if job_function is not None:
+        job_function.finished(job)
+    return Outcome.SUCCEEDED
+
+
+def _record_unstorable(job: Job, reason: str, job_function: JobFunction[Any, Any] | None) -> Outcome:
+    # Not retried: the same function would return a value that cannot be stored again.
+    error = f"result could not be stored: {reason}"
+    return record_failure(job, error, retry=False, job_function=job_function, error_class=path_of(SerializationError))
+
+
+def record_failure(
+    job: Job,
+    error: str,
+    *,
+    retry: bool,
+    job_function: JobFunction[Any, Any] | None = None,
+    expected: dict[str, Any] | None = None,
+    error_class: str = "builtins.Exception",
+) -> Outcome:
+    """Record a failed attempt: ``error`` (message and traceback) and the dotted path of its
+    exception class, also appended to ``failed_attempts``; retry it if ``retry`` and attempts are left."""
+    error = storable_text(error)
+    now = timezone.now()
+    will_retry = retry and job_function is not None and job.attempts < job.max_attempts
+    history = [*(job.failed_attempts or []), _failed_attempt(job, now, error, error_class)]
+    fields: dict[str, Any] = {"error": error, "finished_at": now, "failed_attempts": history, **_progress_of(job)}
+    delay = 0.0
+    if will_retry:
+        assert job_function is not None
+        delay = job_function.options_for(job).retry_delay(job.attempts, random.random)
+        if delay > 0:
+            fields.update(status=JobStatus.SCHEDULED, run_at=now + timedelta(seconds=delay))
+        else:
+            fields.update(status=JobStatus.QUEUED, enqueued_at=now, run_at=None)
+    else:
+        fields["status"] = JobStatus.FAILED
+    try:
+        written = _finish(job, expected, **fields)
+    except OutcomeRefused as exc:
+        return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", expected, job_function)
+    if not written:
+        return _cancelled_meanwhile(job)
+    if will_retry:
+        if delay <= 0:
+            from .enqueueing import ring
+
+            ring([job])
+        logger.warning("Job %s (%s) attempt %d failed; retrying in %.1fs.", job.pk, job.name, job.attempts, delay)
+    else:
+        logger.error("Job %s (%s) failed after %d attempt(s).", job.pk, job.name, job.attempts)
+    notify(job_failed, job, will_retry=will_retry)
+    if not will_retry and job_function is not None:
+        job_function.finished(job)
+    return Outcome.RETRYING if will_retry else Outcome.FAILED
+
+
+def _fail_refused(
+    job: Job, error: str, expected: dict[str, Any] | None, job_function: JobFunction[Any, Any] | None
+) -> Outcome:
+    """The database refused the outcome's values: end the attempt ``failed`` with ``error`` and
+    no values of the job's; without the history entry if even that is refused."""
+    now = timezone.now()
+    entry = _failed_attempt(job, now, error, path_of(SerializationError))
+    plain = {"status": JobStatus.FAILED, "error": error, "finished_at": now}
+    for extra in (
+        {"failed_attempts": [*(job.failed_attempts or []), entry], "result": None, "progress_message": ""},
+        {},
+    ):
+        try:
+            written = _finish(job, expected, **plain, **extra)
+        except OutcomeRefused as exc:
+            logger.error("Job %s: the database refused its failure too (%s).", job.pk, exc)
+            continue
+        if not written:
+            return _cancelled_meanwhile(job)
+        logger.error("Job %s (%s) failed: %s", job.pk, job.name, error)
+        notify(job_failed, job, will_retry=False)
+        if job_function is not None:
+            job_function.finished(job)
+        return Outcome.FAILED
+    return Outcome.ERROR
+
+
+def _failed_attempt(job: Job, now: datetime, error: str, error_class: str) -> dict[str, Any]:
+    """The ``failed_attempts`` entry of ``job``'s current attempt."""
+    return {
+        "attempt": job.attempts,
+        "worker": job.worker,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": now.isoformat(),
+        "exception_class": error_class,
+        "error": error,
+    }
+
+
+def _progress_of(job: Job) -> dict[str, Any]:
+    return {"progress": job.progress, "progress_message": storable_text(job.progress_message)}
+
+
+def record_interruption(job: Job, job_function: JobFunction[Any, Any]) -> Outcome:
+    persist(
+        lambda: job.refresh_from_db(fields=["status"]),
+        what=f"the status of job {job.pk}",
+        alias=router.db_for_write(Job),
+    )
+    if job.status == JobStatus.CANCELLED:
+        return Outcome.CANCELLED
+    # Interrupted without a cancel: the worker is shutting down. Count it as a failed attempt.
+    error = "JobInterrupted: the worker was stopped while the job ran."
+    return record_failure(job, error, error_class=path_of(JobInterrupted), retry=True, job_function=job_function)
+
+
+def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
+    """This worker lacks ``job``'s code (during a rolling deploy, say): put the job back for
+    another worker without using up the attempt, until ``UNKNOWN_JOB_TIMEOUT`` seconds after
+    the first put-back; then fail it. The put-backs are counted in one ``failed_attempts`` entry.
+    Put-backs by workers on other hosts are compared, so the time is the database's."""
+    now = database_now()
+    history = list(job.failed_attempts or [])
+    last = history[-1] if history and isinstance(history[-1], dict) else {}
+    count = int(last.get("put_back") or 0)
+    first = _first_put_back(last) if count else now
+    timeout = float(app_settings.UNKNOWN_JOB_TIMEOUT)
+    if (now - first).total_seconds() >= timeout:
+        error = f"JobNotRegistered: {exc}"
+        if count:
+            error = (
+                f"JobNotRegistered: no worker with the code of {job.name!r} took this job within "
+                f"UNKNOWN_JOB_TIMEOUT ({timeout:g}s) of the first that lacked it; it was put back "
+                f"{count} time(s). {exc}"
+            )
+        return record_failure(job, error, retry=False, error_class=path_of(JobNotRegistered))
+    delay = min(UNKNOWN_JOB_MAX_DELAY, UNKNOWN_JOB_DELAY * 2**count)
+    error = (
+        f"JobNotRegistered: worker {job.worker} does not have the code of {job.name!r}; put back for "
+        f"another worker ({count + 1} time(s); failed if none has it {timeout:g}s after the first). {exc}"
+    )
+    entry = {
+        **_failed_attempt(job, now, error, path_of(JobNotRegistered)),
+        "put_back": count + 1,
+        "first_put_back_at": first.isoformat(),
+    }
+    if count:
+        history[-1] = entry
+    else:
+        history.append(entry)
+    fields: dict[str, Any] = {
+        "status": JobStatus.SCHEDULED,
+        "run_at": now + timedelta(seconds=delay),
+        "attempts": job.attempts - 1,  # the attempt is not used up
+        "error": error,
+        "finished_at": now,
+        "failed_attempts": history,
+    }
+    try:
+        written = _finish(job, **fields)
+    except OutcomeRefused as exc:
+        return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", None, None)
+    if not written:
+        return _cancelled_meanwhile(job)
+    logger.warning(
+        "Job %s (%s): no code for it in this worker; put back, offered again in %.0fs.", job.pk, job.name, delay
+    )
+    return Outcome.PUT_BACK
+
+
+def _first_put_back(entry: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(str(entry["first_put_back_at"]))
+    except (KeyError, ValueError):
+        return database_now()
+
+
+def record_lost_attempt(job: Job, error: str) -> Outcome:
+    """Fail the running attempt of ``job``, whose worker is gone; retry it if attempts are left.
+
+    Applied only if the row still shows the heartbeat recovery judged stale, so a
+    worker that beat in the meantime keeps its job. ``SKIPPED`` when it did.
+    """
+    outcome = record_failure(
+        job,
+        error,
+        error_class=path_of(WorkerLost),
+        retry=True,
+        job_function=lookup(job.name),
+        expected={"heartbeat_at": job.heartbeat_at},
+    )
+    return Outcome.SKIPPED if outcome is Outcome.CANCELLED else outcome
+
+
+def lookup(name: str) -> JobFunction[Any, Any] | None:
+    try:
+        return get_job_function(name)
+    except JobNotRegistered:
+        return None
+
+
+def _cancelled_meanwhile(job: Job) -> Outcome:
+    logger.info(
+        "Job %s was cancelled, or taken as lost by recovery, while attempt %d ran; its outcome is discarded.",
+        job.pk,
+        job.attempts,
+    )
+    return Outcome.CANCELLED

@@ -1,0 +1,38 @@
+"""Who may see a job: its owner, users with the ``view_job`` permission, or a
+holder of the job's signed status token (for jobs without an owner)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import signing
+from django.urls import reverse
+from django.utils.crypto import constant_time_compare
+from django.utils.http import urlencode
+
+from ..models import Job
+
+_SALT = "django_asyncjobs.status-token"
+
+
+def status_token(job: Job | Any) -> str:
+    """An unguessable token bound to the job id (HMAC with SECRET_KEY); takes a job or its id."""
+    return signing.Signer(salt=_SALT).signature(str(getattr(job, "pk", job)))
+
+
+def token_matches(job: Job | Any, token: str | None) -> bool:
+    """Whether ``token`` is the status token of ``job`` (a job or its id)."""
+    return bool(token) and constant_time_compare(status_token(job), str(token))
+
+
+def _with_token(url: str, job: Job) -> str:
+    return f"{url}?{urlencode({'token': status_token(job)})}" if job.owner_id is None else url
+
+
+def status_url(job: Job) -> str:
+    """The job's status URL; jobs without an owner carry their token in it."""
+    return _with_token(reverse("asyncjobs:status", kwargs={"job_id": job.pk}), job)
+
+
+def result_url(job: Job) -> str:
+    return _with_token(reverse("asyncjobs:result", kwargs={"job_id": job.pk}), job)

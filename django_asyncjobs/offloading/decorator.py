@@ -1,0 +1,205 @@
+"""``@offload``: a view's slow work becomes a background job; the client gets 202 at once."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from asgiref.sync import markcoroutinefunction, sync_to_async
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.template.loader import render_to_string
+
+from ..engine.capacity import QueueFull, check
+from ..exceptions import ConfigurationError, SerializationError
+from ..models import Job
+from .access import status_url
+from .requests import OffloadError, enqueue_request, offloaded_view_job, register_view
+from .responses import busy_response, wants_html
+
+View = Callable[..., Any]
+Optimistic = Callable[..., HttpResponseBase]
+
+_probing: contextvars.ContextVar[bool] = contextvars.ContextVar("asyncjobs_probing", default=False)
+
+
+class _ChecksPassed(BaseException):
+    """Raised at the innermost view during the request-time probe: every decorator let it through.
+
+    A ``BaseException`` so that a decorator's own ``except Exception`` does not swallow it.
+    """
+
+
+def offload(
+    view: View | None = None,
+    *,
+    queue: str | None = None,
+    optimistic: Optimistic | None = None,
+    methods: Sequence[str] | None = None,
+    sync_if: Callable[[HttpRequest], bool] | None = None,
+    max_attempts: int | None = None,
+) -> Any:
+    """Run the view on a worker and answer ``202 Accepted`` with the job's status URL.
+
+    ``optimistic(request, job, *args, **kwargs)`` renders the immediate response
+    instead (status 202 unless it sets another). ``methods`` limits offloading to
+    those methods (others run inline); ``sync_if(request)`` returning true runs the
+    request inline. Decorators such as ``login_required`` may sit on either side:
+    their checks run in the request, before anything is queued.
+    """
+    allowed = {m.upper() for m in methods} if methods else None
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+    ):
+        raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+
+    def decorate(view_func: View) -> View:
+        is_async = inspect.iscoroutinefunction(inspect.unwrap(view_func))
+        owner = getattr(view_func, "view_class", view_func)  # as_view() functions are named by their class
+        name = f"{owner.__module__}.{owner.__qualname__}"
+        register_view(name, view_func, is_async, queue)
+        probe = _install_probe(view_func, is_async)
+
+        def target_queue() -> str:
+            return queue or offloaded_view_job.options.resolved_queue()
+
+        def runs_inline(request: HttpRequest) -> bool:
+            return (allowed is not None and (request.method or "").upper() not in allowed) or bool(
+                sync_if and sync_if(request)
+            )
+
+        def accept(request: HttpRequest, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HttpResponseBase:
+            queue_name = target_queue()
+            try:
+                check(queue_name)
+            except QueueFull as exc:
+                return busy_response(request, exc)
+            try:
+                job = enqueue_request(
+                    name, request, queue=queue_name, owner=getattr(request, "user", None), max_attempts=max_attempts
+                )
+            except OffloadError as exc:
+                return JsonResponse({"error": "request_too_large", "detail": str(exc)}, status=413)
+            except SerializationError as exc:
+                return JsonResponse({"error": "bad_request", "detail": str(exc)}, status=400)
+            except QueueFull as exc:
+                return busy_response(request, exc)
+            return accepted_response(request, job, optimistic, args, kwargs)
+
+        if is_async:
+
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                if runs_inline(request):
+                    return await view_func(request, *args, **kwargs)
+                if probe:
+                    token = _probing.set(True)
+                    try:
+                        refused = await view_func(request, *args, **kwargs)
+                    except _ChecksPassed:
+                        refused = None
+                    finally:
+                        _probing.reset(token)
+                    if refused is not None:
+                        return refused
+                return await sync_to_async(accept)(request, args, kwargs)
+
+            wrapper: View = markcoroutinefunction(functools.wraps(view_func)(async_wrapper))
+        else:
+
+            def sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                if runs_inline(request):
+                    return view_func(request, *args, **kwargs)
+                if probe:
+                    token = _probing.set(True)
+                    try:
+                        return view_func(request, *args, **kwargs)
+                    except _ChecksPassed:
+                        pass
+                    finally:
+                        _probing.reset(token)
+                return accept(request, args, kwargs)
+
+            wrapper = functools.wraps(view_func)(sync_wrapper)
+        wrapper.asyncjobs_offload = {  # type: ignore[attr-defined]
+            "queue": target_queue,
+            "runs_inline": runs_inline,
+            "configured_queue": queue,
+        }
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
+
+
+def _install_probe(view_func: View, is_async: bool) -> bool:
+    """Make the innermost function of a decorated view stop the request-time probe.
+
+    ``@offload`` above ``@login_required`` must run the login check in the request
+    without running the view. The decorators keep the inner function in a closure
+    cell; that cell gets a stand-in which, while probing, raises _ChecksPassed and
+    otherwise calls the real function. Returns whether there are decorators to probe.
+    """
+    if not hasattr(view_func, "__wrapped__"):
+        return False
+    parent, inner = view_func, view_func.__wrapped__
+    while hasattr(inner, "__wrapped__"):
+        parent, inner = inner, inner.__wrapped__
+    cells = [c for c in (getattr(parent, "__closure__", None) or ()) if _holds(c, inner)]
+    if not cells:
+        raise ConfigurationError(
+            f"@offload cannot see inside the decorators of {view_func.__qualname__}. Put @offload directly on "
+            "the view function (below the other decorators); their checks still run in the request."
+        )
+    if is_async:
+
+        async def stand_in_async(*args: Any, **kwargs: Any) -> Any:
+            if _probing.get():
+                raise _ChecksPassed
+            return await inner(*args, **kwargs)
+
+        stand_in: Any = functools.wraps(inner)(stand_in_async)
+    else:
+
+        def stand_in_sync(*args: Any, **kwargs: Any) -> Any:
+            if _probing.get():
+                raise _ChecksPassed
+            return inner(*args, **kwargs)
+
+        stand_in = functools.wraps(inner)(stand_in_sync)
+    for cell in cells:
+        cell.cell_contents = stand_in
+    return True
+
+
+def _holds(cell: Any, value: Any) -> bool:
+    try:
+        return cell.cell_contents is value
+    except ValueError:  # an empty cell
+        return False
+
+
+def accepted_response(
+    request: HttpRequest, job: Job, optimistic: Optimistic | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> HttpResponseBase:
+    url = status_url(job)
+    response: HttpResponseBase
+    if optimistic is not None:
+        response = optimistic(request, job, *args, **kwargs)
+        if response.status_code == 200:
+            response.status_code = 202
+    elif wants_html(request):
+        html = render_to_string("django_asyncjobs/accepted.html", {"job": job, "status_url": url}, request=request)
+        response = HttpResponse(html, status=202)
+    else:
+        response = JsonResponse({"id": str(job.pk), "status": job.status, "status_url": url}, status=202)
+    response["Location"] = url
+    return response
+
+
+def offloaded_queue(view_func: Any, request: HttpRequest) -> str | None:
+    """The queue an ``@offload`` view would use for ``request``; ``None`` if it would not enqueue."""
+    spec = getattr(view_func, "asyncjobs_offload", None)
+    if spec is None or spec["runs_inline"](request):
+        return None
+    return str(spec["queue"]())

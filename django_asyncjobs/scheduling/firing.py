@@ -1,0 +1,251 @@
+"""Time-based work: firing due schedules, and moving delayed jobs and retries onto their queues."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, router, transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from ..conf import app_settings
+from ..engine.capacity import QueueFull
+from ..exceptions import AsyncJobsError
+from ..models import Job, JobStatus, MisfirePolicy, Schedule
+from ..times.clock import database_now, now_value
+from ..times.recurrence import runs_before
+
+logger = logging.getLogger("django_asyncjobs")
+
+
+def promote_due_jobs(batch_size: int = 500) -> int:
+    """Queue scheduled jobs whose ``run_at`` has passed and ring their doorbells.
+
+    Safe to run from many processes at once: a row moves ``scheduled`` to
+    ``queued`` only once, and a doubled push is harmless because a worker claims
+    a row only from ``queued``. "Passed" is by the database's clock. Returns the
+    number of jobs queued.
+    """
+    from ..engine.enqueueing import ring
+
+    total = 0
+    alias = router.db_for_write(Job)
+    while True:
+        now = now_value(alias)
+        with transaction.atomic(using=alias):
+            due = Job.objects.using(alias).filter(status=JobStatus.SCHEDULED, run_at__lte=now).order_by("run_at")
+            if transaction.get_connection(alias).features.has_select_for_update_skip_locked:
+                due = due.select_for_update(skip_locked=True)
+            ids = list(due.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return total
+            Job.objects.using(alias).filter(pk__in=ids, status=JobStatus.SCHEDULED).update(
+                status=JobStatus.QUEUED, enqueued_at=now
+            )
+        jobs = list(Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).only("pk", "name", "queue", "priority"))
+        ring(jobs)
+        total += len(jobs)
+        logger.debug("Queued %d due job(s).", len(jobs))
+        if len(ids) < batch_size:
+            return total
+
+
+@dataclass
+class FiringReport:
+    """What one pass over the due schedules did."""
+
+    fired: list[str] = field(default_factory=list)  # a schedule's name for each run that fired
+    skipped: list[str] = field(default_factory=list)  # schedules whose missed runs the "skip" policy dropped
+    deferred: list[str] = field(default_factory=list)  # queue full or database away: tried again next pass
+    failed: list[str] = field(default_factory=list)  # the run could not be created (see the log): skipped
+    #: Runs found more than MISFIRE_GRACE late, per schedule (skipped, or caught up with one run).
+    missed: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.fired or self.skipped or self.deferred or self.failed or self.missed)
+
+
+#: Runs of one schedule fired in one pass at most; the rest come at the next pass.
+MAX_RUNS_PER_PASS = 100
+
+#: Cron runs counted at most when a schedule missed many (the log says "at least").
+MAX_COUNTED_MISSES = 10_000
+
+
+def fire_due_schedules(now: datetime | None = None, *, batch_size: int = 100) -> FiringReport:
+    """Create the jobs of every enabled schedule whose ``next_run_at`` has come.
+
+    ``now`` is the database's clock (read once per pass). Runs less than ``MISFIRE_GRACE``
+    late fire, each once, oldest first; older ones follow the schedule's misfire policy
+    and are logged and counted (``missed_runs``). Each run is claimed with a
+    compare-and-set on ``next_run_at`` in the same transaction that creates its job, so
+    however many schedulers run this at once, a run fires exactly once, and a crash
+    between the two leaves neither.
+    """
+    now = now or database_now(router.db_for_write(Schedule))
+    report = FiringReport()
+    due = list(Schedule.objects.filter(enabled=True, next_run_at__lte=now).order_by("next_run_at")[:batch_size])
+    for schedule in due:
+        try:
+            _fire_due_runs(schedule, now, report)
+        except DatabaseError as exc:
+            logger.warning("Schedule %r: could not fire this time: %s", schedule.name, exc)
+            report.deferred.append(schedule.name)
+        except Exception:
+            # E.g. a job no longer registered, a queue gone from RQ_QUEUES, kwargs that are not a
+            # dict: skip this run (one error per run, not per pass) and go on with the others.
+            logger.exception("Schedule %r: could not create its job; this run is skipped.", schedule.name)
+            _skip_run(schedule, now)
+            report.failed.append(schedule.name)
+    return report
+
+
+def _fire_due_runs(schedule: Schedule, now: datetime, report: FiringReport) -> None:
+    due_at = schedule.next_run_at
+    assert due_at is not None
+    grace = timedelta(seconds=float(app_settings.MISFIRE_GRACE))
+    try:
+        # A run is missed when it is more than MISFIRE_GRACE late: due before now - grace.
+        missed, resume = runs_before(
+            cron=schedule.cron,
+            interval=schedule.interval,
+            timezone_name=schedule.time_zone,
+            first=due_at,
+            before=now - grace,
+            limit=MAX_COUNTED_MISSES,
+        )
+        schedule.compute_next_run(due_at, anchor=due_at)  # the timing is valid
+    except ValueError as exc:  # a row written around save(), e.g. with .update()
+        logger.error("Schedule %r is invalid and was disabled: %s", schedule.name, exc)
+        Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
+        report.failed.append(schedule.name)
+        return
+    if missed:
+        if not _handle_missed(schedule, due_at, missed, resume, now, report):
+            return
+        due_at = resume
+    # The runs within MISFIRE_GRACE: each fires, one after the other, on the schedule's grid.
+    for _ in range(MAX_RUNS_PER_PASS):
+        if due_at > now:
+            return
+        following = schedule.compute_next_run(due_at, anchor=due_at)
+        if not _fire_run(schedule, due_at, following, now, report):
+            return
+        due_at = following
+
+
+def _handle_missed(
+    schedule: Schedule, due_at: datetime, missed: int, resume: datetime, now: datetime, report: FiringReport
+) -> bool:
+    """Apply the misfire policy to the ``missed`` runs from ``due_at``; ``False`` when they
+    are left for later (another scheduler took them, or the queue is full)."""
+    count = f"{missed}{'+' if missed >= MAX_COUNTED_MISSES else ''}"
+    if schedule.misfire_policy == MisfirePolicy.CATCH_UP:
+        if not _fire_run(schedule, due_at, resume, now, report):
+            return False
+        outcome = "caught up with one run"
+    else:
+        if not _advance(schedule, due_at, resume, fired_at=None):
+            return False
+        schedule.next_run_at = resume
+        report.skipped.append(schedule.name)
+        outcome = "skipped (misfire policy 'skip')"
+    report.missed[schedule.name] = missed
+    _count_missed(schedule.name, missed)
+    logger.warning(
+        "Schedule %r: %s run(s) missed, the first due at %s (more than MISFIRE_GRACE, %gs, late); %s. Next run at %s.",
+        schedule.name,
+        count,
+        due_at.isoformat(),
+        float(app_settings.MISFIRE_GRACE),
+        outcome,
+        resume.isoformat(),
+    )
+    return True
+
+
+def _fire_run(schedule: Schedule, due_at: datetime, following: datetime, now: datetime, report: FiringReport) -> bool:
+    """Fire the run due at ``due_at`` and move ``next_run_at`` to ``following``; ``False``
+    when another scheduler fired it, or the queue is full."""
+    try:
+        with transaction.atomic(using=router.db_for_write(Schedule)):
+            if not _advance(schedule, due_at, following, fired_at=now):
+                return False  # another scheduler fired this run
+            job = _create_job(schedule, due_at)
+            Schedule.objects.filter(pk=schedule.pk).update(last_job=job)
+    except QueueFull as exc:
+        logger.warning("Schedule %r: queue %r is full (%s); trying again next pass.", schedule.name, exc.queue, exc)
+        report.deferred.append(schedule.name)
+        return False
+    schedule.next_run_at = following  # committed: what _skip_run compares with if a later run fails
+    logger.info("Schedule %r fired job %s (due at %s).", schedule.name, job.pk, due_at.isoformat())
+    report.fired.append(schedule.name)
+    return True
+
+
+def _missed_key(name: str) -> str:
+    return f"asyncjobs:schedule:missed:{name}"
+
+
+def _count_missed(name: str, count: int) -> None:
+    from ..engine.broker import get_connection
+
+    try:
+        get_connection(app_settings.DEFAULT_QUEUE).incrby(_missed_key(name), count)
+    except (AsyncJobsError, RedisError) as exc:
+        logger.warning("Schedule %r: could not count its missed runs in Redis: %s", name, exc)
+
+
+def missed_runs(name: str) -> int:
+    """How many runs of schedule ``name`` were missed (more than ``MISFIRE_GRACE`` late) and
+    skipped or caught up, as counted in the Redis of ``DEFAULT_QUEUE`` since it was last
+    flushed."""
+    from ..engine.broker import get_connection
+
+    return int(get_connection(app_settings.DEFAULT_QUEUE).get(_missed_key(name)) or 0)
+
+
+def _skip_run(schedule: Schedule, now: datetime) -> None:
+    due_at = schedule.next_run_at
+    assert due_at is not None
+    try:
+        _advance(schedule, due_at, schedule.compute_next_run(now, anchor=due_at), fired_at=None)
+    except (ValueError, DatabaseError):
+        logger.exception("Schedule %r could not be moved to its next run and was disabled.", schedule.name)
+        Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
+
+
+def _advance(schedule: Schedule, due_at: datetime, following: datetime, *, fired_at: datetime | None) -> bool:
+    """The compare-and-set: move ``next_run_at`` on only if nobody else did."""
+    fields: dict[str, object] = {"next_run_at": following}
+    if fired_at is not None:
+        fields["last_run_at"] = fired_at
+    return bool(Schedule.objects.filter(pk=schedule.pk, next_run_at=due_at, enabled=True).update(**fields))
+
+
+def _create_job(schedule: Schedule, due_at: datetime | None) -> Job:
+    from ..engine.enqueueing import enqueue_calls
+    from ..engine.registry import job_function_by_name
+
+    return enqueue_calls(
+        job_function_by_name(schedule.job_name),
+        [(list(schedule.args), dict(schedule.kwargs))],
+        queue=schedule.queue or None,
+        # A second guard besides the compare-and-set: one job per schedule and due time.
+        idempotency_key=None if due_at is None else f"asyncjobs.schedule:{schedule.pk}:{due_at.isoformat()}",
+        schedule=schedule,
+    )[0]
+
+
+def run_schedule_now(schedule: Schedule) -> Job:
+    """Create ``schedule``'s job at once, outside its timetable (the admin's "run now").
+
+    Raises ``QueueFull`` when the queue is saturated and ``JobNotRegistered`` when
+    the job is not registered in this process.
+    """
+    with transaction.atomic(using=router.db_for_write(Schedule)):
+        job = _create_job(schedule, None)
+        Schedule.objects.filter(pk=schedule.pk).update(last_job=job, last_run_at=timezone.now())
+    return job

@@ -1,0 +1,13 @@
+"""The worker: pop a job id, claim its row, run it, record the outcome, repeat.
+
+Owns the worker process (:mod:`.loop`) and the supervisor of several worker processes
+(:mod:`.supervisor`). The top layer of the job side: it may import the engine and
+scheduling (a worker can run the scheduler in a thread), nothing imports it but the
+management commands. ``django_asyncjobs.worker.Worker`` is the dotted path of
+``asyncjobs_worker --worker-class``.
+"""
+
+from .loop import Worker, build_worker
+from .supervisor import run_workers
+
+__all__ = ["Worker", "build_worker", "run_workers"]

@@ -1,0 +1,375 @@
+"""The asyncjobs worker: an RQ ``SimpleWorker`` trimmed to what a row-backed job needs.
+
+Because the database row is the truth, the worker does not need RQ's per-job
+bookkeeping in Redis (job hash reads, started/finished registries, results,
+executions). Per job it makes one pipelined round trip (drop the finished
+message's hash, pop the next id) and three small SQL statements (claim, load,
+record). Registration, heartbeats, ``rq suspend`` and the ``stop-job`` /
+``shutdown`` commands work as in RQ, so RQ's and django-rq's tooling see it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import StopRequested
+from rq.serializers import JSONSerializer
+from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
+
+from ..conf import app_settings
+from ..engine.broker import flush_finished, get_connection, get_queue, pop
+from ..engine.execution import Outcome, run_job
+from ..engine.heartbeat import JobHeartbeat
+from ..exceptions import JobInterrupted, JobTimeout
+from ..scheduling.firing import promote_due_jobs
+from ..scheduling.scheduler import SchedulerThread
+
+logger = logging.getLogger("django_asyncjobs")
+
+HEARTBEAT_INTERVAL = 15.0
+SUSPENSION_CHECK_INTERVAL = 1.0
+#: A second stop signal sooner than this after the first is taken for a copy of it (a
+#: terminal's Ctrl+C reaches both a ``--concurrency`` parent and its children), as in RQ.
+DUPLICATE_SIGNAL_WINDOW = 1.0
+#: Longest wait for the next message before the loop looks at its stop flag and due jobs again.
+POP_WAIT = 1.0
+
+
+class Worker(SimpleWorker):
+    """Runs asyncjobs messages in the worker process itself (no fork per job).
+
+    Stop signals only set flags that the loop reads (RQ raises ``StopRequested`` from the
+    handler, which code doing database work can turn into another error and lose). The
+    only exception a signal raises is ``JobInterrupted``, and only inside the job function:
+    for a cancel of that job or a cold stop. ``exit_status`` says how :meth:`work` ended:
+    0 for a requested stop or a finished burst, 1 for an error of the worker itself.
+    """
+
+    def __init__(self, queues: Sequence[Queue], *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("serializer") is None:  # django-rq's rqworker passes None explicitly
+            kwargs["serializer"] = JSONSerializer
+        super().__init__(queues, *args, **kwargs)
+        self._current_job_id: str | None = None
+        self._finished: list[tuple[str, str]] = []
+        self._interrupt_job_id: str | None = None
+        self._interruptible = False
+        self._cold_stop = False
+        self._first_stop_signal_at = 0.0
+        self._last_heartbeat_at = 0.0
+        self._last_suspension_check_at = 0.0
+        self._last_promotion_at = 0.0
+        self._stored_state: str | None = None
+        self._job_heartbeat: JobHeartbeat | None = None
+        self._scheduler_thread: SchedulerThread | None = None
+        self.exit_status = 0
+        self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+
+    def start_scheduler(self, *, sync: bool = True) -> None:
+        """Run the scheduler loop in a thread of this worker (``--with-scheduler``).
+
+        ``sync`` first syncs the schedules declared in code (``ConfigurationError``
+        if they are invalid); ``run_workers`` does that once, before it forks.
+        """
+        if self._scheduler_thread is None:
+            thread = SchedulerThread()
+            if sync:
+                thread.scheduler.sync()
+            thread.start()
+            self._scheduler_thread = thread
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def work(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+        max_jobs: int | None = None,
+        max_idle_time: int | None = None,
+        with_scheduler: bool = False,
+        dequeue_strategy: DequeueStrategy = DequeueStrategy.DEFAULT,
+    ) -> bool:
+        """RQ's loop, except that only a stop signal (or ``burst``, ``max_jobs``,
+        ``max_idle_time``) ends it, and an error of the worker itself sets ``exit_status``.
+        Returns whether it ran any job, as RQ's does."""
+        self.bootstrap(logging_level, date_format, log_format)
+        self._dequeue_strategy = dequeue_strategy
+        if with_scheduler:
+            self._start_scheduler(burst, logging_level, date_format, log_format)
+        self._install_signal_handlers()
+        completed = 0
+        backoff = 1.0
+        try:
+            while not self._stop_requested:
+                try:
+                    self.check_for_suspension(burst)
+                    if self.should_run_maintenance_tasks:
+                        self.run_maintenance_tasks()  # type: ignore[no-untyped-call]
+                    if self._stop_requested:
+                        break
+                    result = self.dequeue_job_and_maintain_ttl(None if burst else self.dequeue_timeout, max_idle_time)
+                    if result is None:
+                        if not self._stop_requested and burst:
+                            self.log.info("Worker %s: done, quitting", self.name)
+                        elif not self._stop_requested and max_idle_time is not None:
+                            self.log.info("Worker %s: idle for %d seconds, quitting", self.name, max_idle_time)
+                        break
+                    self.execute_job(*result)
+                    self.heartbeat()
+                    backoff = 1.0
+                    completed += 1
+                    if max_jobs is not None and completed >= max_jobs:
+                        self.log.info("Worker %s: finished executing %d jobs, quitting", self.name, completed)
+                        break
+                except StopRequested:  # RQ's, e.g. suspended in burst mode
+                    break
+                except RedisError as exc:
+                    logger.warning("Worker %s: Redis error (%s); carrying on in %.0fs", self.name, exc, backoff)
+                    self._pause(backoff)
+                    backoff = min(backoff * 2, float(self.max_connection_wait_time))
+                except Exception:
+                    logger.exception("Worker %s: unexpected error outside a job; quitting", self.name)
+                    self.exit_status = 1
+                    break
+            if self._stop_requested:
+                self.log.info("Worker %s: stopping on request", self.name)
+        finally:
+            self.teardown()
+        return bool(completed)
+
+    def dequeue_job_and_maintain_ttl(  # type: ignore[override]
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[str, Queue] | None:
+        """Return ``(job_id, queue)`` of the next message, or ``None`` (burst done, idle, stop)."""
+        self.set_state(WorkerStatus.IDLE)
+        self.procline("Listening on " + ",".join(self.queue_names()))  # type: ignore[no-untyped-call]
+        idle_since = time.monotonic()
+        backoff = 1.0
+        while not self._stop_requested:
+            self._promote_due_jobs()
+            if self._stop_requested:
+                break
+            wait = None if timeout is None else max(1.0, min(float(timeout), POP_WAIT))
+            try:
+                self.heartbeat()
+                popped = pop(self.connection, self.queue_keys(), wait, finished=self._finished)
+                backoff = 1.0
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0fs", self.name, exc, backoff)
+                self._pause(backoff)
+                backoff = min(backoff * 2, float(self.max_connection_wait_time))
+                continue
+            self._finished = []
+            if popped is not None:
+                key, job_id = popped
+                if self._stop_requested:  # asked to stop while waiting: leave the message for another worker
+                    self.connection.lpush(key, job_id)
+                    return None
+                return job_id, self._queue_by_key[key]
+            if timeout is None:
+                self._promote_due_jobs(force=True)
+                if not any(self.connection.llen(k) for k in self.queue_keys()):
+                    return None
+                continue
+            if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                return None
+        return None
+
+    def execute_job(self, job: Any, queue: Queue) -> None:
+        job_id = str(job)
+        self.set_state(WorkerStatus.BUSY)
+        self._current_job_id = job_id
+        heartbeat = self._heartbeat_thread()
+        heartbeat.begin(job_id)
+        try:
+            outcome = run_job(job_id, worker_name=self.name, guard=self._guard, stop_requested=self._cold)
+        except (Exception, JobInterrupted):
+            # The row says what happened (or recovery will); the worker goes on with the next job.
+            logger.exception("Worker %s: error while handling job %s", self.name, job_id[:64])
+            outcome = Outcome.ERROR
+        finally:
+            heartbeat.end()
+            self._current_job_id = None
+            self._interrupt_job_id = None
+        if outcome is not Outcome.REFUSED:
+            skipped = outcome in (Outcome.SKIPPED, Outcome.PUT_BACK)
+            self._finished.append((job_id, "" if skipped else queue.name))
+        self.outcomes[outcome] += 1
+        self.set_state(WorkerStatus.IDLE)
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGUSR1, self._on_interrupt_signal)
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self._on_stop_signal(signum, frame)
+
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        self._on_stop_signal(signum, frame)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if not self._stop_requested:
+            self._stop_requested = True
+            self._first_stop_signal_at = now
+            self.log.info("Worker %s: warm shut down requested; stopping after the current job", self.name)
+            return
+        if now - self._first_stop_signal_at < DUPLICATE_SIGNAL_WINDOW or self._cold_stop:
+            return
+        self._cold_stop = True
+        self.log.warning("Worker %s: cold shut down", self.name)
+        if self._interruptible:
+            self._interruptible = False
+            raise JobInterrupted()
+
+    def _on_interrupt_signal(self, signum: int, frame: Any) -> None:
+        if self._interruptible and self._interrupt_pending():
+            self._interruptible = False
+            raise JobInterrupted()
+
+    def _interrupt_pending(self) -> bool:
+        if self._cold_stop:
+            return True
+        if self._interrupt_job_id is not None and self._interrupt_job_id == self._current_job_id:
+            self._interrupt_job_id = None
+            return True
+        return False
+
+    def _cold(self) -> bool:
+        return self._cold_stop
+
+    @contextmanager
+    def _guard(self, seconds: int, job_id: str) -> Iterator[None]:
+        """The job function's time limit, and the only window in which a cancel or a cold stop
+        interrupts it: once the function has returned, its outcome is recorded as it happened."""
+        with self.death_penalty_class(seconds, JobTimeout, job_id=job_id):
+            self._interruptible = True
+            try:
+                if self._interrupt_pending():  # came while the job was being claimed or started
+                    self._interruptible = False
+                    raise JobInterrupted()
+                yield
+            finally:
+                self._interruptible = False
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Called by RQ's ``stop-job`` command (from the pub/sub thread): interrupt the job."""
+        job_id = self._current_job_id
+        if job_id is not None and getattr(self, "_stopped_job_id", job_id) == job_id:
+            self._interrupt_job_id = job_id
+            main = threading.main_thread().ident
+            if main is not None:
+                signal.pthread_kill(main, signal.SIGUSR1)
+
+    # -- RQ hooks, made cheap ---------------------------------------------------------------
+
+    @property
+    def _queue_by_key(self) -> dict[str, Queue]:
+        return {queue.key: queue for queue in self.queues}
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        now = time.monotonic()
+        if timeout is None and pipeline is None and now - self._last_heartbeat_at < HEARTBEAT_INTERVAL:
+            return
+        self._last_heartbeat_at = now
+        with self.connection.pipeline() as pipe:
+            if self._stored_state != self._state:
+                pipe.hset(self.key, "state", self._state)
+                self._stored_state = self._state
+            super().heartbeat(timeout, pipe)
+            pipe.execute()
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        # Kept in memory (RQ's warm shutdown reads it); written with the next heartbeat.
+        self._state = state
+        if pipeline is not None or state not in (WorkerStatus.IDLE, WorkerStatus.BUSY):
+            super().set_state(state, pipeline)
+            self._stored_state = state
+
+    def check_for_suspension(self, burst: bool) -> None:
+        now = time.monotonic()
+        if now - self._last_suspension_check_at >= SUSPENSION_CHECK_INTERVAL:
+            self._last_suspension_check_at = now
+            super().check_for_suspension(burst)
+
+    def get_current_job_id(self) -> str | None:
+        return self._current_job_id
+
+    def teardown(self) -> None:
+        try:
+            flush_finished(self.connection, self._finished)
+        except RedisError as exc:
+            logger.warning("Worker %s: could not count its last jobs in Redis: %s", self.name, exc)
+        self._finished = []
+        if self._job_heartbeat is not None:
+            self._job_heartbeat.stop()
+            self._job_heartbeat.join(5)
+            self._job_heartbeat = None
+        if self._scheduler_thread is not None:
+            self._scheduler_thread.stop()
+            self._scheduler_thread = None
+        try:
+            super().teardown()  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            logger.warning("Worker %s: could not unregister from Redis: %s", self.name, exc)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, but not past a stop request (a signal that only sets a flag does not wake sleep)."""
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _heartbeat_thread(self) -> JobHeartbeat:
+        if self._job_heartbeat is None:
+            self._job_heartbeat = JobHeartbeat(self.name, lambda: self.heartbeat(timeout=self.worker_ttl))
+            self._job_heartbeat.start()
+        return self._job_heartbeat
+
+    def _promote_due_jobs(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_promotion_at >= float(app_settings.SCHEDULE_POLL_INTERVAL):
+            self._last_promotion_at = now
+            try:
+                close_old_connections()
+                promote_due_jobs()
+            except (DatabaseError, RedisError) as exc:
+                # Another process may hold the lock (SQLite) or a server may be away: try next time.
+                logger.warning("Worker %s: could not queue due jobs this time: %s", self.name, exc)
+
+
+def build_worker(queue_names: Sequence[str], *, name: str | None = None, worker_class: type[Worker] = Worker) -> Worker:
+    """A worker for ``queue_names`` (all on one Redis connection, as RQ requires)."""
+    queues = [get_queue(name_) for name_ in queue_names]
+    connection = get_connection(queue_names[0])
+    for queue_name, queue in zip(queue_names, queues, strict=True):
+        if queue.connection is not connection:
+            from ..exceptions import ConfigurationError
+
+            raise ConfigurationError(
+                f"Queue {queue_name!r} uses a different Redis server than {queue_names[0]!r}; "
+                "run one worker per Redis server."
+            )
+    return worker_class(queues, connection=connection, name=name)
+
+
+from .supervisor import run_workers  # noqa: E402 - re-exported; it builds workers of this module
+
+__all__ = ["Worker", "build_worker", "run_workers"]

@@ -1,0 +1,176 @@
+"""Running worker processes: one in this process, or ``concurrency`` forked and supervised.
+
+The supervising parent passes SIGINT/SIGTERM on to its children (a warm stop, a
+second signal a cold one) and restarts a child that died unexpectedly (a non-zero
+exit or a signal it did not ask for), after a delay that grows while children keep
+dying. A child that exits 0 stopped on request, finished its burst or its
+``--max-jobs``, and is not restarted. Exit status: 0 for a requested stop or a
+finished burst; otherwise the highest status of a child that quit on an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkProcess
+
+    from .loop import Worker
+
+logger = logging.getLogger("django_asyncjobs")
+
+#: Delay before restarting a child that died, doubled per death in a row, up to the max.
+RESTART_DELAY = 1.0
+RESTART_MAX_DELAY = 30.0
+#: A child that ran this long before it died starts its slot's delay over.
+STABLE_AFTER = 60.0
+
+
+def run_workers(
+    queue_names: Sequence[str],
+    *,
+    concurrency: int = 1,
+    burst: bool = False,
+    name: str | None = None,
+    max_jobs: int | None = None,
+    logging_level: str = "INFO",
+    worker_class: type[Worker] | None = None,
+    with_scheduler: bool = False,
+) -> int:
+    """Run ``concurrency`` worker processes until they stop; returns an exit status.
+
+    ``with_scheduler`` runs the scheduler loop in a thread of the (first) worker.
+    With ``concurrency > 1`` the current process forks that many workers (after
+    closing its database and Redis connections, which must not be shared across a
+    fork) and supervises them.
+    """
+    from ..scheduling.scheduler import Scheduler
+    from .loop import Worker, build_worker
+
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if max_jobs is not None and max_jobs < 1:
+        raise ValueError(f"max_jobs must be >= 1, got {max_jobs}")
+    cls = worker_class or Worker
+
+    def work(index: int) -> int:
+        worker_name = f"{name}-{index}" if name and concurrency > 1 else name
+        worker = build_worker(queue_names, name=worker_name, worker_class=cls)
+        if with_scheduler and index == 0:
+            worker.start_scheduler(sync=False)
+        worker.work(burst=burst, max_jobs=max_jobs, logging_level=logging_level)
+        return worker.exit_status
+
+    if with_scheduler:
+        Scheduler().sync()  # here, so that a bad declaration stops the command, not one child
+    if concurrency == 1:
+        return work(0)
+    return Supervisor(work, concurrency, restart=not burst).run()
+
+
+class Supervisor:
+    """Forks ``concurrency`` children running ``work(index)`` and watches them."""
+
+    def __init__(self, work: Callable[[int], int], concurrency: int, *, restart: bool) -> None:
+        self.work = work
+        self.concurrency = concurrency
+        self.restart = restart
+        self.stopping = False
+        self.children: dict[int, ForkProcess] = {}
+        self.started_at: dict[int, float] = {}
+        self.deaths: dict[int, int] = dict.fromkeys(range(concurrency), 0)
+        self.restart_at: dict[int, float] = {}
+        self.status = 0
+
+    def run(self) -> int:
+        for index in range(self.concurrency):
+            self._start(index)
+        previous = {sig: signal.signal(sig, self._forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while self.children or (self.restart_at and not self.stopping):
+                self._reap()
+                self._restart_due()
+                time.sleep(0.2)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.status
+
+    def _start(self, index: int) -> None:
+        import multiprocessing
+
+        from django.db import connections
+
+        from ..engine.broker import reset_connections
+
+        connections.close_all()
+        reset_connections()
+        process = multiprocessing.get_context("fork").Process(
+            target=_child, args=(self.work, index), name=f"asyncjobs-worker-{index}"
+        )
+        process.start()
+        self.children[index] = process
+        self.started_at[index] = time.monotonic()
+
+    def _reap(self) -> None:
+        for index, process in list(self.children.items()):
+            if process.is_alive():
+                continue
+            process.join()
+            del self.children[index]
+            code = process.exitcode or 0
+            if code == 0 or (self.stopping and code < 0):
+                continue  # stopped on request, finished, or ended by the signal passed on to it
+            if not self.restart or self.stopping:
+                self.status = max(self.status, code if code > 0 else 128 - code)
+                continue
+            if time.monotonic() - self.started_at[index] >= STABLE_AFTER:
+                self.deaths[index] = 0
+            delay = min(RESTART_MAX_DELAY, RESTART_DELAY * 2 ** self.deaths[index])
+            self.deaths[index] += 1
+            self.restart_at[index] = time.monotonic() + delay
+            how = f"exit status {code}" if code > 0 else f"signal {_signal_name(-code)}"
+            logger.warning(
+                "Worker process %d (pid %s) died (%s); restarting it in %.0fs.", index, process.pid, how, delay
+            )
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for index, due in list(self.restart_at.items()):
+            if self.stopping:
+                del self.restart_at[index]
+            elif now >= due:
+                del self.restart_at[index]
+                self._start(index)
+                logger.warning("Worker process %d restarted (pid %s).", index, self.children[index].pid)
+
+    def _forward(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+        for process in self.children.values():
+            if process.pid and process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signum)
+
+
+def _child(work: Callable[[int], int], index: int) -> None:
+    # Until the worker installs its own handlers, a stop signal just ends this child.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_quietly)
+    raise SystemExit(work(index))
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
