@@ -4,118 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .conf import DEFAULTS
+from .conf import SETTINGS, app_settings
 
 DOCS = "See docs/checks.md."
-
-
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-
-
-def _non_negative_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _queue_limits(value: Any) -> bool:
-    if not isinstance(value, dict):
-        return False
-    for limits in value.values():
-        if not isinstance(limits, dict) or not set(limits) <= {"MAX_DEPTH", "MAX_AGE"}:
-            return False
-        if "MAX_DEPTH" in limits and not _positive_int(limits["MAX_DEPTH"]):
-            return False
-        if "MAX_AGE" in limits and not _positive_number(limits["MAX_AGE"]):
-            return False
-    return True
-
-
-def _time_zone_or_none(value: Any) -> bool:
-    if value is None:
-        return True
-    from .times.recurrence import resolve_timezone
-
-    try:
-        resolve_timezone(value)
-    except ValueError:
-        return False
-    return isinstance(value, str)
-
-
-def _duration(value: Any) -> bool:
-    from .times.durations import parse_duration
-
-    try:
-        parse_duration(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _path_patterns(value: Any) -> bool:
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return False
-    try:
-        for pattern in value:
-            re.compile(pattern)
-    except re.error:
-        return False
-    return True
-
-
-VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "DEFAULT_QUEUE": (lambda v: isinstance(v, str) and bool(v), "a queue name (non-empty string)"),
-    "MAX_ATTEMPTS": (_positive_int, "an integer >= 1"),
-    "TIMEOUT": (_positive_int, "a whole number of seconds >= 1"),
-    "RETRY_BACKOFF": (_non_negative_number, "a number of seconds >= 0"),
-    "RETRY_BACKOFF_MAX": (_non_negative_number, "a number of seconds >= 0"),
-    "RETRY_JITTER": (lambda v: isinstance(v, bool), "True or False"),
-    "PROGRESS_INTERVAL": (_non_negative_number, "a number of seconds >= 0"),
-    "STRICT_ENQUEUE": (lambda v: isinstance(v, bool), "True or False"),
-    "MESSAGE_TTL": (_positive_int, "a whole number of seconds >= 1"),
-    "SCHEDULE_POLL_INTERVAL": (_positive_number, "a number of seconds > 0"),
-    "QUEUE_LIMITS": (
-        _queue_limits,
-        "a dict of queue name to {'MAX_DEPTH': int >= 1, 'MAX_AGE': seconds > 0}",
-    ),
-    "BACKPRESSURE_CACHE_SECONDS": (_non_negative_number, "a number of seconds >= 0"),
-    "RETRY_AFTER_MIN": (_non_negative_number, "a number of seconds >= 0"),
-    "RETRY_AFTER_MAX": (_positive_number, "a number of seconds > 0"),
-    "BACKPRESSURE_PATHS": (_path_patterns, "a dict of path regex (that compiles) to queue name"),
-    "OFFLOAD_HEADERS": (
-        lambda v: isinstance(v, list | tuple) and all(isinstance(h, str) for h in v),
-        "a list of request.META keys, e.g. ['HTTP_ACCEPT']",
-    ),
-    "OFFLOAD_MAX_UPLOAD_SIZE": (_positive_int, "a number of bytes >= 1"),
-    "OFFLOAD_STORAGE": (lambda v: isinstance(v, str) and bool(v), "an alias of STORAGES, e.g. 'default'"),
-    "OFFLOAD_INLINE_RESPONSE_SIZE": (_non_negative_number, "a number of bytes >= 0"),
-    "AUTODISCOVER": (
-        lambda v: isinstance(v, str) or (isinstance(v, list | tuple) and all(isinstance(m, str) for m in v)),
-        "a list of module names, e.g. ['jobs', 'tasks']",
-    ),
-    "SCHEDULES": (lambda v: isinstance(v, dict), "a dict of schedule name to entry (see docs/scheduling.md)"),
-    "SCHEDULE_TIMEZONE": (_time_zone_or_none, "None or an IANA time zone name, e.g. 'Europe/Paris'"),
-    "MISFIRE_GRACE": (_non_negative_number, "a number of seconds >= 0"),
-    "RECOVERY_INTERVAL": (_positive_number, "a number of seconds > 0"),
-    "RECOVERY_GRACE": (_non_negative_number, "a number of seconds >= 0"),
-    "HEARTBEAT_INTERVAL": (_positive_number, "a number of seconds > 0"),
-    "HEARTBEAT_TIMEOUT": (_positive_number, "a number of seconds > 0"),
-    "UNKNOWN_JOB_TIMEOUT": (_non_negative_number, "a number of seconds >= 0"),
-    "AGGREGATION_MAX_CATCH_UP": (_positive_int, "an integer >= 1"),
-    "STATS_RETENTION": (_duration, 'a duration such as "7d" or a number of seconds > 0'),
-}
 
 
 def _django_rq_missing() -> Error:
@@ -128,11 +26,28 @@ def _django_rq_missing() -> Error:
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``RQ_QUEUES`` and ``ASYNCJOBS``: each key against the rule it is declared with in
+    :mod:`.conf`, then the queues the settings name, then the bounds that tie two keys."""
+    rq_queues = app_settings.rq_queues
+    messages = _installation_errors(rq_queues)
+    user = getattr(settings, "ASYNCJOBS", {})
+    if not isinstance(user, dict):
+        return [*messages, _not_a_dict(user)]
+    valid = _valid_values(user)
+    return [
+        *messages,
+        *_unknown_keys(user),
+        *_invalid_values(user),
+        *_unknown_queues(valid, rq_queues),
+        *_crossed_bounds(valid),
+    ]
+
+
+def _installation_errors(rq_queues: Mapping[str, object]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     if not apps.is_installed("django_rq") and not _reported_by_task_backends():
         messages.append(_django_rq_missing())
-    rq_queues = getattr(settings, "RQ_QUEUES", None)
-    if not isinstance(rq_queues, dict) or not rq_queues:
+    if not rq_queues:
         messages.append(
             Error(
                 "RQ_QUEUES is missing or empty.",
@@ -140,65 +55,88 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
                 id="asyncjobs.E002",
             )
         )
-        rq_queues = {}
-    user = getattr(settings, "ASYNCJOBS", {})
-    if not isinstance(user, dict):
-        return [
-            *messages,
-            Error(
-                f"ASYNCJOBS must be a dict, got {type(user).__name__}.",
-                hint="ASYNCJOBS = {'DEFAULT_QUEUE': 'default', ...}. " + DOCS,
-                id="asyncjobs.E003",
-            ),
-        ]
+    return messages
+
+
+def _not_a_dict(user: object) -> Error:
+    return Error(
+        f"ASYNCJOBS must be a dict, got {type(user).__name__}.",
+        hint="ASYNCJOBS = {'DEFAULT_QUEUE': 'default', ...}. " + DOCS,
+        id="asyncjobs.E003",
+    )
+
+
+def _unknown_keys(user: Mapping[object, object]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
     for key in user:
-        if key not in DEFAULTS:
-            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
-            messages.append(
-                Warning(
-                    f"ASYNCJOBS has an unknown key {key!r}.",
-                    hint=(f"Did you mean {close[0]!r}? " if close else "")
-                    + "Known keys are listed in docs/settings.md.",
-                    id="asyncjobs.W001",
-                )
+        if key in SETTINGS:
+            continue
+        close = difflib.get_close_matches(str(key), SETTINGS, n=1)
+        messages.append(
+            Warning(
+                f"ASYNCJOBS has an unknown key {key!r}.",
+                hint=(f"Did you mean {close[0]!r}? " if close else "") + "Known keys are listed in docs/settings.md.",
+                id="asyncjobs.W001",
             )
-    for key, (is_valid, expected) in VALIDATORS.items():
-        if key in user and not is_valid(user[key]):
+        )
+    return messages
+
+
+def _invalid_values(user: Mapping[object, object]) -> list[CheckMessage]:
+    """One E004 per key whose value its declared rule refuses."""
+    messages: list[CheckMessage] = []
+    for name, setting in SETTINGS.items():
+        problem = setting.problem(user[name]) if name in user else None
+        if problem is not None:
             messages.append(
                 Error(
-                    f"ASYNCJOBS[{key!r}] is {user[key]!r}; it must be {expected}.",
+                    f"ASYNCJOBS[{name!r}] is {user[name]!r} ({problem}); it must be {setting.rule.expected}.",
                     hint="See docs/settings.md.",
                     id="asyncjobs.E004",
                 )
             )
-    default_queue = user.get("DEFAULT_QUEUE", DEFAULTS["DEFAULT_QUEUE"])
-    if rq_queues and isinstance(default_queue, str) and default_queue not in rq_queues:
+    return messages
+
+
+def _valid_values(user: Mapping[object, object]) -> dict[str, Any]:
+    """Every key's value (the default where left out), without those E004 reports."""
+    values = {name: user.get(name, setting.default) for name, setting in SETTINGS.items()}
+    return {name: value for name, value in values.items() if SETTINGS[name].problem(value) is None}
+
+
+def _unknown_queues(valid: Mapping[str, Any], rq_queues: Mapping[str, object]) -> list[CheckMessage]:
+    if not rq_queues:
+        return []  # E002
+    configured = ", ".join(sorted(rq_queues))
+    messages: list[CheckMessage] = []
+    default_queue = valid.get("DEFAULT_QUEUE")
+    if default_queue is not None and default_queue not in rq_queues:
         messages.append(
             Error(
                 f"ASYNCJOBS['DEFAULT_QUEUE'] is {default_queue!r}, which is not a queue in RQ_QUEUES.",
-                hint=f"Add it to RQ_QUEUES or pick one of: {', '.join(sorted(rq_queues))}.",
+                hint=f"Add it to RQ_QUEUES or pick one of: {configured}.",
                 id="asyncjobs.E005",
             )
         )
-    for key in ("QUEUE_LIMITS", "BACKPRESSURE_PATHS"):
-        value = user.get(key)
-        if not rq_queues or not isinstance(value, dict):
-            continue
-        names = value.keys() if key == "QUEUE_LIMITS" else value.values()
-        for name in names:
-            if name not in rq_queues:
-                messages.append(
-                    Error(
-                        f"ASYNCJOBS[{key!r}] names queue {name!r}, which is not in RQ_QUEUES.",
-                        hint=f"Configured queues: {', '.join(sorted(rq_queues))}.",
-                        id="asyncjobs.E007",
-                    )
-                )
-    low, high = (
-        user.get("RETRY_AFTER_MIN", DEFAULTS["RETRY_AFTER_MIN"]),
-        user.get("RETRY_AFTER_MAX", DEFAULTS["RETRY_AFTER_MAX"]),
-    )
-    if _non_negative_number(low) and _positive_number(high) and low > high:
+    named = [("QUEUE_LIMITS", queue) for queue in valid.get("QUEUE_LIMITS", {})]
+    named += [("BACKPRESSURE_PATHS", queue) for queue in valid.get("BACKPRESSURE_PATHS", {}).values()]
+    messages += [
+        Error(
+            f"ASYNCJOBS[{key!r}] names queue {queue!r}, which is not in RQ_QUEUES.",
+            hint=f"Configured queues: {configured}.",
+            id="asyncjobs.E007",
+        )
+        for key, queue in named
+        if queue not in rq_queues
+    ]
+    return messages
+
+
+def _crossed_bounds(valid: Mapping[str, Any]) -> list[CheckMessage]:
+    """Two keys that must agree, checked when both values are valid (else E004 says why)."""
+    messages: list[CheckMessage] = []
+    low, high = valid.get("RETRY_AFTER_MIN"), valid.get("RETRY_AFTER_MAX")
+    if low is not None and high is not None and low > high:
         messages.append(
             Error(
                 f"ASYNCJOBS['RETRY_AFTER_MIN'] ({low}) is greater than ASYNCJOBS['RETRY_AFTER_MAX'] ({high}).",
@@ -206,11 +144,8 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
                 id="asyncjobs.E008",
             )
         )
-    interval, timeout = (
-        user.get("HEARTBEAT_INTERVAL", DEFAULTS["HEARTBEAT_INTERVAL"]),
-        user.get("HEARTBEAT_TIMEOUT", DEFAULTS["HEARTBEAT_TIMEOUT"]),
-    )
-    if _positive_number(interval) and _positive_number(timeout) and timeout < 3 * interval:
+    interval, timeout = valid.get("HEARTBEAT_INTERVAL"), valid.get("HEARTBEAT_TIMEOUT")
+    if interval is not None and timeout is not None and timeout < 3 * interval:
         messages.append(
             Error(
                 f"ASYNCJOBS['HEARTBEAT_TIMEOUT'] ({timeout}) is less than three HEARTBEAT_INTERVALs ({interval}).",
@@ -245,8 +180,8 @@ def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: An
 def check_registered_jobs(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     from .engine.registry import registered_jobs
 
-    rq_queues = getattr(settings, "RQ_QUEUES", None)
-    if not isinstance(rq_queues, dict) or not rq_queues:
+    rq_queues = app_settings.rq_queues
+    if not rq_queues:
         return []
     from django.urls import get_resolver
 
@@ -322,9 +257,9 @@ def task_backend_errors(alias: str, params: dict[str, Any]) -> list[CheckMessage
         )
     if not apps.is_installed("django_rq"):
         messages.append(_django_rq_missing())
-    rq_queues = getattr(settings, "RQ_QUEUES", None)
+    rq_queues = app_settings.rq_queues
     queues = params.get("QUEUES", ["default"])
-    if isinstance(rq_queues, dict) and rq_queues and isinstance(queues, list | tuple | set):
+    if rq_queues and isinstance(queues, list | tuple | set):
         messages += [
             Error(
                 f"TASKS[{alias!r}]['QUEUES'] names queue {queue!r}, which is not in RQ_QUEUES.",

@@ -1,103 +1,386 @@
-"""Settings for django-asyncjobs: one ``ASYNCJOBS`` dict over documented defaults.
+"""Settings for django-asyncjobs, declared once: every key of the ``ASYNCJOBS`` dict with its
+type, default, rule and documentation, as a typed attribute of :data:`app_settings`.
 
-Values are read on every access, never at import time, so ``override_settings``
-works in tests.
+``app_settings.MAX_ATTEMPTS`` is an ``int``, ``app_settings.QUEUE_LIMITS`` a mapping of
+:class:`QueueLimits`: call sites need no conversion. Values are read from
+``settings.ASYNCJOBS`` on first use, never at import time, and kept until Django's
+``setting_changed`` says ``ASYNCJOBS`` (or ``RQ_QUEUES``) changed, so ``override_settings``
+works. The same declaration gives ``manage.py check`` its rules (:mod:`.checks`) and
+docs/settings.md its table (``python -m django_asyncjobs.conf --write docs/settings.md``).
+
+Foundation layer: imports only :mod:`.validators` (and through it :mod:`.times.durations`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Generic, TypedDict, TypeVar, cast, overload
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
-DEFAULTS: dict[str, Any] = {
-    # Queue used when @job() does not name one. Must be a key of RQ_QUEUES.
-    "DEFAULT_QUEUE": "default",
-    # Attempts per job (1 = no retry) and per-attempt time limit in seconds.
-    "MAX_ATTEMPTS": 1,
-    "TIMEOUT": 300,
-    # Retry delay: RETRY_BACKOFF * 2 ** (attempt - 1), capped at RETRY_BACKOFF_MAX,
-    # with "full jitter" (uniform between 0 and that) when RETRY_JITTER is true.
-    "RETRY_BACKOFF": 10.0,
-    "RETRY_BACKOFF_MAX": 3600.0,
-    "RETRY_JITTER": True,
-    # Minimum seconds between two progress writes of one job.
-    "PROGRESS_INTERVAL": 0.5,
-    # When Redis cannot be reached at enqueue time the row is kept as queued and
-    # recovery pushes it later. STRICT_ENQUEUE=True raises EnqueueError instead.
-    "STRICT_ENQUEUE": False,
-    # Seconds the RQ message (the "doorbell") may wait in Redis before it expires.
-    "MESSAGE_TTL": 7 * 24 * 3600,
-    # How often (seconds) a worker moves due delayed jobs and retries onto queues.
-    "SCHEDULE_POLL_INTERVAL": 1.0,
-    # Back pressure, per queue: {"default": {"MAX_DEPTH": 1000, "MAX_AGE": 60}}. A queue
-    # without an entry has no limit. See docs/backpressure.md.
-    "QUEUE_LIMITS": {},
-    # Seconds a process reuses a queue's depth and throughput before asking Redis again.
-    "BACKPRESSURE_CACHE_SECONDS": 1.0,
-    # Bounds of the Retry-After delay (seconds) derived from depth / throughput.
-    "RETRY_AFTER_MIN": 1,
-    "RETRY_AFTER_MAX": 300,
-    # Extra URL path regexes the BackpressureMiddleware guards, mapped to a queue name.
-    "BACKPRESSURE_PATHS": {},
-    # @offload: request headers (META keys) carried to the worker, the largest request
-    # body plus uploads it accepts (bytes, else 413), the storage (a STORAGES alias)
-    # for uploads and large responses, and the largest response kept inline in the row.
-    "OFFLOAD_HEADERS": (
-        "CONTENT_TYPE",
-        "HTTP_ACCEPT",
-        "HTTP_ACCEPT_LANGUAGE",
-        "HTTP_USER_AGENT",
-        "HTTP_REFERER",
-        "HTTP_X_REQUESTED_WITH",
-        "REMOTE_ADDR",
-    ),
-    "OFFLOAD_MAX_UPLOAD_SIZE": 10 * 1024 * 1024,
-    "OFFLOAD_STORAGE": "default",
-    "OFFLOAD_INLINE_RESPONSE_SIZE": 256 * 1024,
-    # Modules imported from every installed app so that their @job functions register.
-    "AUTODISCOVER": ("jobs", "tasks"),
-    # Schedules declared in settings: {"name": {"job": "app.jobs.f", "cron": "0 * * * *"}}
-    # (or "interval": "5m"); see docs/scheduling.md. Synced into the Schedule table.
-    "SCHEDULES": {},
-    # Time zone of cron expressions (a schedule may set its own); None = settings.TIME_ZONE.
-    "SCHEDULE_TIMEZONE": None,
-    # A run more than this many seconds late is "missed": skipped, or run once ("catch_up").
-    "MISFIRE_GRACE": 60.0,
-    # Seconds between two recovery passes of the scheduler.
-    "RECOVERY_INTERVAL": 30.0,
-    # A queued job whose message is not in Redis is pushed again once it is this old (seconds).
-    "RECOVERY_GRACE": 60.0,
-    # A worker writes the running job's heartbeat this often (seconds); a running job whose
-    # heartbeat is older than HEARTBEAT_TIMEOUT is taken as lost by recovery.
-    "HEARTBEAT_INTERVAL": 10.0,
-    "HEARTBEAT_TIMEOUT": 60.0,
-    # A job whose code a worker lacks (a rolling deploy) is put back for another worker; it
-    # fails once this many seconds have passed since the first put-back (0: at once).
-    "UNKNOWN_JOB_TIMEOUT": 3600.0,
-    # At most this many missed windows per aggregation are caught up by the scheduler.
-    "AGGREGATION_MAX_CATCH_UP": 100,
-    # Job statistics rollups older than this (seconds, or "7d") are deleted.
-    "STATS_RETENTION": "7d",
-}
+from . import validators as rules
+
+T = TypeVar("T")
+
+
+class QueueLimits(TypedDict, total=False):
+    """One entry of ``QUEUE_LIMITS`` (either key may be left out)."""
+
+    MAX_DEPTH: int
+    MAX_AGE: float
+
+
+class Setting(Generic[T]):
+    """One ``ASYNCJOBS`` key: its default, the rule a value must follow, and its documentation
+    (one paragraph, shown in docs/settings.md). Read on an :class:`AppSettings` it is the value."""
+
+    name: str
+
+    def __init__(self, default: T, rule: rules.Rule, doc: str, *, note: str = "") -> None:
+        self.default = default
+        self.rule = rule
+        self.doc = doc
+        self.note = note  # said after the default in the docs, e.g. "7 days"
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Setting[T]: ...
+    @overload
+    def __get__(self, instance: AppSettings, owner: type) -> T: ...
+    def __get__(self, instance: AppSettings | None, owner: type) -> Setting[T] | T:
+        if instance is None:
+            return self
+        return cast(T, instance.values()[self.name])
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with ``value`` for this key, or ``None``."""
+        return self.rule.problem(value)
+
+
+_OFFLOAD_HEADERS = (
+    "CONTENT_TYPE",
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_USER_AGENT",
+    "HTTP_REFERER",
+    "HTTP_X_REQUESTED_WITH",
+    "REMOTE_ADDR",
+)
 
 
 class AppSettings:
-    """Lazy view of ``settings.ASYNCJOBS`` merged over :data:`DEFAULTS`."""
+    """``settings.ASYNCJOBS`` over the declared defaults; one typed attribute per key."""
 
-    def user_settings(self) -> dict[str, Any]:
-        value = getattr(settings, "ASYNCJOBS", {})
-        return value if isinstance(value, dict) else {}
+    DEFAULT_QUEUE: Setting[str] = Setting(
+        "default",
+        rules.non_empty_string("a queue name (non-empty string)"),
+        "Queue of jobs whose `@job()` names none, and of `asyncjobs_worker` without queue arguments. Must"
+        " be a key of `RQ_QUEUES` (`asyncjobs.E005`).",
+    )
+    MAX_ATTEMPTS: Setting[int] = Setting(
+        1,
+        rules.count(),
+        "Attempts per job when neither `@job(max_attempts=)` nor `enqueue(max_attempts=)` sets it. `1` means no retry.",
+    )
+    TIMEOUT: Setting[int] = Setting(
+        300,
+        rules.count("a whole number of seconds >= 1"),
+        "Time limit of one attempt when `@job(timeout=)` does not set it. See [jobs.md](jobs.md#timeouts).",
+    )
+    RETRY_BACKOFF: Setting[float] = Setting(
+        10.0,
+        rules.number(unit="seconds"),
+        "Base of the retry delay: `RETRY_BACKOFF * 2 ** (attempt - 1)`. `0` retries immediately.",
+    )
+    RETRY_BACKOFF_MAX: Setting[float] = Setting(
+        3600.0,
+        rules.number(unit="seconds"),
+        "Cap of one retry delay.",
+    )
+    RETRY_JITTER: Setting[bool] = Setting(
+        True,
+        rules.boolean(),
+        '"Full jitter": the delay is drawn uniformly between 0 and the capped backoff. See [jobs.md](jobs.md#retries).',
+    )
+    PROGRESS_INTERVAL: Setting[float] = Setting(
+        0.5,
+        rules.number(unit="seconds"),
+        "Minimum time between two progress writes of one job; `0` writes every call. See "
+        "[jobs.md](jobs.md#inside-a-job-current_job-and-progress).",
+    )
+    STRICT_ENQUEUE: Setting[bool] = Setting(
+        False,
+        rules.boolean(),
+        "When Redis cannot be reached at enqueue time: `False` keeps the row `queued` and logs a warning;"
+        " `True` raises `EnqueueError` (the row is kept either way). `enqueue(strict=...)` overrides it "
+        "per call.",
+    )
+    MESSAGE_TTL: Setting[int] = Setting(
+        7 * 24 * 3600,
+        rules.count("a whole number of seconds >= 1"),
+        "RQ `ttl` of a message: the time its RQ job hash may wait in Redis. After that Redis deletes the "
+        "hash. A stock `rqworker` then skips the message. `asyncjobs_worker` only needs the id and still "
+        "runs it.",
+        note="7 days",
+    )
+    SCHEDULE_POLL_INTERVAL: Setting[float] = Setting(
+        1.0,
+        rules.number(unit="seconds", positive=True),
+        "How often each `asyncjobs_worker` moves due delayed jobs and retries to `queued`, and the "
+        "default time between two passes of `asyncjobs_scheduler`. Also the longest time an idle worker "
+        "blocks waiting for Redis. An idle worker checks at most once a second, whatever the value.",
+    )
+    QUEUE_LIMITS: Setting[Mapping[str, QueueLimits]] = Setting(
+        {},
+        rules.queue_limits(),
+        'Back-pressure limits per queue, e.g. `{"default": {"MAX_DEPTH": 1000, "MAX_AGE": 60}}`. A queue '
+        "without an entry has no limit. Queue names must be keys of `RQ_QUEUES` (`asyncjobs.E007`). See "
+        "[backpressure.md](backpressure.md#queue-limits).",
+    )
+    BACKPRESSURE_CACHE_SECONDS: Setting[float] = Setting(
+        1.0,
+        rules.number(unit="seconds"),
+        "How long each process reuses a queue's depth, age and throughput before it asks Redis again. A "
+        "failed read (Redis unreachable) is remembered as long: checks let work through without trying "
+        "again. `0` asks on every check. See [backpressure.md](backpressure.md#the-per-process-cache).",
+    )
+    RETRY_AFTER_MIN: Setting[float] = Setting(
+        1,
+        rules.number(unit="seconds"),
+        "Lower bound of the `Retry-After` of 503 answers (the status endpoint also uses it, capped at 10 "
+        "s). At most `RETRY_AFTER_MAX` (`asyncjobs.E008`).",
+    )
+    RETRY_AFTER_MAX: Setting[float] = Setting(
+        300,
+        rules.number(unit="seconds", positive=True),
+        "Upper bound of `Retry-After`, and its value when the throughput of a queue is unknown. See "
+        "[backpressure.md](backpressure.md#retry-after-from-littles-law).",
+    )
+    BACKPRESSURE_PATHS: Setting[Mapping[str, str]] = Setting(
+        {},
+        rules.path_patterns(),
+        "Extra paths `BackpressureMiddleware` guards, for views that enqueue without `@offload`, e.g. "
+        '`{r"^/imports/": "imports"}`. Matched with `re.search` on `request.path_info`. Queue names must '
+        "be keys of `RQ_QUEUES` (`asyncjobs.E007`).",
+    )
+    OFFLOAD_HEADERS: Setting[Sequence[str]] = Setting(
+        _OFFLOAD_HEADERS,
+        rules.strings("a list of request.META keys, e.g. ['HTTP_ACCEPT']"),
+        "Request headers carried to the worker for `@offload` views. They are stored in the `Job` row, so"
+        " leave out secrets. Keep `CONTENT_TYPE` for non-form bodies. See "
+        "[offload.md](offload.md#what-is-carried-to-the-worker).",
+    )
+    OFFLOAD_MAX_UPLOAD_SIZE: Setting[int] = Setting(
+        10 * 1024 * 1024,
+        rules.count("a whole number of bytes >= 1"),
+        "Largest request body (declared `Content-Length`) and largest total of uploaded files an "
+        "`@offload` view accepts. Larger requests get 413.",
+        note="10 MiB",
+    )
+    OFFLOAD_STORAGE: Setting[str] = Setting(
+        "default",
+        rules.non_empty_string("an alias of STORAGES, e.g. 'default'"),
+        "Where `@offload` keeps uploads until the view ran, and response bodies larger than "
+        "`OFFLOAD_INLINE_RESPONSE_SIZE` (under random names, `asyncjobs/results/<random hex>/body`; not "
+        "deleted yet). Web processes and workers must share it. Use a storage that is not served "
+        "publicly. See [offload.md](offload.md#how-the-response-is-stored-and-served-back).",
+    )
+    OFFLOAD_INLINE_RESPONSE_SIZE: Setting[float] = Setting(
+        256 * 1024,
+        rules.number(unit="bytes"),
+        "Largest body of an offloaded view's response stored in the `Job` row. Larger bodies go to "
+        "`OFFLOAD_STORAGE`. `0` stores every non-empty body as a file.",
+        note="256 KiB",
+    )
+    AUTODISCOVER: Setting[str | Sequence[str]] = Setting(
+        ("jobs", "tasks"),
+        rules.strings("a module name or a list of them, e.g. ['jobs', 'tasks']", one_string_allowed=True),
+        "Module names imported from every installed app at start-up (`AppConfig.ready()`), so that their "
+        "`@job` functions are registered in every process. `()` turns it off.",
+    )
+    SCHEDULES: Setting[Mapping[str, Mapping[str, object]]] = Setting(
+        {},
+        rules.mapping("a dict of schedule name to entry (checked by asyncjobs.E009)"),
+        'Schedules declared in settings, e.g. `{"nightly-report": {"job": "reports.jobs.build", "cron": '
+        '"0 3 * * *"}}`. Synced into the `Schedule` table when a scheduler starts. Entry keys: `job`, '
+        "`cron` or `interval`, `args`, `kwargs`, `queue`, `timezone`, `misfire_policy`, `enabled`. "
+        "Checked by `asyncjobs.E009`. See [scheduling.md](scheduling.md#schedules-declared-in-code).",
+    )
+    SCHEDULE_TIMEZONE: Setting[str | None] = Setting(
+        None,
+        rules.time_zone_or_none(),
+        "Time zone of cron expressions whose schedule names none; `None` uses `TIME_ZONE`.",
+    )
+    MISFIRE_GRACE: Setting[float] = Setting(
+        60.0,
+        rules.number(unit="seconds"),
+        "A run found more than this late (the scheduler was down, say) is *missed*: skipped, or run once "
+        "with the `catch_up` policy. See [scheduling.md](scheduling.md#missed-runs).",
+    )
+    RECOVERY_INTERVAL: Setting[float] = Setting(
+        30.0,
+        rules.number(unit="seconds", positive=True),
+        "Time between two recovery passes of a scheduler.",
+    )
+    RECOVERY_GRACE: Setting[float] = Setting(
+        60.0,
+        rules.number(unit="seconds"),
+        "A `queued` job is checked for a lost message only once it has waited this long. See "
+        "[recovery.md](recovery.md).",
+    )
+    HEARTBEAT_INTERVAL: Setting[float] = Setting(
+        10.0,
+        rules.number(unit="seconds", positive=True),
+        "How often a worker writes the running job's `heartbeat_at`.",
+    )
+    HEARTBEAT_TIMEOUT: Setting[float] = Setting(
+        60.0,
+        rules.number(unit="seconds", positive=True),
+        "A `running` job whose heartbeat is older than this is taken as lost with its worker, and retried"
+        " or failed. At least three times `HEARTBEAT_INTERVAL` (`asyncjobs.E010`).",
+    )
+    UNKNOWN_JOB_TIMEOUT: Setting[float] = Setting(
+        3600.0,
+        rules.number(unit="seconds"),
+        "A worker that meets a job whose code it does not have (an old worker during a rolling deploy) "
+        "puts it back for another worker, `scheduled` a few seconds later (5 s, doubled per put-back up "
+        "to 60 s), without using up an attempt; the put-backs are counted in one `failed_attempts` entry."
+        " Once this long has passed since the first put-back, the next worker without the code fails the "
+        "job with `JobNotRegistered`. `0` fails it at once. See "
+        "[worker.md](worker.md#jobs-this-worker-has-no-code-for).",
+    )
+    AGGREGATION_MAX_CATCH_UP: Setting[int] = Setting(
+        100,
+        rules.count(),
+        "Most windows of one aggregation a scheduler starts in one pass after a gap; older missed windows"
+        " are left for `asyncjobs_aggregate` to backfill. See [aggregation.md](aggregation.md).",
+    )
+    STATS_RETENTION: Setting[str | float | timedelta] = Setting(
+        "7d",
+        rules.duration(),
+        "Job statistics rollups, and aggregation window records (the latest window of each aggregation is"
+        " kept), older than this are deleted. See [aggregation.md](aggregation.md).",
+    )
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"Unknown django-asyncjobs setting {name!r}")
-        return self.user_settings().get(name, DEFAULTS[name])
+    def __init__(self) -> None:
+        self._values: dict[str, Any] | None = None
+        self._rq_queues: dict[str, dict[str, Any]] | None = None
+
+    @classmethod
+    def declared(cls) -> dict[str, Setting[Any]]:
+        """Every key, in declaration order."""
+        return {name: value for name, value in vars(cls).items() if isinstance(value, Setting)}
+
+    def values(self) -> dict[str, Any]:
+        """Every key's value: the user's where ``ASYNCJOBS`` sets it, else the default."""
+        values = self._values
+        if values is None:
+            user = user_settings()
+            values = self._values = {name: user.get(name, key.default) for name, key in SETTINGS.items()}
+        return values
 
     @property
     def rq_queues(self) -> dict[str, dict[str, Any]]:
-        value = getattr(settings, "RQ_QUEUES", None)
-        return value if isinstance(value, dict) else {}
+        """django-rq's ``RQ_QUEUES`` (empty when missing or not a dict)."""
+        queues = self._rq_queues
+        if queues is None:
+            value = getattr(settings, "RQ_QUEUES", None)
+            queues = self._rq_queues = value if isinstance(value, dict) else {}
+        return queues
+
+    def reset(self) -> None:
+        """Forget the values read: the next access reads the settings again."""
+        self._values = None
+        self._rq_queues = None
 
 
+def user_settings() -> dict[str, Any]:
+    """``settings.ASYNCJOBS`` as the user wrote it (empty when missing or not a dict: E003)."""
+    value = getattr(settings, "ASYNCJOBS", {})
+    return value if isinstance(value, dict) else {}
+
+
+SETTINGS: dict[str, Setting[Any]] = AppSettings.declared()
+DEFAULTS: dict[str, Any] = {name: key.default for name, key in SETTINGS.items()}
 app_settings = AppSettings()
+
+
+def _reset(setting: str, **kwargs: Any) -> None:
+    if setting in ("ASYNCJOBS", "RQ_QUEUES"):
+        app_settings.reset()
+
+
+setting_changed.connect(_reset, dispatch_uid="django_asyncjobs.conf.reset")
+
+
+# The reference in docs/settings.md is this declaration, printed (tests/test_settings.py keeps it in step).
+
+REFERENCE_START = (
+    "<!-- Generated from django_asyncjobs/conf.py by `python -m django_asyncjobs.conf --write docs/settings.md`:"
+    " edit the declaration there, not this table. -->"
+)
+REFERENCE_END = "<!-- End of the generated settings reference. -->"
+
+
+def literal(value: object) -> str:
+    """``value`` as Python source, strings in double quotes (as ruff writes them)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        items = ", ".join(literal(item) for item in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def reference() -> str:
+    """The generated part of docs/settings.md: every default as code, then the table of keys."""
+    lines = [REFERENCE_START, "", "```python", "ASYNCJOBS = {"]
+    for name, key in SETTINGS.items():
+        line = f"    {literal(name)}: {literal(key.default)},"
+        if len(line) > 88 and isinstance(key.default, tuple):  # one item a line, as ruff format would
+            line = (
+                f"    {literal(name)}: (\n" + "".join(f"        {literal(item)},\n" for item in key.default) + "    ),"
+            )
+        lines.append(line)
+    lines += ["}", "```", "", "| key | must be | default | meaning |", "|---|---|---|---|"]
+    for name, key in SETTINGS.items():
+        default = f"`{literal(key.default)}`" + (f" ({key.note})" if key.note else "")
+        lines.append(f"| `{name}` | {key.rule.expected} | {default} | {key.doc} |")
+    return "\n".join([*lines, "", REFERENCE_END])
+
+
+def with_reference(page: str) -> str:
+    """``page`` (docs/settings.md) with its generated part replaced by :func:`reference`."""
+    start, end = page.find(REFERENCE_START), page.find(REFERENCE_END)
+    if start < 0 or end < start:
+        raise ValueError("the page has no generated settings reference (its start and end comments)")
+    return page[:start] + reference() + page[end + len(REFERENCE_END) :]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m django_asyncjobs.conf", description="Print the settings reference of docs/settings.md."
+    )
+    parser.add_argument("--write", metavar="PAGE", help="rewrite the reference inside PAGE instead")
+    args = parser.parse_args(argv)
+    if args.write is None:
+        print(reference())
+        return 0
+    with open(args.write, encoding="utf-8") as page:
+        text = page.read()
+    with open(args.write, "w", encoding="utf-8") as page:
+        page.write(with_reference(text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

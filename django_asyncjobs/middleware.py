@@ -34,7 +34,7 @@ def _paths() -> list[tuple[re.Pattern[str], str]]:
     # Compiled once per settings change: this runs on every request.
     global _compiled_paths
     if _compiled_paths is None:
-        patterns = app_settings.BACKPRESSURE_PATHS or {}
+        patterns = app_settings.BACKPRESSURE_PATHS
         _compiled_paths = [(re.compile(pattern), queue) for pattern, queue in patterns.items()]
     return _compiled_paths
 

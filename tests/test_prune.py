@@ -123,7 +123,7 @@ def test_unknown_and_missing_statuses_are_refused() -> None:
 def test_bad_duration_and_batch_size_are_refused() -> None:
     with pytest.raises(ValueError, match="older_than must be a timedelta longer than zero"):
         prune_jobs(timedelta(0))
-    with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1; got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         prune_jobs(WEEK, batch_size=0)
 
 

@@ -134,7 +134,7 @@ def push(jobs: Sequence[Job]) -> None:
     for job in jobs:
         by_queue.setdefault(job.queue, []).append(job)
     created_at = utcformat(rq_now())
-    ttl = int(app_settings.MESSAGE_TTL)
+    ttl = app_settings.MESSAGE_TTL
     for name, queue_jobs in by_queue.items():
         queue = get_queue(name)
         with queue.connection.pipeline(transaction=False) as pipe:

@@ -24,7 +24,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.exceptions import RedisError
 
-from ..conf import app_settings
+from ..conf import QueueLimits, app_settings
 from ..exceptions import AsyncJobsError
 from .broker import queue_stats
 
@@ -57,7 +57,7 @@ def estimate_wait(depth: int, throughput: float) -> float | None:
 
 def clamp_retry_after(wait: float | None) -> int:
     """Whole seconds for ``Retry-After``: the wait within the configured bounds."""
-    low, high = float(app_settings.RETRY_AFTER_MIN), float(app_settings.RETRY_AFTER_MAX)
+    low, high = app_settings.RETRY_AFTER_MIN, app_settings.RETRY_AFTER_MAX
     if wait is None:
         return int(high)
     return int(min(high, max(low, math.ceil(wait))))
@@ -98,13 +98,13 @@ class QueueState:
 
 
 def limits_for(queue: str) -> tuple[int | None, float | None]:
-    limits = (app_settings.QUEUE_LIMITS or {}).get(queue) or {}
+    limits = app_settings.QUEUE_LIMITS.get(queue) or QueueLimits()
     return limits.get("MAX_DEPTH"), limits.get("MAX_AGE")
 
 
 def queue_state(queue: str, *, max_cache_age: float | None = None) -> QueueState:
     """The state of ``queue``, from this process's cache when fresh enough."""
-    ttl = float(app_settings.BACKPRESSURE_CACHE_SECONDS) if max_cache_age is None else max_cache_age
+    ttl = app_settings.BACKPRESSURE_CACHE_SECONDS if max_cache_age is None else max_cache_age
     now = time.monotonic()
     cached = _cache.get(queue)
     if cached is not None and now - cached[0] < ttl:
@@ -144,7 +144,7 @@ def queue_state_or_none(queue: str) -> QueueState | None:
     Redis outage requests do not each wait for a connection attempt.
     """
     failed_at = _failures.get(queue)
-    if failed_at is not None and time.monotonic() - failed_at < float(app_settings.BACKPRESSURE_CACHE_SECONDS):
+    if failed_at is not None and time.monotonic() - failed_at < app_settings.BACKPRESSURE_CACHE_SECONDS:
         return None
     try:
         return queue_state(queue)

@@ -17,6 +17,7 @@ from ..conf import app_settings
 from ..exceptions import EnqueueError, SerializationError
 from ..models import Job, JobStatus
 from ..signals import job_enqueued, notify
+from ..validators import require_count
 from .broker import push, validate_queue
 from .capacity import check as check_backpressure
 from .payloads import json_problem
@@ -58,9 +59,7 @@ def enqueue_calls(
     """
     options = job_function.options
     queue_name = validate_queue(queue or options.resolved_queue())
-    attempts = options.resolved_max_attempts() if max_attempts is None else max_attempts
-    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
-        raise ValueError(f"max_attempts must be an integer >= 1, got {attempts!r}")
+    attempts = require_count(options.resolved_max_attempts() if max_attempts is None else max_attempts, "max_attempts")
     now = timezone.now()
     due_at = _due_at(now, run_at, delay)
     if idempotency_key is not None and len(calls) != 1:
@@ -100,7 +99,7 @@ def enqueue_calls(
     else:
         Job.objects.bulk_create(jobs, batch_size=500)
     if not delayed:
-        strict_mode = bool(app_settings.STRICT_ENQUEUE) if strict is None else strict
+        strict_mode = app_settings.STRICT_ENQUEUE if strict is None else strict
         transaction.on_commit(lambda: ring(jobs, strict=strict_mode), using=router.db_for_write(Job))
     if job_function.has_enqueued_hook:
         transaction.on_commit(partial(job_function.enqueued, jobs), using=router.db_for_write(Job))

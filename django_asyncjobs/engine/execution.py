@@ -237,7 +237,7 @@ def record_progress(job: Job, percent: int, message: str = "") -> None:
     job.progress, job.progress_message = int(percent), storable_text(str(message))[:255]
     now = time.monotonic()
     last = _last_progress_write.get(job.pk)
-    if last is not None and now - last < float(app_settings.PROGRESS_INTERVAL) and percent < 100:
+    if last is not None and now - last < app_settings.PROGRESS_INTERVAL and percent < 100:
         return
     _last_progress_write[job.pk] = now
     Job.objects.filter(**this_attempt(job)).update(progress=job.progress, progress_message=job.progress_message)

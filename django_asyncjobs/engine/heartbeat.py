@@ -42,7 +42,7 @@ class JobHeartbeat(threading.Thread):
 
     @property
     def interval(self) -> float:
-        return max(0.05, float(app_settings.HEARTBEAT_INTERVAL))
+        return max(0.05, app_settings.HEARTBEAT_INTERVAL)
 
     def begin(self, job_id: str) -> None:
         with self._lock:

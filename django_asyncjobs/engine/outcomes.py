@@ -243,7 +243,7 @@ def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
     last = history[-1] if history and isinstance(history[-1], dict) else {}
     count = int(last.get("put_back") or 0)
     first = _first_put_back(last) if count else now
-    timeout = float(app_settings.UNKNOWN_JOB_TIMEOUT)
+    timeout = app_settings.UNKNOWN_JOB_TIMEOUT
     if (now - first).total_seconds() >= timeout:
         error = f"JobNotRegistered: {exc}"
         if count:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, 
 
 from ..conf import app_settings
 from ..exceptions import ConfigurationError, InternalJob, JobNotRegistered
+from ..validators import require_count
 
 if TYPE_CHECKING:
     from ..models import Job
@@ -54,10 +55,10 @@ class JobOptions:
     def __post_init__(self) -> None:
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
             raise ValueError(f"queue must be a queue name, got {self.queue!r}")
-        if self.max_attempts is not None and not _is_int_at_least(self.max_attempts, 1):
-            raise ValueError(f"max_attempts must be an integer >= 1, got {self.max_attempts!r}")
-        if self.timeout is not None and not _is_int_at_least(self.timeout, 1):
-            raise ValueError(f"timeout must be a whole number of seconds >= 1, got {self.timeout!r}")
+        if self.max_attempts is not None:
+            require_count(self.max_attempts, "max_attempts")
+        if self.timeout is not None:
+            require_count(self.timeout, "timeout", expected="a whole number of seconds >= 1")
         for name in ("retry_backoff", "retry_backoff_max"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
@@ -76,25 +77,21 @@ class JobOptions:
         return cls(queue=queue, **{known[key]: value for key, value in options.items()})
 
     def resolved_queue(self) -> str:
-        return self.queue or str(app_settings.DEFAULT_QUEUE)
+        return self.queue or app_settings.DEFAULT_QUEUE
 
     def resolved_max_attempts(self) -> int:
-        return int(self.max_attempts if self.max_attempts is not None else app_settings.MAX_ATTEMPTS)
+        return self.max_attempts if self.max_attempts is not None else app_settings.MAX_ATTEMPTS
 
     def resolved_timeout(self) -> int:
-        return int(self.timeout if self.timeout is not None else app_settings.TIMEOUT)
+        return self.timeout if self.timeout is not None else app_settings.TIMEOUT
 
     def retry_delay(self, attempt: int, random: Callable[[], float]) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (exponential backoff, full jitter)."""
-        base = float(self.retry_backoff if self.retry_backoff is not None else app_settings.RETRY_BACKOFF)
-        cap = float(self.retry_backoff_max if self.retry_backoff_max is not None else app_settings.RETRY_BACKOFF_MAX)
-        jitter = self.retry_jitter if self.retry_jitter is not None else bool(app_settings.RETRY_JITTER)
+        base = self.retry_backoff if self.retry_backoff is not None else app_settings.RETRY_BACKOFF
+        cap = self.retry_backoff_max if self.retry_backoff_max is not None else app_settings.RETRY_BACKOFF_MAX
+        jitter = self.retry_jitter if self.retry_jitter is not None else app_settings.RETRY_JITTER
         delay = min(cap, base * 2.0 ** max(attempt - 1, 0))
         return delay * random() if jitter else delay
-
-
-def _is_int_at_least(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 class JobFunction(Generic[P, R]):
@@ -408,7 +405,7 @@ def _find_task(name: str) -> JobFunction[Any, Any] | None:
 def timeout_for(name: str) -> int:
     """The time limit of job ``name``; the default for names this process does not know."""
     job_function = _registry.get(name)
-    return job_function.options.resolved_timeout() if job_function else int(app_settings.TIMEOUT)
+    return job_function.options.resolved_timeout() if job_function else app_settings.TIMEOUT
 
 
 def registered(name: str) -> JobFunction[Any, Any] | None:

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from ..engine.capacity import QueueFull, check
 from ..exceptions import ConfigurationError, SerializationError
 from ..models import Job
+from ..validators import require_count
 from .access import status_url
 from .requests import OffloadError, enqueue_request, offloaded_view_job, register_view
 from .responses import busy_response, wants_html
@@ -50,10 +51,8 @@ def offload(
     their checks run in the request, before anything is queued.
     """
     allowed = {m.upper() for m in methods} if methods else None
-    if max_attempts is not None and (
-        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
-    ):
-        raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+    if max_attempts is not None:
+        require_count(max_attempts, "max_attempts")
 
     def decorate(view_func: View) -> View:
         is_async = inspect.iscoroutinefunction(inspect.unwrap(view_func))

@@ -117,7 +117,7 @@ def get_view(name: str) -> OffloadedView:
 def capture(request: HttpRequest) -> dict[str, Any]:
     """A JSON-safe description of ``request``. Saves uploads; raises OffloadError when too large
     and SerializationError, naming the field, for what a job row cannot store (a NUL character)."""
-    limit = int(app_settings.OFFLOAD_MAX_UPLOAD_SIZE)
+    limit = app_settings.OFFLOAD_MAX_UPLOAD_SIZE
     content_type = request.content_type or ""
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     if declared > limit:

@@ -57,7 +57,7 @@ def busy_response(request: HttpRequest, error: QueueFull) -> HttpResponse:
 
 
 def _storage() -> Any:
-    return storages[str(app_settings.OFFLOAD_STORAGE)]
+    return storages[app_settings.OFFLOAD_STORAGE]
 
 
 def store_response(response: HttpResponseBase, job: Job) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def store_response(response: HttpResponseBase, job: Job) -> dict[str, Any]:
         "headers": [[name, value] for name, value in response.items()],
         "cookies": [morsel.OutputString() for morsel in response.cookies.values()],
     }
-    if len(body) > int(app_settings.OFFLOAD_INLINE_RESPONSE_SIZE):
+    if len(body) > app_settings.OFFLOAD_INLINE_RESPONSE_SIZE:
         # A random name, not the job id: the storage may be served publicly (MEDIA_URL).
         record["file"] = _storage().save(f"asyncjobs/results/{uuid.uuid4().hex}/body", ContentFile(body))
     else:

@@ -105,7 +105,7 @@ def fire_due_schedules(now: datetime | None = None, *, batch_size: int = 100) ->
 def _fire_due_runs(schedule: Schedule, now: datetime, report: FiringReport) -> None:
     due_at = schedule.next_run_at
     assert due_at is not None
-    grace = timedelta(seconds=float(app_settings.MISFIRE_GRACE))
+    grace = timedelta(seconds=app_settings.MISFIRE_GRACE)
     try:
         # A run is missed when it is more than MISFIRE_GRACE late: due before now - grace.
         missed, resume = runs_before(
@@ -159,7 +159,7 @@ def _handle_missed(
         schedule.name,
         count,
         due_at.isoformat(),
-        float(app_settings.MISFIRE_GRACE),
+        app_settings.MISFIRE_GRACE,
         outcome,
         resume.isoformat(),
     )

@@ -32,6 +32,7 @@ from ..models import FINISHED_STATUSES, Job, JobStatus
 from ..offloading.requests import stored_uploads
 from ..offloading.responses import OFFLOADED_VIEW_JOB, _storage, stored_response_file
 from ..times.durations import format_duration
+from ..validators import require_count
 
 logger = logging.getLogger("django_asyncjobs")
 
@@ -99,8 +100,7 @@ def prune_jobs(
     """
     if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
         raise ValueError(f"older_than must be a timedelta longer than zero; got {older_than!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number of at least 1; got {batch_size!r}")
+    require_count(batch_size, "batch_size")
     report = PruneReport(cutoff=timezone.now() - older_than, statuses=check_statuses(statuses), dry_run=dry_run)
     db = router.db_for_write(Job)  # reads too: a lagging replica would only waste a batch
     for status in report.statuses:

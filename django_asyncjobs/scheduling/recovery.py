@@ -74,8 +74,8 @@ def recover(
     heartbeats are written with (a host whose clock is off must not take live jobs for lost)."""
     now = now or database_now()
     report = RecoveryReport(dry_run=dry_run)
-    grace = float(app_settings.RECOVERY_GRACE if grace is None else grace)
-    timeout = float(app_settings.HEARTBEAT_TIMEOUT if heartbeat_timeout is None else heartbeat_timeout)
+    grace = app_settings.RECOVERY_GRACE if grace is None else grace
+    timeout = app_settings.HEARTBEAT_TIMEOUT if heartbeat_timeout is None else heartbeat_timeout
     _requeue_missing_messages(now - timedelta(seconds=grace), report, batch_size)
     _recover_lost_jobs(now, timeout, report, batch_size)
     if report:

@@ -59,12 +59,10 @@ class Scheduler:
     """One scheduler. ``interval``: seconds between passes (``SCHEDULE_POLL_INTERVAL``)."""
 
     def __init__(self, *, interval: float | None = None, recovery_interval: float | None = None) -> None:
-        self.interval = float(app_settings.SCHEDULE_POLL_INTERVAL if interval is None else interval)
+        self.interval = app_settings.SCHEDULE_POLL_INTERVAL if interval is None else interval
         if self.interval <= 0:
             raise ValueError(f"interval must be a number of seconds > 0, got {interval!r}")
-        self.recovery_interval = float(
-            app_settings.RECOVERY_INTERVAL if recovery_interval is None else recovery_interval
-        )
+        self.recovery_interval = app_settings.RECOVERY_INTERVAL if recovery_interval is None else recovery_interval
         self._last_recovery_at: float | None = None
         self.stopping = threading.Event()
 

@@ -39,7 +39,7 @@ def resolve_timezone(name: str | None) -> tzinfo:
     """The zone ``name``, else ``SCHEDULE_TIMEZONE``, else ``settings.TIME_ZONE``, else UTC."""
     chosen = name or app_settings.SCHEDULE_TIMEZONE or getattr(settings, "TIME_ZONE", None) or "UTC"
     try:
-        return zoneinfo.ZoneInfo(str(chosen))
+        return zoneinfo.ZoneInfo(chosen)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"Unknown time zone {chosen!r}: use an IANA name such as 'Europe/Paris' or 'UTC'.") from exc
 

@@ -345,7 +345,7 @@ class Worker(SimpleWorker):
 
     def _promote_due_jobs(self, force: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self._last_promotion_at >= float(app_settings.SCHEDULE_POLL_INTERVAL):
+        if force or now - self._last_promotion_at >= app_settings.SCHEDULE_POLL_INTERVAL:
             self._last_promotion_at = now
             try:
                 close_old_connections()

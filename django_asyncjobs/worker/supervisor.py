@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..validators import require_count
+
 if TYPE_CHECKING:
     from multiprocessing.context import ForkProcess
 
@@ -53,10 +55,9 @@ def run_workers(
     from ..scheduling.scheduler import Scheduler
     from .loop import Worker, build_worker
 
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    if max_jobs is not None and max_jobs < 1:
-        raise ValueError(f"max_jobs must be >= 1, got {max_jobs}")
+    require_count(concurrency, "concurrency")
+    if max_jobs is not None:
+        require_count(max_jobs, "max_jobs")
     cls = worker_class or Worker
 
     def work(index: int) -> int:

@@ -124,7 +124,7 @@ def steps_when_released(label: str, steps: int) -> int:
     for step in range(1, steps + 1):
         while not Call.objects.filter(label=f"{label}:{step}").exists():
             time.sleep(0.05)
-        time.sleep(float(app_settings.PROGRESS_INTERVAL))  # past the throttle, so that each step is written
+        time.sleep(app_settings.PROGRESS_INTERVAL)  # past the throttle, so that each step is written
         this.set_progress(step * 100 // steps, f"step {step} of {steps}")
     return steps
 

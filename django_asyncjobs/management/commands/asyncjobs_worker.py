@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         level = apply_verbosity(options["verbosity"])
-        queue_names: list[str] = options["queues"] or [str(app_settings.DEFAULT_QUEUE)]
+        queue_names: list[str] = options["queues"] or [app_settings.DEFAULT_QUEUE]
         if options["concurrency"] < 1:
             raise CommandError(f"--concurrency must be at least 1, got {options['concurrency']}.")
         if options["max_jobs"] is not None and options["max_jobs"] < 1:
