@@ -37,10 +37,6 @@ class OperationReport:
         if count:
             self.skipped[reason] += count
 
-    @property
-    def skipped_total(self) -> int:
-        return sum(self.skipped.values())
-
     def describe_skipped(self) -> str:
         return "; ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
 

@@ -35,10 +35,8 @@ from .connections import (
 from .consumer import any_waiting, pop, put_back, record_finished, worker_heartbeat
 from .messages import (
     EXECUTOR,
-    FAILURE_TTL,
     count_missed_runs,
     current_rq_worker_name,
-    message_fields,
     missed_runs,
     push,
     ring,
@@ -60,7 +58,6 @@ UNREACHABLE = (_ConnectionError, _TimeoutError)
 
 __all__ = [
     "EXECUTOR",
-    "FAILURE_TTL",
     "MEMBERSHIP_SCAN_LIMIT",
     "POSITION_SCAN_LIMIT",
     "UNREACHABLE",
@@ -74,7 +71,6 @@ __all__ = [
     "get_connection",
     "get_queue",
     "live_workers",
-    "message_fields",
     "missed_runs",
     "missing_messages",
     "ping",
