@@ -193,11 +193,11 @@ def test_one_queue_gone_from_settings_does_not_stop_recovery(settings, start_wor
 
 
 def test_queues_too_deep_to_read_are_judged_by_their_message_hashes(redis, monkeypatch) -> None:
-    from django_asyncjobs.engine import broker as queues
+    from django_asyncjobs.engine.broker import reads
 
-    monkeypatch.setattr(queues, "MEMBERSHIP_SCAN_LIMIT", 2)
+    monkeypatch.setattr(reads, "MEMBERSHIP_SCAN_LIMIT", 2)
     jobs = add.enqueue_many([(i, i) for i in range(5)])
-    assert queues.waiting_ids("default") is None
+    assert reads.waiting_ids("default") is None
     assert recover(grace=0).requeued == []
     redis.flushall()
     assert sorted(recover(grace=0).requeued) == sorted(str(job.pk) for job in jobs)

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.engine.enqueueing import ring
+from django_asyncjobs.engine.broker import ring
 from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,11 +19,10 @@ from typing import Any
 from django.db.models import Case, Count, F, FloatField, QuerySet, Sum, Value, When
 from django.db.models.functions import Right
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from ..aggregations.declarations import EPOCH, as_utc
 from ..aggregations.stats import NAME as STATS_AGGREGATION
-from ..engine.broker import live_workers, queue_names
+from ..engine.broker import RedisError, live_workers, queue_names
 from ..engine.capacity import QueueState, limits_for, queue_state
 from ..models import AggregationWindow, Job, JobStats, JobStatus, WindowStatus
 from ..times.recurrence import db_datetime

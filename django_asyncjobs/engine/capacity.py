@@ -22,11 +22,10 @@ from typing import Any
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from redis.exceptions import RedisError
 
 from ..conf import QueueLimits, app_settings
 from ..exceptions import AsyncJobsError
-from .broker import queue_stats
+from .broker import RedisError, queue_stats
 
 logger = logging.getLogger("django_asyncjobs")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -11,19 +10,15 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from ..conf import app_settings
-from ..exceptions import EnqueueError, SerializationError
+from ..exceptions import SerializationError
 from ..models import Job, JobStatus
-from ..signals import job_enqueued, notify
 from ..validators import require_count
-from .broker import push, validate_queue
+from .broker import ring, validate_queue
 from .capacity import check as check_backpressure
 from .payloads import json_problem
 from .registry import JobFunction, job_function_by_name
-
-logger = logging.getLogger("django_asyncjobs")
 
 ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -104,26 +99,6 @@ def enqueue_calls(
     if job_function.has_enqueued_hook:
         transaction.on_commit(partial(job_function.enqueued, jobs), using=router.db_for_write(Job))
     return jobs
-
-
-def ring(jobs: Sequence[Job], *, strict: bool = False) -> bool:
-    """Push the messages of committed ``queued`` jobs. Returns whether Redis took them.
-
-    When Redis cannot be reached the rows stay ``queued`` and recovery pushes them
-    later; ``strict=True`` raises :class:`EnqueueError` as well.
-    """
-    try:
-        push(jobs)
-    except RedisError as exc:
-        ids = [str(job.pk) for job in jobs]
-        message = f"Could not push {len(ids)} job(s) to Redis ({exc}); the rows stay queued for recovery."
-        if strict:
-            raise EnqueueError(message, ids) from exc
-        logger.warning(message, extra={"job_ids": ids})
-        return False
-    for job in jobs:
-        notify(job_enqueued, job)
-    return True
 
 
 def _due_at(now: datetime, run_at: datetime | None, delay: timedelta | float | None) -> datetime | None:

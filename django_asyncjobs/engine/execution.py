@@ -23,6 +23,7 @@ from ..conf import app_settings
 from ..exceptions import JobInterrupted, JobNotRegistered
 from ..models import Job, JobStatus
 from ..signals import job_cancelled, job_started, notify
+from .broker import RedisError, current_rq_worker_name, send_stop
 from .claiming import claim
 from .outcomes import (
     Outcome,
@@ -63,12 +64,9 @@ def current_job() -> Job | None:
 
 def perform(job_id: str) -> str:
     """The function every RQ message calls. Lets stock RQ workers run our messages."""
-    from rq import get_current_job
-
     from .heartbeat import beating
 
-    rq_job = get_current_job()
-    worker_name = getattr(rq_job, "worker_name", None) or default_worker_name()
+    worker_name = current_rq_worker_name() or default_worker_name()
     with beating(worker_name, job_id):
         return run_job(job_id, worker_name=worker_name).value
 
@@ -207,10 +205,6 @@ def cancel_job(job: Job) -> bool:
     job.status, job.finished_at = JobStatus.CANCELLED, now
     job.attempts, job.worker, job.started_at, job.failed_attempts = row.attempts, worker, row.started_at, history
     if worker:
-        from redis.exceptions import RedisError
-
-        from .broker import send_stop
-
         try:
             send_stop(job.queue, worker, str(job.pk))
         except RedisError as exc:

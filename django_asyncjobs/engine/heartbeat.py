@@ -18,11 +18,11 @@ from typing import Any
 
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections, router
-from redis.exceptions import RedisError
 
 from ..conf import app_settings
 from ..models import Job, JobStatus
 from ..times.clock import now_value
+from .broker import RedisError
 
 logger = logging.getLogger("django_asyncjobs")
 

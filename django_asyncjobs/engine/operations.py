@@ -17,6 +17,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from ..models import FINISHED_STATUSES, Job, JobStatus
+from .broker import ring
 from .capacity import QueueFull
 from .capacity import check as check_backpressure
 
@@ -35,10 +36,6 @@ class OperationReport:
     def skip(self, reason: str, count: int = 1) -> None:
         if count:
             self.skipped[reason] += count
-
-    @property
-    def skipped_total(self) -> int:
-        return sum(self.skipped.values())
 
     def describe_skipped(self) -> str:
         return "; ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
@@ -68,8 +65,6 @@ def retry_jobs(queryset: QuerySet[Job]) -> OperationReport:
 
 
 def _requeue_finished(pks: list[Any], report: OperationReport) -> int:
-    from .enqueueing import ring
-
     now = timezone.now()
     using = router.db_for_write(Job)
     with transaction.atomic(using=using):
@@ -110,8 +105,6 @@ def cancel_jobs(queryset: QuerySet[Job]) -> OperationReport:
 
 def push_again(queryset: QuerySet[Job]) -> OperationReport:
     """Push the messages of queued jobs again (for a message Redis lost; a duplicate is harmless)."""
-    from .enqueueing import ring
-
     report = OperationReport()
     _count_other_statuses(report, queryset, (JobStatus.QUEUED,), "not queued")
     jobs = list(queryset.filter(status=JobStatus.QUEUED).select_related(None).only("pk", "name", "queue", "priority"))

@@ -24,6 +24,7 @@ from ..exceptions import JobInterrupted, JobNotRegistered, SerializationError, W
 from ..models import Job, JobStatus
 from ..signals import job_failed, job_succeeded, notify
 from ..times.clock import database_now
+from .broker import JobTimeoutException, ring
 from .payloads import json_problem, storable_text
 from .reconnecting import persist
 from .registry import JobFunction, get_job_function
@@ -55,8 +56,6 @@ def path_of(exception_class: type[BaseException]) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    from rq.timeouts import JobTimeoutException
-
     if isinstance(exc, JobTimeoutException):
         return f"JobTimeout: {exc}\n\n" + "".join(traceback.format_exception(exc))
     return "".join(traceback.format_exception(exc))
@@ -165,8 +164,6 @@ def record_failure(
         return _cancelled_meanwhile(job)
     if will_retry:
         if delay <= 0:
-            from .enqueueing import ring
-
             ring([job])
         logger.warning("Job %s (%s) attempt %d failed; retrying in %.1fs.", job.pk, job.name, job.attempts, delay)
     else:

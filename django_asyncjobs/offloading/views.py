@@ -12,9 +12,8 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
-from redis.exceptions import RedisError
 
-from ..engine.broker import position
+from ..engine.broker import RedisError, position
 from ..engine.capacity import clamp_retry_after, estimate_wait, queue_state_or_none
 from ..models import Job, JobStatus
 from .access import result_url, status_url, token_matches

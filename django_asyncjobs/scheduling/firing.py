@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 
 from django.db import DatabaseError, router, transaction
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from ..conf import app_settings
+from ..engine.broker import RedisError, count_missed_runs, ring
+from ..engine.broker import missed_runs as missed_runs
 from ..engine.capacity import QueueFull
 from ..exceptions import AsyncJobsError
 from ..models import Job, JobStatus, MisfirePolicy, Schedule
@@ -28,8 +29,6 @@ def promote_due_jobs(batch_size: int = 500) -> int:
     a row only from ``queued``. "Passed" is by the database's clock. Returns the
     number of jobs queued.
     """
-    from ..engine.enqueueing import ring
-
     total = 0
     alias = router.db_for_write(Job)
     while True:
@@ -185,26 +184,11 @@ def _fire_run(schedule: Schedule, due_at: datetime, following: datetime, now: da
     return True
 
 
-def _missed_key(name: str) -> str:
-    return f"asyncjobs:schedule:missed:{name}"
-
-
 def _count_missed(name: str, count: int) -> None:
-    from ..engine.broker import get_connection
-
     try:
-        get_connection(app_settings.DEFAULT_QUEUE).incrby(_missed_key(name), count)
+        count_missed_runs(name, count)
     except (AsyncJobsError, RedisError) as exc:
         logger.warning("Schedule %r: could not count its missed runs in Redis: %s", name, exc)
-
-
-def missed_runs(name: str) -> int:
-    """How many runs of schedule ``name`` were missed (more than ``MISFIRE_GRACE`` late) and
-    skipped or caught up, as counted in the Redis of ``DEFAULT_QUEUE`` since it was last
-    flushed."""
-    from ..engine.broker import get_connection
-
-    return int(get_connection(app_settings.DEFAULT_QUEUE).get(_missed_key(name)) or 0)
 
 
 def _skip_run(schedule: Schedule, now: datetime) -> None:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
-from redis.exceptions import RedisError
 
 from ..conf import app_settings
+from ..engine.broker import RedisError, missing_messages, ring, waiting_ids
 from ..engine.execution import Outcome, record_lost_attempt
 from ..exceptions import AsyncJobsError
 from ..models import Job, JobStatus
@@ -85,9 +85,6 @@ def recover(
 
 
 def _requeue_missing_messages(cutoff: datetime, report: RecoveryReport, batch_size: int) -> None:
-    from ..engine.broker import missing_messages, waiting_ids
-    from ..engine.enqueueing import ring
-
     old_enough = Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True, created_at__lt=cutoff)
     candidates = Job.objects.filter(old_enough, status=JobStatus.QUEUED)
     for queue in sorted(set(candidates.order_by().values_list("queue", flat=True).distinct())):

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, close_old_connections, connections
-from redis.exceptions import RedisError
 
 from ..conf import app_settings
+from ..engine.broker import RedisError
 from .declared import SyncReport, sync_declared_schedules
 from .firing import FiringReport, fire_due_schedules, promote_due_jobs
 from .recovery import RecoveryReport, recover

@@ -19,9 +19,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
@@ -29,7 +26,16 @@ from rq.serializers import JSONSerializer
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
 
 from ..conf import app_settings
-from ..engine.broker import flush_finished, get_connection, get_queue, pop
+from ..engine.broker import (
+    UNREACHABLE,
+    RedisError,
+    any_waiting,
+    pop,
+    put_back,
+    record_finished,
+    worker_heartbeat,
+    worker_queues,
+)
 from ..engine.execution import Outcome, run_job
 from ..engine.heartbeat import JobHeartbeat
 from ..exceptions import JobInterrupted, JobTimeout
@@ -167,7 +173,7 @@ class Worker(SimpleWorker):
                 self.heartbeat()
                 popped = pop(self.connection, self.queue_keys(), wait, finished=self._finished)
                 backoff = 1.0
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except UNREACHABLE as exc:
                 self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0fs", self.name, exc, backoff)
                 self._pause(backoff)
                 backoff = min(backoff * 2, float(self.max_connection_wait_time))
@@ -176,12 +182,12 @@ class Worker(SimpleWorker):
             if popped is not None:
                 key, job_id = popped
                 if self._stop_requested:  # asked to stop while waiting: leave the message for another worker
-                    self.connection.lpush(key, job_id)
+                    put_back(self.connection, key, job_id)
                     return None
                 return job_id, self._queue_by_key[key]
             if timeout is None:
                 self._promote_due_jobs(force=True)
-                if not any(self.connection.llen(k) for k in self.queue_keys()):
+                if not any_waiting(self.connection, self.queue_keys()):
                     return None
                 continue
             if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
@@ -288,12 +294,10 @@ class Worker(SimpleWorker):
         if timeout is None and pipeline is None and now - self._last_heartbeat_at < HEARTBEAT_INTERVAL:
             return
         self._last_heartbeat_at = now
-        with self.connection.pipeline() as pipe:
-            if self._stored_state != self._state:
-                pipe.hset(self.key, "state", self._state)
-                self._stored_state = self._state
+        changed_state = self._state if self._stored_state != self._state else None
+        with worker_heartbeat(self.connection, self.key, changed_state) as pipe:
             super().heartbeat(timeout, pipe)
-            pipe.execute()
+        self._stored_state = self._state
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         # Kept in memory (RQ's warm shutdown reads it); written with the next heartbeat.
@@ -313,7 +317,7 @@ class Worker(SimpleWorker):
 
     def teardown(self) -> None:
         try:
-            flush_finished(self.connection, self._finished)
+            record_finished(self.connection, self._finished)
         except RedisError as exc:
             logger.warning("Worker %s: could not count its last jobs in Redis: %s", self.name, exc)
         self._finished = []
@@ -357,16 +361,7 @@ class Worker(SimpleWorker):
 
 def build_worker(queue_names: Sequence[str], *, name: str | None = None, worker_class: type[Worker] = Worker) -> Worker:
     """A worker for ``queue_names`` (all on one Redis connection, as RQ requires)."""
-    queues = [get_queue(name_) for name_ in queue_names]
-    connection = get_connection(queue_names[0])
-    for queue_name, queue in zip(queue_names, queues, strict=True):
-        if queue.connection is not connection:
-            from ..exceptions import ConfigurationError
-
-            raise ConfigurationError(
-                f"Queue {queue_name!r} uses a different Redis server than {queue_names[0]!r}; "
-                "run one worker per Redis server."
-            )
+    connection, queues = worker_queues(queue_names)
     return worker_class(queues, connection=connection, name=name)
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from redis.exceptions import RedisError
 
+from django_asyncjobs.engine.broker import RedisError
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.scheduling.recovery import recover
 

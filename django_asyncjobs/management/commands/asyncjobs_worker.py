@@ -4,10 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
-from redis.exceptions import RedisError
 
 from django_asyncjobs.conf import app_settings
-from django_asyncjobs.engine.broker import get_connection, validate_queue
+from django_asyncjobs.engine.broker import RedisError, ping, validate_queue
 from django_asyncjobs.exceptions import AsyncJobsError
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.worker import Worker, run_workers
@@ -49,7 +48,7 @@ class Command(BaseCommand):
         try:
             for name in queue_names:
                 validate_queue(name)
-            get_connection(queue_names[0]).ping()
+            ping(queue_names[0])
         except AsyncJobsError as exc:
             raise CommandError(str(exc)) from exc
         except RedisError as exc:

@@ -1,0 +1,83 @@
+"""Every Redis key the package reads or writes, in one place (the broker's schema).
+
+Only :mod:`django_asyncjobs.engine.broker` uses these names. The rows in the database
+are the truth, so everything here may be lost: recovery pushes the messages again,
+counters start from zero. ``docs/deployment.md`` has the same list as a table.
+
+``rq:queues`` (set; never expires)
+    Written: ``push`` (SADD of the queue's list key, as RQ's ``enqueue`` does).
+    Read: RQ's and django-rq's tools.
+``rq:queue:<queue>`` (list of job ids; never expires, drained by pops)
+    Written: ``push`` (RPUSH; LPUSH for ``priority`` > 0), the worker's ``put_back`` (LPUSH).
+    Read: the worker (LPOP, or BLPOP when not in burst mode), ``queue_stats`` (LLEN,
+    LINDEX), ``position`` (LPOS), ``waiting_ids`` (LRANGE), ``any_waiting`` (LLEN).
+``rq:job:<job id>`` (hash, the fields ``rq.job.Job.restore`` reads; ``MESSAGE_TTL``)
+    Written: ``push`` (HSET, EXPIRE). Deleted: the worker once the job is done (UNLINK,
+    in the round trip of its next pop).
+    Read: stock RQ workers, ``queue_stats`` (HGET ``enqueued_at`` of the head message),
+    ``missing_messages`` (EXISTS).
+``asyncjobs:finished:<queue>:<bucket>`` (string counter; ``THROUGHPUT_BUCKET_TTL``, 80 s)
+    Written: the worker (INCRBY, with its next pop): jobs of ``queue`` finished in the
+    10-second ``bucket`` (``unix time // 10``). Read: ``queue_stats`` (MGET of 6 buckets).
+``asyncjobs:schedule:missed:<schedule name>`` (string counter; never expires)
+    Written: ``count_missed_runs`` (INCRBY), in the Redis of ``DEFAULT_QUEUE``.
+    Read: ``missed_runs`` (GET).
+``rq:worker:<worker name>`` (hash; the worker's TTL, refreshed by its heartbeats)
+    Written: RQ's worker base class (registration, heartbeat); our worker adds the
+    ``state`` field in its heartbeat's transaction (``worker_heartbeat``).
+    Read: ``live_workers`` (EXISTS), RQ's tools.
+``rq:workers:<queue>`` (set of worker keys; never expires)
+    Written: RQ's worker base class (registration; its maintenance drops dead workers).
+    Read: ``live_workers`` (SMEMBERS, in a Lua script).
+``rq:pubsub:<worker name>`` (pub/sub channel)
+    Written: ``send_stop`` (PUBLISH of RQ's ``stop-job`` command).
+    Read: the worker (RQ's SUBSCRIBE thread).
+
+RQ's worker base class also keeps keys of its own that the package never writes
+itself: ``rq:workers``, ``rq:suspended``, ``rq:executions:<worker>``, and the
+registries (``rq:wip:<queue>`` and others), which stay empty as our worker does not
+use them.
+"""
+
+from __future__ import annotations
+
+from rq.job import Job as RQJob
+from rq.queue import Queue
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+
+#: RQ's set of every queue's list key.
+QUEUES_SET = Queue.redis_queues_keys
+#: Prefix of a message's RQ hash (``rq:job:``).
+MESSAGE_PREFIX = RQJob.redis_job_namespace_prefix
+
+#: Finished jobs are counted per queue in buckets of this many seconds...
+THROUGHPUT_BUCKET_SECONDS = 10
+#: ...and this many buckets make the window the throughput is measured over.
+THROUGHPUT_BUCKETS = 6
+#: How long a bucket is kept: the window and two more, so a slow reader still finds it.
+THROUGHPUT_BUCKET_TTL = THROUGHPUT_BUCKET_SECONDS * (THROUGHPUT_BUCKETS + 2)
+
+
+def queue_key(queue: str) -> str:
+    """The list of message ids waiting in ``queue`` (RQ's queue key)."""
+    return f"{Queue.redis_queue_namespace_prefix}{queue}"
+
+
+def message_key(job_id: str) -> str:
+    """The RQ job hash of ``job_id``'s message."""
+    return f"{MESSAGE_PREFIX}{job_id}"
+
+
+def finished_key(queue: str, bucket: int) -> str:
+    """How many jobs of ``queue`` finished in the 10 s ``bucket``."""
+    return f"asyncjobs:finished:{queue}:{bucket}"
+
+
+def missed_runs_key(schedule: str) -> str:
+    """How many runs of the schedule named ``schedule`` were missed."""
+    return f"asyncjobs:schedule:missed:{schedule}"
+
+
+def workers_of_queue_key(queue: str) -> str:
+    """RQ's set of the worker hashes registered for ``queue``."""
+    return WORKERS_BY_QUEUE_KEY % queue
