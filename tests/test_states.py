@@ -479,3 +479,21 @@ def test_promoting_and_retrying_from_the_admin_go_through_the_transitions() -> N
     failed = make(JobStatus.FAILED)
     assert retry_jobs(Job.objects.filter(pk__in=[failed.pk, due.pk])).done == 1
     assert row(failed)["status"] == JobStatus.QUEUED
+
+
+def test_every_transition_is_in_the_tables_of_the_docs_and_the_module() -> None:
+    import inspect
+
+    transitions = [
+        name
+        for name, function in vars(states).items()
+        if inspect.isfunction(function)
+        and function.__module__ == states.__name__
+        and not name.startswith("_")
+        and name != "this_attempt"
+    ]
+    assert len(transitions) == 11
+    docs = (PACKAGE.parent / "docs" / "jobs.md").read_text()
+    missing = [name for name in transitions if f"| `{name}` |" not in docs and f"| `{name}` / " not in docs]
+    assert missing == [], "transitions missing from the table in docs/jobs.md"
+    assert [name for name in transitions if f"``{name}``" not in (states.__doc__ or "")] == []
