@@ -1,10 +1,12 @@
 """The job state machine: every change of a ``Job``'s ``status``, each one conditional statement.
 
 No other module writes ``status`` (``tests/test_states.py`` scans the package for it).
-Each function below is one statement: an INSERT for a new job, else an ``UPDATE ...
-WHERE status IN (...)`` (and, for a running attempt, ``AND worker = ... AND attempts
-= ...``). A transition from any other status changes nothing and returns ``False``
-(``None``, ``0``): two callers racing on one row cannot both move it.
+Each function below writes with one statement: the INSERT of new jobs (one per 500
+rows), else an ``UPDATE ... WHERE status IN (...)`` (for a running attempt, also
+``AND worker = ... AND attempts = ...``). A transition from any other status changes
+nothing and returns ``False`` (``None``, ``0``): two callers racing on one row cannot
+both move it. Reads that decide a transition (which rows are due, which attempt is
+running) are the callers'.
 
 ==================== =========================== ====================== ===============================================
 from                 to                          function               called by; writes besides ``status``
@@ -57,7 +59,8 @@ replaced and the write tried again (a try whose fate is unknown is confirmed by
 its ``finished_at``). The instance passed in is updated only when its row was.
 
 The claim uses ``UPDATE ... RETURNING`` where the database has it (PostgreSQL,
-SQLite >= 3.35), so it is one statement; the SQL is built once per connection.
+SQLite >= 3.35), so it is one statement, not an UPDATE and a SELECT; the SQL is
+built once per connection.
 """
 
 from __future__ import annotations
