@@ -96,7 +96,7 @@ def test_a_scheduler_whose_clock_is_fast_fires_and_queues_nothing_early(subproce
 
 
 def test_the_database_clock_compares_right_with_stored_times() -> None:
-    from django_asyncjobs.engine.claiming import claim
+    from django_asyncjobs.engine.states import claim
     from django_asyncjobs.times.clock import database_now
 
     job = add.enqueue(1, 1)

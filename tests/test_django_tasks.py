@@ -440,8 +440,8 @@ def test_options_left_out_fall_back_to_asyncjobs_not_to_the_declaring_backend(ru
 def test_a_running_attempt_that_was_cancelled_keeps_its_worker_when_retried(run_worker, received) -> None:
     import uuid
 
-    from django_asyncjobs.engine.claiming import claim
     from django_asyncjobs.engine.operations import retry_jobs
+    from django_asyncjobs.engine.states import claim
 
     result = tasks.add.enqueue(1, 2)
     first = claim(uuid.UUID(result.id), "first-worker")  # attempt 1 runs on another worker...

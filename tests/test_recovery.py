@@ -159,8 +159,8 @@ def test_recover_command_rejects_negative_durations() -> None:
 
 
 def test_a_worker_taken_for_dead_cannot_write_over_the_next_attempt() -> None:
-    from django_asyncjobs.engine.claiming import claim
     from django_asyncjobs.engine.outcomes import Outcome, record_failure, record_lost_attempt, record_success
+    from django_asyncjobs.engine.states import claim
 
     job = add.enqueue(1, 1, max_attempts=3)
     first = claim(job.pk, "worker-a")
@@ -204,8 +204,8 @@ def test_queues_too_deep_to_read_are_judged_by_their_message_hashes(redis, monke
 
 
 def test_heartbeat_for_jobs_run_by_other_workers(settings) -> None:
-    from django_asyncjobs.engine.claiming import claim
     from django_asyncjobs.engine.heartbeat import beating
+    from django_asyncjobs.engine.states import claim
 
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "HEARTBEAT_INTERVAL": 0.05}
     job = add.enqueue(1, 1)
@@ -221,8 +221,8 @@ def test_heartbeat_for_jobs_run_by_other_workers(settings) -> None:
 def test_the_heartbeat_reconnects_after_the_database_dropped_its_connection(settings) -> None:
     from django.db import connection
 
-    from django_asyncjobs.engine.claiming import claim
     from django_asyncjobs.engine.heartbeat import beating
+    from django_asyncjobs.engine.states import claim
 
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "HEARTBEAT_INTERVAL": 0.05}
     job = add.enqueue(1, 1)

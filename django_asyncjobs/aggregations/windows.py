@@ -14,7 +14,6 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, router, transaction
@@ -22,19 +21,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..conf import app_settings
+from ..engine.outcomes import Outcome
 from ..exceptions import AsyncJobsError
 from ..models import FINISHED_STATUSES, AggregationWindow, Job, WindowStatus
 from ..times.recurrence import db_datetime
 from .declarations import Aggregation, as_utc, get_aggregation, registered_aggregations
 
 logger = logging.getLogger("django_asyncjobs")
-
-
-class Outcome(StrEnum):
-    RAN = "ran"
-    ENQUEUED = "enqueued"
-    SKIPPED = "skipped"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)

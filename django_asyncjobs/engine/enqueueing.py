@@ -1,20 +1,28 @@
-"""Creating jobs: validate in the caller's process, save the rows, push on commit."""
+"""Creating jobs: check the options and arguments in the caller's process, save the rows,
+push their messages once the transaction commits.
+
+:func:`enqueue_calls` does it in steps: :meth:`EnqueueOptions.resolve` (defaults and
+checks), :func:`_new_job` (one unsaved row per call, its arguments checked), back
+pressure, the INSERT (:func:`.states.enqueue`), then :func:`_push_on_commit`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, router, transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from ..conf import app_settings
 from ..exceptions import SerializationError
-from ..models import Job, JobStatus
+from ..models import Job
 from ..validators import require_count
+from . import states
 from .broker import ring, validate_queue
 from .capacity import check as check_backpressure
 from .payloads import json_problem
@@ -52,53 +60,137 @@ def enqueue_calls(
     function's by default) above 0 pushes them to the front of the queue; ``django_task``
     is stored as it is (see ``django_asyncjobs.backends``).
     """
-    options = job_function.options
-    queue_name = validate_queue(queue or options.resolved_queue())
-    attempts = require_count(options.resolved_max_attempts() if max_attempts is None else max_attempts, "max_attempts")
-    now = timezone.now()
-    due_at = _due_at(now, run_at, delay)
-    if idempotency_key is not None and len(calls) != 1:
-        raise ValueError("idempotency_key applies to a single enqueue, not enqueue_many()")
-    delayed = due_at is not None and due_at > now
-    jobs = [
-        Job(
-            name=job_function.name,
+    options = EnqueueOptions.resolve(
+        job_function,
+        len(calls),
+        queue=queue,
+        max_attempts=max_attempts,
+        run_at=run_at,
+        delay=delay,
+        owner=owner,
+        idempotency_key=idempotency_key,
+        strict=strict,
+        schedule=schedule,
+        priority=priority,
+        django_task=django_task,
+    )
+    jobs = [_new_job(job_function.name, call, options) for call in calls]
+    existing = _existing_job(job_function.name, options.idempotency_key)
+    if existing is None:
+        if not options.delayed:
+            check_backpressure(options.queue, incoming=len(jobs))
+        existing = _insert(jobs, options)
+    if existing is not None:
+        return [existing]
+    _push_on_commit(job_function, jobs, options)
+    return jobs
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """The checked options of one enqueue call, the same for every job it creates."""
+
+    queue: str
+    max_attempts: int
+    now: datetime
+    #: Set only when in the future: the jobs start ``scheduled``, else ``queued``.
+    run_at: datetime | None
+    owner: Any
+    idempotency_key: str | None
+    #: ``None``: ``STRICT_ENQUEUE`` decides.
+    strict: bool | None
+    schedule: Any
+    priority: int
+    django_task: dict[str, Any] | None
+
+    @property
+    def delayed(self) -> bool:
+        return self.run_at is not None
+
+    @classmethod
+    def resolve(
+        cls,
+        job_function: JobFunction[Any, Any],
+        count: int,
+        *,
+        queue: str | None,
+        max_attempts: int | None,
+        run_at: datetime | None,
+        delay: timedelta | float | None,
+        owner: Any,
+        idempotency_key: str | None,
+        strict: bool | None,
+        schedule: Any,
+        priority: int | None,
+        django_task: dict[str, Any] | None,
+    ) -> EnqueueOptions:
+        """Fill in the job function's defaults and check the options of ``count`` calls.
+
+        Raises ``ValueError`` or ``TypeError`` naming the option that is wrong, and
+        ``ConfigurationError`` for a queue missing from ``RQ_QUEUES``.
+        """
+        defaults = job_function.options
+        queue_name = validate_queue(queue or defaults.resolved_queue())
+        attempts = require_count(
+            defaults.resolved_max_attempts() if max_attempts is None else max_attempts, "max_attempts"
+        )
+        now = timezone.now()
+        due_at = _due_at(now, run_at, delay)
+        if idempotency_key is not None and count != 1:
+            raise ValueError("idempotency_key applies to a single enqueue, not enqueue_many()")
+        return cls(
             queue=queue_name,
-            status=JobStatus.SCHEDULED if delayed else JobStatus.QUEUED,
-            args=list(args),
-            kwargs=dict(kwargs),
             max_attempts=attempts,
+            now=now,
+            run_at=due_at if due_at is not None and due_at > now else None,
             owner=owner if getattr(owner, "is_authenticated", owner is not None) else None,
             idempotency_key=idempotency_key,
+            strict=strict,
             schedule=schedule,
             priority=job_function.priority if priority is None else priority,
             django_task=django_task,
-            created_at=now,
-            run_at=due_at if delayed else None,
-            enqueued_at=None if delayed else now,
         )
-        for args, kwargs in (_checked_call(job_function.name, call) for call in calls)
-    ]
-    if idempotency_key is not None:
-        existing = Job.objects.filter(name=job_function.name, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return [existing]
-    if not delayed:
-        check_backpressure(queue_name, incoming=len(jobs))
-    if idempotency_key is not None:
-        existing = _save_idempotent(jobs[0])
-        if existing is not None:
-            return [existing]
-    elif len(jobs) == 1:
-        jobs[0].save(force_insert=True)
-    else:
-        Job.objects.bulk_create(jobs, batch_size=500)
-    if not delayed:
-        strict_mode = app_settings.STRICT_ENQUEUE if strict is None else strict
-        transaction.on_commit(lambda: ring(jobs, strict=strict_mode), using=router.db_for_write(Job))
+
+
+def _new_job(name: str, call: ArgsKwargs, options: EnqueueOptions) -> Job:
+    """The unsaved row of one call (its first status is set by :func:`.states.enqueue`)."""
+    args, kwargs = _checked_call(name, call)
+    return Job(
+        name=name,
+        queue=options.queue,
+        args=list(args),
+        kwargs=dict(kwargs),
+        max_attempts=options.max_attempts,
+        owner=options.owner,
+        idempotency_key=options.idempotency_key,
+        schedule=options.schedule,
+        priority=options.priority,
+        django_task=options.django_task,
+    )
+
+
+def _existing_job(name: str, idempotency_key: str | None) -> Job | None:
+    if idempotency_key is None:
+        return None
+    return Job.objects.filter(name=name, idempotency_key=idempotency_key).first()
+
+
+def _insert(jobs: list[Job], options: EnqueueOptions) -> Job | None:
+    """INSERT ``jobs``; the job a concurrent call inserted first with the same idempotency key, if any."""
+    if options.idempotency_key is not None:
+        return states.enqueue_once(jobs[0], now=options.now, run_at=options.run_at)
+    states.enqueue(jobs, now=options.now, run_at=options.run_at)
+    return None
+
+
+def _push_on_commit(job_function: JobFunction[Any, Any], jobs: list[Job], options: EnqueueOptions) -> None:
+    """Once the transaction commits: push the messages of queued jobs, and call the enqueued hook."""
+    using = router.db_for_write(Job)
+    if not options.delayed:
+        strict = app_settings.STRICT_ENQUEUE if options.strict is None else options.strict
+        transaction.on_commit(lambda: ring(jobs, strict=strict), using=using)
     if job_function.has_enqueued_hook:
-        transaction.on_commit(partial(job_function.enqueued, jobs), using=router.db_for_write(Job))
-    return jobs
+        transaction.on_commit(partial(job_function.enqueued, jobs), using=using)
 
 
 def _due_at(now: datetime, run_at: datetime | None, delay: timedelta | float | None) -> datetime | None:
@@ -146,17 +238,4 @@ def _describe_unstorable(name: str, args: Sequence[Any], kwargs: Mapping[str, An
         if problem.startswith("cannot be stored as JSON"):
             message += " Pass plain JSON values (str, int, float, bool, None, list, dict), e.g. an id, not an object."
         return message
-    return None
-
-
-def _save_idempotent(job: Job) -> Job | None:
-    """Insert ``job``; if a concurrent call inserted the same name and key first, return that one."""
-    try:
-        with transaction.atomic(using=router.db_for_write(Job)):
-            job.save(force_insert=True)
-    except IntegrityError:
-        existing = Job.objects.filter(name=job.name, idempotency_key=job.idempotency_key).first()
-        if existing is None:
-            raise
-        return existing
     return None

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connections, router
@@ -23,8 +24,8 @@ from ..conf import app_settings
 from ..exceptions import JobInterrupted, JobNotRegistered
 from ..models import Job, JobStatus
 from ..signals import job_cancelled, job_started, notify
+from . import states
 from .broker import RedisError, current_rq_worker_name, send_stop
-from .claiming import claim
 from .outcomes import (
     Outcome,
     _failed_attempt,
@@ -36,7 +37,6 @@ from .outcomes import (
     record_lost_attempt,
     record_success,
     record_unknown,
-    this_attempt,
 )
 from .payloads import storable_text
 from .reconnecting import DatabaseAway, giving_up_when, persist
@@ -172,7 +172,7 @@ def _claim(pk: uuid.UUID, worker_name: str, alias: str) -> Job | None:
             mine = Job.objects.filter(pk=pk, status=JobStatus.RUNNING, worker=worker_name).first()
             if mine is not None:
                 return mine
-        return claim(pk, worker_name)
+        return states.claim(pk, worker_name)
 
     return persist(attempt, what=f"the claim of job {pk}", alias=alias)
 
@@ -184,26 +184,15 @@ CANCELLED_ERROR = f"{path_of(JobInterrupted)}: the job was cancelled.\n"
 def cancel_job(job: Job) -> bool:
     """Cancel ``job`` (see :meth:`Job.cancel`)."""
     now = timezone.now()
-    pending = Job.objects.filter(pk=job.pk, status__in=(JobStatus.QUEUED, JobStatus.SCHEDULED))
-    if pending.update(status=JobStatus.CANCELLED, finished_at=now):
-        job.status, job.finished_at = JobStatus.CANCELLED, now
+    if states.cancel_waiting(job, now=now):
         _announce_cancel(job)
         return True
     running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
     row = running.only("pk", "worker", "attempts", "started_at", "failed_attempts").first()
-    cancelled = 0
-    if row is not None:
-        # The cancelled attempt joins the history, so a retry (the admin's) keeps its worker and start.
-        history = [*(row.failed_attempts or []), _failed_attempt(row, now, CANCELLED_ERROR, path_of(JobInterrupted))]
-        cancelled = running.filter(attempts=row.attempts, worker=row.worker).update(
-            status=JobStatus.CANCELLED, finished_at=now, failed_attempts=history
-        )
-    if row is None or not cancelled:
+    if row is None or not _cancel_running(job, row, now):
         job.refresh_from_db()
         return False
     worker = row.worker
-    job.status, job.finished_at = JobStatus.CANCELLED, now
-    job.attempts, job.worker, job.started_at, job.failed_attempts = row.attempts, worker, row.started_at, history
     if worker:
         try:
             send_stop(job.queue, worker, str(job.pk))
@@ -211,6 +200,12 @@ def cancel_job(job: Job) -> bool:
             logger.warning("Job %s cancelled, but its worker could not be told to stop: %s", job.pk, exc)
     _announce_cancel(job)
     return True
+
+
+def _cancel_running(job: Job, attempt: Job, now: datetime) -> bool:
+    # The cancelled attempt joins the history, so a retry (the admin's) keeps its worker and start.
+    entry = _failed_attempt(attempt, now, CANCELLED_ERROR, path_of(JobInterrupted))
+    return states.cancel_running(job, attempt, now=now, failed_attempts=[*(attempt.failed_attempts or []), entry])
 
 
 def _announce_cancel(job: Job) -> None:
@@ -234,4 +229,4 @@ def record_progress(job: Job, percent: int, message: str = "") -> None:
     if last is not None and now - last < app_settings.PROGRESS_INTERVAL and percent < 100:
         return
     _last_progress_write[job.pk] = now
-    Job.objects.filter(**this_attempt(job)).update(progress=job.progress, progress_message=job.progress_message)
+    Job.objects.filter(**states.this_attempt(job)).update(progress=job.progress, progress_message=job.progress_message)

@@ -1,7 +1,7 @@
 """Operations on many jobs at once: retry, cancel, push again, delete. The admin's actions
 call these; so can your code.
 
-Each acts on rows with conditional updates (``WHERE status IN (...)``), so two
+Each acts on rows with the conditional transitions of :mod:`.states`, so two
 operators acting on the same jobs at once cannot run one twice: the second finds
 nothing left in the status it acts on and reports the job as skipped.
 """
@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import router, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..models import FINISHED_STATUSES, Job, JobStatus
 from .broker import ring
 from .capacity import QueueFull
 from .capacity import check as check_backpressure
+from .states import RETRYABLE_STATUSES, retry_finished
 
-#: Statuses a job can be retried from, and cancelled from.
-RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
+#: Statuses a job can be cancelled from (and retried from: ``RETRYABLE_STATUSES``).
 CANCELLABLE_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RUNNING)
 
 
@@ -68,20 +68,7 @@ def _requeue_finished(pks: list[Any], report: OperationReport) -> int:
     now = timezone.now()
     using = router.db_for_write(Job)
     with transaction.atomic(using=using):
-        changed = (
-            Job.objects.using(using)
-            .filter(pk__in=pks, status__in=RETRYABLE_STATUSES)
-            .update(
-                status=JobStatus.QUEUED,
-                max_attempts=F("attempts") + F("max_attempts"),
-                result=None,
-                progress=0,
-                progress_message="",
-                run_at=None,
-                finished_at=None,
-                enqueued_at=now,
-            )
-        )
+        changed = retry_finished(pks, now=now, using=using)
         # The rows this call changed: they carry its timestamp (another operator's carry theirs).
         jobs = list(Job.objects.using(using).filter(pk__in=pks, status=JobStatus.QUEUED, enqueued_at=now))
         transaction.on_commit(lambda: ring(jobs), using=using)

@@ -1,10 +1,10 @@
-"""Writing an attempt's outcome on its row: succeeded, failed (and retried), cancelled, put back.
+"""Deciding an attempt's outcome: succeeded, failed (and retried), put back, lost.
 
-Every write is conditional on the row still holding this attempt (see
-:func:`_this_attempt`), goes through :func:`reconnecting.persist` (a broken
-connection is replaced and the write tried again), and never leaves the attempt
-``running`` because of a value the database refuses: such an attempt ends
+The writes are transitions of :mod:`.states`: conditional on the row still
+holding this attempt, tried again on a new connection when one breaks. An
+attempt never stays ``running`` because of a value the database refuses: it ends
 ``failed`` with a stored reason, and is not retried (it would be refused again).
+This module decides which transition, then logs, signals and calls the hooks.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from django.db import DataError, IntegrityError, router
+from django.db import router
 from django.utils import timezone
 
 from ..conf import app_settings
@@ -24,10 +24,12 @@ from ..exceptions import JobInterrupted, JobNotRegistered, SerializationError, W
 from ..models import Job, JobStatus
 from ..signals import job_failed, job_succeeded, notify
 from ..times.clock import database_now
+from . import states
 from .broker import JobTimeoutException, ring
 from .payloads import json_problem, storable_text
 from .reconnecting import persist
 from .registry import JobFunction, get_job_function
+from .states import ANY_HEARTBEAT, OutcomeRefused
 
 logger = logging.getLogger("django_asyncjobs")
 
@@ -37,18 +39,18 @@ UNKNOWN_JOB_MAX_DELAY = 60.0
 
 
 class Outcome(StrEnum):
-    SKIPPED = "skipped"  # duplicate delivery, or the job was cancelled or already ran
+    """What became of one piece of work: a job message a worker took, or an aggregation window."""
+
+    SKIPPED = "skipped"  # duplicate delivery, or the job was cancelled or already ran; a window already done
     REFUSED = "refused"  # not a message of ours: unreadable, or no such job row
     ERROR = "error"  # the worker could not record the outcome (e.g. database down until a stop)
     PUT_BACK = "put back"  # this worker lacks the job's code: left for another worker
     SUCCEEDED = "succeeded"
     RETRYING = "retrying"
-    FAILED = "failed"
+    FAILED = "failed"  # a job out of attempts; a window whose function raised
     CANCELLED = "cancelled"
-
-
-class OutcomeRefused(Exception):
-    """The database refused the values of an outcome write (``DataError``, ``IntegrityError``)."""
+    RAN = "ran"  # a window run inline
+    ENQUEUED = "enqueued"  # a window handed to a job
 
 
 def path_of(exception_class: type[BaseException]) -> str:
@@ -59,47 +61,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, JobTimeoutException):
         return f"JobTimeout: {exc}\n\n" + "".join(traceback.format_exception(exc))
     return "".join(traceback.format_exception(exc))
-
-
-def this_attempt(job: Job) -> dict[str, Any]:
-    """The row as this attempt claimed it. A worker that recovery took for dead and that
-    comes back must not write over a later attempt (another worker's claim)."""
-    return {"pk": job.pk, "status": JobStatus.RUNNING, "worker": job.worker, "attempts": job.attempts}
-
-
-def _finish(job: Job, expected: dict[str, Any] | None = None, **fields: Any) -> bool:
-    """Write the attempt's outcome unless the row left this attempt (cancelled, or taken
-    as lost and claimed again) or, with ``expected``, no longer has those values.
-
-    Raises :class:`OutcomeRefused` when the database refuses the values.
-    """
-    rows = Job.objects.filter(**this_attempt(job), **(expected or {}))
-    tries = 0
-
-    def write() -> bool:
-        nonlocal tries
-        tries += 1
-        if rows.update(**fields):
-            return True
-        # A try whose connection broke may have committed: then the row holds its finished_at.
-        return (
-            tries > 1
-            and "finished_at" in fields
-            and Job.objects.filter(pk=job.pk, worker=job.worker, finished_at=fields["finished_at"]).exists()
-        )
-
-    try:
-        written = persist(write, what=f"the outcome of job {job.pk}", alias=router.db_for_write(Job))
-    except (DataError, IntegrityError) as exc:
-        raise OutcomeRefused(_reason(exc)) from exc
-    for name, value in fields.items():
-        setattr(job, name, value)
-    return written
-
-
-def _reason(exc: BaseException) -> str:
-    text = storable_text(str(exc)).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
 
 
 def record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | None = None) -> Outcome:
@@ -113,7 +74,7 @@ def record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | 
     if problem is not None:
         return _record_unstorable(job, f"the return value of job {job.name!r} {problem}", job_function)
     try:
-        written = _finish(job, status=JobStatus.SUCCEEDED, result=result, progress=100, finished_at=timezone.now())
+        written = states.succeed(job, result=result, now=timezone.now())
     except OutcomeRefused as exc:
         return _record_unstorable(job, f"the database refused it ({exc})", job_function)
     if not written:
@@ -136,30 +97,29 @@ def record_failure(
     *,
     retry: bool,
     job_function: JobFunction[Any, Any] | None = None,
-    expected: dict[str, Any] | None = None,
+    heartbeat_at: Any = ANY_HEARTBEAT,
     error_class: str = "builtins.Exception",
 ) -> Outcome:
     """Record a failed attempt: ``error`` (message and traceback) and the dotted path of its
-    exception class, also appended to ``failed_attempts``; retry it if ``retry`` and attempts are left."""
+    exception class, also appended to ``failed_attempts``; retry it if ``retry`` and attempts
+    are left. With ``heartbeat_at``, only if the row still has that heartbeat."""
     error = storable_text(error)
     now = timezone.now()
     will_retry = retry and job_function is not None and job.attempts < job.max_attempts
     history = [*(job.failed_attempts or []), _failed_attempt(job, now, error, error_class)]
-    fields: dict[str, Any] = {"error": error, "finished_at": now, "failed_attempts": history, **_progress_of(job)}
+    values: dict[str, Any] = {"failed_attempts": history, "heartbeat_at": heartbeat_at, **_progress_of(job)}
     delay = 0.0
-    if will_retry:
-        assert job_function is not None
-        delay = job_function.options_for(job).retry_delay(job.attempts, random.random)
-        if delay > 0:
-            fields.update(status=JobStatus.SCHEDULED, run_at=now + timedelta(seconds=delay))
-        else:
-            fields.update(status=JobStatus.QUEUED, enqueued_at=now, run_at=None)
-    else:
-        fields["status"] = JobStatus.FAILED
     try:
-        written = _finish(job, expected, **fields)
+        if will_retry:
+            assert job_function is not None
+            delay = job_function.options_for(job).retry_delay(job.attempts, random.random)
+            run_at = now + timedelta(seconds=delay) if delay > 0 else None
+            written = states.retry(job, now=now, run_at=run_at, error=error, **values)
+        else:
+            written = states.fail(job, now=now, error=error, **values)
     except OutcomeRefused as exc:
-        return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", expected, job_function)
+        reason = f"error could not be stored: the database refused it ({exc})"
+        return _fail_refused(job, reason, heartbeat_at, job_function)
     if not written:
         return _cancelled_meanwhile(job)
     if will_retry:
@@ -174,20 +134,18 @@ def record_failure(
     return Outcome.RETRYING if will_retry else Outcome.FAILED
 
 
-def _fail_refused(
-    job: Job, error: str, expected: dict[str, Any] | None, job_function: JobFunction[Any, Any] | None
-) -> Outcome:
+def _fail_refused(job: Job, error: str, heartbeat_at: Any, job_function: JobFunction[Any, Any] | None) -> Outcome:
     """The database refused the outcome's values: end the attempt ``failed`` with ``error`` and
     no values of the job's; without the history entry if even that is refused."""
     now = timezone.now()
     entry = _failed_attempt(job, now, error, path_of(SerializationError))
-    plain = {"status": JobStatus.FAILED, "error": error, "finished_at": now}
-    for extra in (
+    extras: list[dict[str, Any]] = [
         {"failed_attempts": [*(job.failed_attempts or []), entry], "result": None, "progress_message": ""},
         {},
-    ):
+    ]
+    for extra in extras:
         try:
-            written = _finish(job, expected, **plain, **extra)
+            written = states.fail(job, now=now, error=error, heartbeat_at=heartbeat_at, **extra)
         except OutcomeRefused as exc:
             logger.error("Job %s: the database refused its failure too (%s).", job.pk, exc)
             continue
@@ -264,18 +222,13 @@ def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
         history[-1] = entry
     else:
         history.append(entry)
-    fields: dict[str, Any] = {
-        "status": JobStatus.SCHEDULED,
-        "run_at": now + timedelta(seconds=delay),
-        "attempts": job.attempts - 1,  # the attempt is not used up
-        "error": error,
-        "finished_at": now,
-        "failed_attempts": history,
-    }
     try:
-        written = _finish(job, **fields)
+        written = states.put_back(
+            job, now=now, run_at=now + timedelta(seconds=delay), error=error, failed_attempts=history
+        )
     except OutcomeRefused as exc:
-        return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", None, None)
+        reason = f"error could not be stored: the database refused it ({exc})"
+        return _fail_refused(job, reason, ANY_HEARTBEAT, None)
     if not written:
         return _cancelled_meanwhile(job)
     logger.warning(
@@ -303,7 +256,7 @@ def record_lost_attempt(job: Job, error: str) -> Outcome:
         error_class=path_of(WorkerLost),
         retry=True,
         job_function=lookup(job.name),
-        expected={"heartbeat_at": job.heartbeat_at},
+        heartbeat_at=job.heartbeat_at,
     )
     return Outcome.SKIPPED if outcome is Outcome.CANCELLED else outcome
 

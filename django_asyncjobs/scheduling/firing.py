@@ -13,6 +13,7 @@ from ..conf import app_settings
 from ..engine.broker import RedisError, count_missed_runs, ring
 from ..engine.broker import missed_runs as missed_runs
 from ..engine.capacity import QueueFull
+from ..engine.states import promote
 from ..exceptions import AsyncJobsError
 from ..models import Job, JobStatus, MisfirePolicy, Schedule
 from ..times.clock import database_now, now_value
@@ -40,9 +41,7 @@ def promote_due_jobs(batch_size: int = 500) -> int:
             ids = list(due.values_list("pk", flat=True)[:batch_size])
             if not ids:
                 return total
-            Job.objects.using(alias).filter(pk__in=ids, status=JobStatus.SCHEDULED).update(
-                status=JobStatus.QUEUED, enqueued_at=now
-            )
+            promote(ids, now=now, using=alias)
         jobs = list(Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).only("pk", "name", "queue", "priority"))
         ring(jobs)
         total += len(jobs)

@@ -20,13 +20,13 @@ from django_asyncjobs.aggregations.declarations import (
     registered_aggregations,
 )
 from django_asyncjobs.aggregations.windows import (
-    Outcome,
     WindowResult,
     backfill,
     latest_windows,
     skip_reason,
     window_statuses,
 )
+from django_asyncjobs.engine.outcomes import Outcome
 from django_asyncjobs.exceptions import AsyncJobsError
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.times.durations import format_duration

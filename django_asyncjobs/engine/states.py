@@ -1,0 +1,364 @@
+"""The job state machine: every change of a ``Job``'s ``status``, each one conditional statement.
+
+No other module writes ``status`` (``tests/test_states.py`` scans the package for it).
+Each function below writes with one statement: the INSERT of new jobs (one per 500
+rows), else an ``UPDATE ... WHERE status IN (...)`` (for a running attempt, also
+``AND worker = ... AND attempts = ...``). A transition from any other status changes
+nothing and returns ``False`` (``None``, ``0``): two callers racing on one row cannot
+both move it. Reads that decide a transition (which rows are due, which attempt is
+running) are the callers'.
+
+==================== =========================== ====================== ===============================================
+from                 to                          function               called by; writes besides ``status``
+==================== =========================== ====================== ===============================================
+(new row)            queued, or scheduled        ``enqueue``            ``enqueueing.enqueue_calls`` (``enqueue``,
+                     (``run_at`` given)                                 ``enqueue_many``, ``django_asyncjobs.enqueue``,
+                                                                        schedules, the tasks backend); INSERT (bulk in
+                                                                        batches of 500), ``enqueued_at`` or ``run_at``
+(new row)            queued, or scheduled        ``enqueue_once``       the same with an ``idempotency_key``; INSERT in
+                                                                        a savepoint, or the row another call inserted
+queued               running                     ``claim``              ``execution.run_job`` (the worker); attempts+1,
+                                                                        worker, started_at and heartbeat_at (database
+                                                                        clock), progress 0; RETURNING the row
+running              succeeded                   ``succeed``            ``outcomes.record_success``; result, progress
+                                                                        100, finished_at
+running              failed                      ``fail``               ``outcomes.record_failure`` (no retry left), a
+                                                                        refused outcome, a job without code past
+                                                                        UNKNOWN_JOB_TIMEOUT; error, failed_attempts,
+                                                                        progress, finished_at
+running              scheduled, or queued        ``retry``              ``outcomes.record_failure`` (attempts left); as
+                     (no delay)                                         ``fail``, and run_at, or enqueued_at (the caller
+                                                                        pushes)
+running              scheduled                   ``put_back``           ``outcomes.record_unknown`` (the worker lacks
+                                                                        the code); attempts - 1, run_at, error,
+                                                                        failed_attempts (the put-back count)
+running with a       queued, scheduled, failed   ``retry``, ``fail``    ``scheduling.recovery`` through
+stale heartbeat                                  with ``heartbeat_at``  ``outcomes.record_lost_attempt``; as above, if
+                                                                        the heartbeat is still the stale one
+queued, scheduled    cancelled                   ``cancel_waiting``     ``execution.cancel_job`` (``Job.cancel``,
+                                                                        ``operations.cancel_jobs``, the admin);
+                                                                        finished_at
+running              cancelled                   ``cancel_running``     ``execution.cancel_job``, which then asks the
+                                                                        worker to stop (``broker.send_stop``);
+                                                                        finished_at, failed_attempts
+scheduled, due       queued                      ``promote``            ``firing.promote_due_jobs`` (scheduler,
+                                                                        workers); enqueued_at (the caller pushes)
+failed, cancelled    queued                      ``retry_finished``     ``operations.retry_jobs`` (the admin's retry);
+                                                                        max_attempts + attempts, enqueued_at; result,
+                                                                        progress, run_at, finished_at cleared
+==================== =========================== ====================== ===============================================
+
+Not transitions: pushing a queued job's message again (``recovery``,
+``operations.push_again``) writes no row; heartbeats and progress write only
+their columns, conditional on the attempt (:func:`this_attempt`); pruning and
+``operations.delete_finished_jobs`` delete finished rows.
+
+Every write that ends an attempt is conditional on the row still holding that
+attempt, and goes through :func:`.reconnecting.persist`: a broken connection is
+replaced and the write tried again (a try whose fate is unknown is confirmed by
+its ``finished_at``). The instance passed in is updated only when its row was.
+
+The claim uses ``UPDATE ... RETURNING`` where the database has it (PostgreSQL,
+SQLite >= 3.35), so it is one statement, not an UPDATE and a SELECT; the SQL is
+built once per connection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import DataError, IntegrityError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F
+from django.db.models.functions import Now
+
+from ..models import Job, JobStatus
+from ..times.clock import now_sql, now_value
+from .payloads import storable_text
+from .reconnecting import persist
+
+#: Rows per INSERT when many jobs are enqueued at once.
+INSERT_BATCH = 500
+
+#: Statuses a job is retried from by :func:`retry_finished`, and cancelled from before it runs.
+RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
+WAITING_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED)
+
+#: ``heartbeat_at`` not compared: the attempt ends whatever its heartbeat.
+ANY_HEARTBEAT: Any = object()
+
+
+class OutcomeRefused(Exception):
+    """The database refused the values of an outcome write (``DataError``, ``IntegrityError``)."""
+
+
+# (new row) -> queued | scheduled
+
+
+def enqueue(jobs: Sequence[Job], *, now: datetime, run_at: datetime | None) -> None:
+    """INSERT the unsaved ``jobs``: ``scheduled`` until ``run_at`` if given, else ``queued``."""
+    for job in jobs:
+        _first_status(job, now, run_at)
+    if len(jobs) == 1:
+        jobs[0].save(force_insert=True)
+    else:
+        Job.objects.bulk_create(jobs, batch_size=INSERT_BATCH)
+
+
+def enqueue_once(job: Job, *, now: datetime, run_at: datetime | None) -> Job | None:
+    """:func:`enqueue` of one job with an ``idempotency_key``; if a concurrent call inserted
+    the same name and key first, nothing is inserted and that job is returned."""
+    _first_status(job, now, run_at)
+    try:
+        with transaction.atomic(using=router.db_for_write(Job)):
+            job.save(force_insert=True)
+    except IntegrityError:
+        existing = Job.objects.filter(name=job.name, idempotency_key=job.idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
+    return None
+
+
+def _first_status(job: Job, now: datetime, run_at: datetime | None) -> None:
+    job.created_at = now
+    job.status = JobStatus.SCHEDULED if run_at is not None else JobStatus.QUEUED
+    job.run_at, job.enqueued_at = (run_at, None) if run_at is not None else (None, now)
+
+
+# queued -> running
+
+_claim_statements: dict[tuple[str, str], tuple[str, list[str], list[list[Callable[..., Any]]]]] = {}
+
+
+def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
+    """``queued`` → ``running``: the claimed row, or ``None`` when it was not ``queued``."""
+    alias = router.db_for_write(Job)
+    connection = connections[alias]
+    now = now_value(alias)
+    if _supports_returning(connection):
+        return _claim_returning(connection, alias, pk, worker_name, now)
+    claimed = (
+        Job.objects.using(alias)
+        .filter(pk=pk, status=JobStatus.QUEUED)
+        .update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            worker=worker_name,
+            progress=0,
+            progress_message="",
+        )
+    )
+    return Job.objects.using(alias).get(pk=pk) if claimed else None
+
+
+def _supports_returning(connection: BaseDatabaseWrapper) -> bool:
+    if connection.vendor == "postgresql":
+        return True
+    if connection.vendor == "sqlite":
+        return bool(connection.Database.sqlite_version_info >= (3, 35, 0))  # type: ignore[attr-defined]
+    return False
+
+
+def _claim_returning(
+    connection: BaseDatabaseWrapper, alias: str, pk: uuid.UUID, worker_name: str, now: datetime | Now
+) -> Job | None:
+    sql, names, converters = _claim_statement(connection, alias)
+    field = Job._meta.pk
+    assert field is not None
+    # The database's clock is in the SQL (Now()), or on SQLite passed as a parameter.
+    times = [] if isinstance(now, Now) else [Job._meta.get_field("started_at").get_db_prep_value(now, connection)] * 2
+    params = [
+        JobStatus.RUNNING.value,
+        *times,
+        worker_name,
+        field.get_db_prep_value(pk, connection),
+        JobStatus.QUEUED.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, field_converters in enumerate(converters):
+        for convert in field_converters:
+            values[index] = convert(values[index], None, connection)
+    return Job.from_db(alias, names, values)
+
+
+def _claim_statement(
+    connection: BaseDatabaseWrapper, alias: str
+) -> tuple[str, list[str], list[list[Callable[..., Any]]]]:
+    key = (alias, connection.vendor)
+    statement = _claim_statements.get(key)
+    if statement is None:
+        quote = connection.ops.quote_name
+        fields = Job._meta.concrete_fields
+        columns = ", ".join(quote(str(f.column)) for f in fields)
+        now = now_sql(connection) or "%s"
+        sql = (
+            f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('started_at')} = {now}, "
+            f"{quote('heartbeat_at')} = {now}, "
+            f"{quote('attempts')} = {quote('attempts')} + 1, {quote('worker')} = %s, "
+            f"{quote('progress')} = 0, {quote('progress_message')} = '' "
+            f"WHERE {quote('id')} = %s AND {quote('status')} = %s RETURNING {columns}"
+        )
+        converters = []
+        for f in fields:
+            expression = f.get_col(Job._meta.db_table)
+            converters.append(connection.ops.get_db_converters(expression) + f.get_db_converters(connection))
+        statement = _claim_statements.setdefault(key, (sql, [f.attname for f in fields], converters))
+    return statement
+
+
+# running -> succeeded | failed | scheduled | queued
+
+
+def this_attempt(job: Job) -> dict[str, Any]:
+    """The row as this attempt claimed it. A worker that recovery took for dead and that
+    comes back must not write over a later attempt (another worker's claim)."""
+    return {"pk": job.pk, "status": JobStatus.RUNNING, "worker": job.worker, "attempts": job.attempts}
+
+
+def succeed(job: Job, *, result: Any, now: datetime) -> bool:
+    """``running`` (this attempt) → ``succeeded`` with ``result``."""
+    return _end_attempt(job, JobStatus.SUCCEEDED, ANY_HEARTBEAT, result=result, progress=100, finished_at=now)
+
+
+def fail(job: Job, *, now: datetime, error: str, heartbeat_at: Any = ANY_HEARTBEAT, **values: Any) -> bool:
+    """``running`` (this attempt) → ``failed``. ``values`` are other columns to write
+    (``failed_attempts``, progress, ``result``); with ``heartbeat_at``, only if the row still
+    has that heartbeat (recovery's lost attempt)."""
+    return _end_attempt(job, JobStatus.FAILED, heartbeat_at, error=error, finished_at=now, **values)
+
+
+def retry(
+    job: Job,
+    *,
+    now: datetime,
+    run_at: datetime | None,
+    error: str,
+    heartbeat_at: Any = ANY_HEARTBEAT,
+    **values: Any,
+) -> bool:
+    """``running`` (this attempt) → ``scheduled`` until ``run_at``, or ``queued`` at once
+    (``run_at=None``; the caller pushes the message). Otherwise as :func:`fail`."""
+    fields: dict[str, Any] = {"error": error, "finished_at": now, **values}
+    if run_at is not None:
+        return _end_attempt(job, JobStatus.SCHEDULED, heartbeat_at, run_at=run_at, **fields)
+    return _end_attempt(job, JobStatus.QUEUED, heartbeat_at, enqueued_at=now, run_at=None, **fields)
+
+
+def put_back(job: Job, *, now: datetime, run_at: datetime, error: str, failed_attempts: list[Any]) -> bool:
+    """``running`` (this attempt) → ``scheduled`` until ``run_at``, the attempt not used up:
+    this worker lacks the job's code, another may have it."""
+    return _end_attempt(
+        job,
+        JobStatus.SCHEDULED,
+        ANY_HEARTBEAT,
+        run_at=run_at,
+        attempts=job.attempts - 1,
+        error=error,
+        finished_at=now,
+        failed_attempts=failed_attempts,
+    )
+
+
+def _end_attempt(job: Job, status: JobStatus, heartbeat_at: Any, **fields: Any) -> bool:
+    """The one UPDATE that ends ``job``'s attempt, unless the row left it (cancelled, or taken
+    as lost and claimed again) or no longer has ``heartbeat_at``. Tried again on a new
+    connection when the connection breaks. Raises :class:`OutcomeRefused` when the
+    database refuses the values."""
+    condition = this_attempt(job)
+    if heartbeat_at is not ANY_HEARTBEAT:
+        condition["heartbeat_at"] = heartbeat_at
+    rows = Job.objects.filter(**condition)
+    fields["status"] = status
+    tries = 0
+
+    def write() -> bool:
+        nonlocal tries
+        tries += 1
+        if rows.update(**fields):
+            return True
+        # A try whose connection broke may have committed: then the row holds its finished_at.
+        return (
+            tries > 1 and Job.objects.filter(pk=job.pk, worker=job.worker, finished_at=fields["finished_at"]).exists()
+        )
+
+    try:
+        written = persist(write, what=f"the outcome of job {job.pk}", alias=router.db_for_write(Job))
+    except (DataError, IntegrityError) as exc:
+        raise OutcomeRefused(_reason(exc)) from exc
+    if written:
+        for name, value in fields.items():
+            setattr(job, name, value)
+    return written
+
+
+def _reason(exc: BaseException) -> str:
+    text = storable_text(str(exc)).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
+
+
+# queued | scheduled | running -> cancelled
+
+
+def cancel_waiting(job: Job, *, now: datetime) -> bool:
+    """``queued`` or ``scheduled`` → ``cancelled``: it never starts."""
+    if not Job.objects.filter(pk=job.pk, status__in=WAITING_STATUSES).update(
+        status=JobStatus.CANCELLED, finished_at=now
+    ):
+        return False
+    job.status, job.finished_at = JobStatus.CANCELLED, now
+    return True
+
+
+def cancel_running(job: Job, attempt: Job, *, now: datetime, failed_attempts: list[Any]) -> bool:
+    """``running`` → ``cancelled``, if the row still holds ``attempt`` (as read by the caller):
+    the attempt joins ``failed_attempts``. Its worker is to be asked to stop by the caller."""
+    if not Job.objects.filter(
+        pk=job.pk, status=JobStatus.RUNNING, attempts=attempt.attempts, worker=attempt.worker
+    ).update(status=JobStatus.CANCELLED, finished_at=now, failed_attempts=failed_attempts):
+        return False
+    job.status, job.finished_at, job.failed_attempts = JobStatus.CANCELLED, now, failed_attempts
+    job.attempts, job.worker, job.started_at = attempt.attempts, attempt.worker, attempt.started_at
+    return True
+
+
+# scheduled -> queued, failed | cancelled -> queued
+
+
+def promote(pks: Sequence[Any], *, now: datetime | Now, using: str) -> int:
+    """``scheduled`` → ``queued`` (jobs whose ``run_at`` came); how many moved. The caller
+    pushes their messages."""
+    return (
+        Job.objects.using(using)
+        .filter(pk__in=pks, status=JobStatus.SCHEDULED)
+        .update(status=JobStatus.QUEUED, enqueued_at=now)
+    )
+
+
+def retry_finished(pks: Sequence[Any], *, now: datetime, using: str) -> int:
+    """``failed`` or ``cancelled`` → ``queued`` with as many further attempts as it had at
+    first; how many moved. The rows moved carry ``enqueued_at=now``. The caller pushes."""
+    return (
+        Job.objects.using(using)
+        .filter(pk__in=pks, status__in=RETRYABLE_STATUSES)
+        .update(
+            status=JobStatus.QUEUED,
+            max_attempts=F("attempts") + F("max_attempts"),
+            result=None,
+            progress=0,
+            progress_message="",
+            run_at=None,
+            finished_at=None,
+            enqueued_at=now,
+        )
+    )
