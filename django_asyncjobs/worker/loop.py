@@ -368,8 +368,3 @@ def build_worker(queue_names: Sequence[str], *, name: str | None = None, worker_
                 "run one worker per Redis server."
             )
     return worker_class(queues, connection=connection, name=name)
-
-
-from .supervisor import run_workers  # noqa: E402 - re-exported; it builds workers of this module
-
-__all__ = ["Worker", "build_worker", "run_workers"]
