@@ -88,6 +88,15 @@ def start_worker(subprocess_env: dict[str, str]) -> Iterator[Callable[..., subpr
                 process.wait()
 
 
+def alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (a reaped child does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def wait_for(condition: Callable[[], Any], seconds: float = 30.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it is truthy (a bound on waiting, not a timing assertion)."""
     import time

