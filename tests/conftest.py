@@ -1,62 +1,46 @@
-"""Test session set-up: a private Redis server, an empty Redis DB per test, and a
-real in-process burst worker to run jobs."""
+"""Test session set-up: the public fixtures of :mod:`django_asyncjobs.testing` (a private
+Redis server, an empty Redis DB per test, a real in-process burst worker), and worker
+subprocesses on the same database and Redis."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from django.conf import settings
 from redis import Redis
 
-from django_asyncjobs.engine.broker import reset_connections
-from django_asyncjobs.testing import RedisServer
-from django_asyncjobs.worker import Worker, build_worker
+from django_asyncjobs.worker import Worker
+
+if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites its asserts
+    from django_asyncjobs.testing import BurstRun, RedisServer
+
+pytest_plugins = ["django_asyncjobs.testing", "pytester"]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def redis_server() -> Iterator[RedisServer]:
-    """Our own server on a free port (never the machine's 6379), stopped at the end."""
-    server = RedisServer().start()
-    os.environ["ASYNCJOBS_TEST_REDIS_URL"] = server.url  # for worker subprocesses
-    # django-rq read RQ_QUEUES once at import; updating the dicts in place keeps its view and ours in step.
-    for config in settings.RQ_QUEUES.values():
-        config["URL"] = server.url
-    reset_connections()
-    yield server
-    reset_connections()
-    server.stop()
+def redis_server(asyncjobs_redis_server: RedisServer) -> RedisServer:
+    """Our own server on a free port (never the machine's 6379), for the whole session."""
+    os.environ["ASYNCJOBS_TEST_REDIS_URL"] = asyncjobs_redis_server.url  # for worker subprocesses
+    return asyncjobs_redis_server
 
 
 @pytest.fixture(autouse=True)
-def redis(redis_server: RedisServer) -> Iterator[Redis]:
+def redis(asyncjobs_redis: Redis) -> Redis:
     """A client of the test server, flushed before each test (it is ours to flush)."""
-    client = Redis.from_url(redis_server.url)
-    client.flushdb()
-    yield client
-    client.close()
+    return asyncjobs_redis
 
 
 @pytest.fixture
-def run_worker() -> Callable[..., Worker]:
-    """Run a real burst worker in this process until the queues are empty."""
+def run_worker(asyncjobs_worker: Callable[..., BurstRun]) -> Callable[..., Worker]:
+    """Run a real burst worker in this process until the queues are empty; returns the worker."""
 
     def run(*queues: str, **kwargs: Any) -> Worker:
-        names = list(queues) or list(settings.RQ_QUEUES)
-        worker = build_worker(names, **kwargs)
-        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
-        try:
-            worker.work(burst=True, logging_level="WARNING")
-        finally:
-            for sig, handler in saved.items():
-                signal.signal(sig, handler)
-        return worker
+        return asyncjobs_worker(*queues, **kwargs).worker
 
     return run
 
@@ -102,6 +86,15 @@ def start_worker(subprocess_env: dict[str, str]) -> Iterator[Callable[..., subpr
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (a reaped child does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_for(condition: Callable[[], Any], seconds: float = 30.0, what: str = "condition") -> Any:

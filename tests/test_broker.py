@@ -39,6 +39,9 @@ ALLOWED_IMPORTS = {
     "worker/loop.py": {"rq", "rq.defaults", "rq.exceptions", "rq.serializers", "rq.worker"},
     # JobTimeout subclasses RQ's JobTimeoutException, so that RQ's death penalty raises ours.
     "exceptions.py": {"rq.timeouts"},
+    # The test helper hands tests a client of the private server it started (never the
+    # application's queues): for flushing it between tests.
+    "testing.py": {"redis"},
 }
 #: Broker functions that hand out a raw client or RQ queue: for the broker itself only.
 RAW_HANDLES = {"get_connection", "get_queue"}

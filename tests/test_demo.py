@@ -27,7 +27,7 @@ import pytest
 
 from django_asyncjobs.testing import die_with_parent
 
-from .conftest import wait_for
+from .conftest import alive, wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "example_project" / "demo.py"
 
@@ -211,11 +211,3 @@ def test_ctrl_c_stops_every_process(demo: Demo) -> None:
     assert "Stopped the private Redis." in demo.output()
     assert [pid for pid in started if alive(pid)] == []
     assert demo_processes(demo.marker) == []
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

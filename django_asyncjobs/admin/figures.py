@@ -20,12 +20,12 @@ from django.db.models import Case, Count, F, FloatField, QuerySet, Sum, Value, W
 from django.db.models.functions import Right
 from django.utils import timezone
 
-from ..aggregations.declarations import EPOCH, as_utc
+from ..aggregations.declarations import EPOCH
 from ..aggregations.stats import NAME as STATS_AGGREGATION
 from ..engine.broker import RedisError, live_workers, queue_names
 from ..engine.capacity import QueueState, limits_for, queue_state
 from ..models import AggregationWindow, Job, JobStats, JobStatus, WindowStatus
-from ..times.recurrence import db_datetime
+from ..times.zones import as_utc, db_datetime
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.utils import timezone
 
-from ..engine.registry import JobFunction, JobOptions, register
+from ..engine.registry import JobFunction, JobOptions, register, source_of
 from ..exceptions import AsyncJobsError, ConfigurationError
 from ..times.durations import parse_duration
+from ..times.zones import as_utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -83,17 +83,6 @@ def _iter_windows(agg: Aggregation, since: datetime, until: datetime) -> Iterato
     while start < until:
         yield start, start + agg.every
         start += agg.every
-
-
-def as_utc(value: datetime, what: str) -> datetime:
-    """``value`` in UTC. Naive values are refused with USE_TZ, else read in TIME_ZONE."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{what} must be a datetime, got {value!r}")
-    if timezone.is_naive(value):
-        if settings.USE_TZ:
-            raise ValueError(f"{what} must be timezone-aware (USE_TZ is True), got naive {value!r}")
-        value = timezone.make_aware(value, timezone.get_default_timezone())
-    return value.astimezone(UTC)
 
 
 def aggregation(
@@ -159,10 +148,10 @@ def register_aggregation(
         raise ConfigurationError(f"{what}: enqueue must be True or False, got {enqueue!r}")
     _check_signature(func, what)
     existing = _aggregations.get(agg_name)
-    if existing is not None and _source_of(existing.func) != _source_of(func):
+    if existing is not None and source_of(existing.func) != source_of(func):
         raise ConfigurationError(
             f"Two functions are registered as aggregation {agg_name!r}: "
-            f"{_source_of(existing.func)} and {_source_of(func)}."
+            f"{source_of(existing.func)} and {source_of(func)}."
         )
     job_function = register(_window_job(agg_name), name=agg_name, options=options, internal=True)
     registered = Aggregation(agg_name, func, period, enqueue, settle, job_function)
@@ -185,12 +174,6 @@ def _check_signature(func: AggregationFunc, what: str) -> None:
         signature.bind(EPOCH, EPOCH)
     except TypeError:
         raise ConfigurationError(f"{what}: the function must accept two arguments (since, until).") from None
-
-
-def _source_of(func: Callable[..., Any]) -> str:
-    code = getattr(func, "__code__", None)
-    where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
-    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')} ({where})"
 
 
 def _window_job(name: str) -> Callable[[str, str], dict[str, str]]:

@@ -22,8 +22,8 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..models import FINISHED_STATUSES, AggregationWindow, Job, JobStats, JobStatus
 from ..times.durations import parse_duration
-from ..times.recurrence import db_datetime
-from .declarations import aggregation, as_utc, registered_aggregations
+from ..times.zones import as_utc, db_datetime
+from .declarations import aggregation, registered_aggregations
 
 NAME = "asyncjobs.job_stats"
 

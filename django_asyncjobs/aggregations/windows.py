@@ -24,8 +24,8 @@ from ..conf import app_settings
 from ..engine.outcomes import Outcome
 from ..exceptions import AsyncJobsError
 from ..models import FINISHED_STATUSES, AggregationWindow, Job, WindowStatus
-from ..times.recurrence import db_datetime
-from .declarations import Aggregation, as_utc, get_aggregation, registered_aggregations
+from ..times.zones import as_utc, db_datetime
+from .declarations import Aggregation, get_aggregation, registered_aggregations
 
 logger = logging.getLogger("django_asyncjobs")
 

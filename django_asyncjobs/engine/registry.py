@@ -329,10 +329,10 @@ def register_job_function(job_function: JF) -> JF:
     """Put ``job_function`` in the registry under its name. The same function again replaces
     the entry; another function under the same name is a ``ConfigurationError``."""
     existing = _registry.get(job_function.name)
-    if existing is not None and _source_of(existing.func) != _source_of(job_function.func):
+    if existing is not None and source_of(existing.func) != source_of(job_function.func):
         raise ConfigurationError(
-            f"Two functions are registered as job {job_function.name!r}: {_source_of(existing.func)} "
-            f"and {_source_of(job_function.func)}."
+            f"Two functions are registered as job {job_function.name!r}: {source_of(existing.func)} "
+            f"and {source_of(job_function.func)}."
         )
     _registry[job_function.name] = job_function
     return job_function
@@ -351,7 +351,8 @@ def _check_parameter_names(func: Callable[..., Any], job_name: str) -> None:
         )
 
 
-def _source_of(func: Callable[..., Any]) -> str:
+def source_of(func: Callable[..., Any]) -> str:
+    """Where ``func`` is defined, for error messages: ``module.qualname (file:line)``."""
     code = getattr(func, "__code__", None)
     where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')} ({where})"

@@ -6,6 +6,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
@@ -50,85 +51,120 @@ def offload(
     request inline. Decorators such as ``login_required`` may sit on either side:
     their checks run in the request, before anything is queued.
     """
-    allowed = {m.upper() for m in methods} if methods else None
     if max_attempts is not None:
         require_count(max_attempts, "max_attempts")
+    allowed = frozenset(m.upper() for m in methods) if methods else None
 
     def decorate(view_func: View) -> View:
-        is_async = inspect.iscoroutinefunction(inspect.unwrap(view_func))
-        owner = getattr(view_func, "view_class", view_func)  # as_view() functions are named by their class
-        name = f"{owner.__module__}.{owner.__qualname__}"
-        register_view(name, view_func, is_async, queue)
-        probe = _install_probe(view_func, is_async)
-
-        def target_queue() -> str:
-            return queue or offloaded_view_job.options.resolved_queue()
-
-        def runs_inline(request: HttpRequest) -> bool:
-            return (allowed is not None and (request.method or "").upper() not in allowed) or bool(
-                sync_if and sync_if(request)
-            )
-
-        def accept(request: HttpRequest, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HttpResponseBase:
-            queue_name = target_queue()
-            try:
-                check(queue_name)
-            except QueueFull as exc:
-                return busy_response(request, exc)
-            try:
-                job = enqueue_request(
-                    name, request, queue=queue_name, owner=getattr(request, "user", None), max_attempts=max_attempts
-                )
-            except OffloadError as exc:
-                return JsonResponse({"error": "request_too_large", "detail": str(exc)}, status=413)
-            except SerializationError as exc:
-                return JsonResponse({"error": "bad_request", "detail": str(exc)}, status=400)
-            except QueueFull as exc:
-                return busy_response(request, exc)
-            return accepted_response(request, job, optimistic, args, kwargs)
-
-        if is_async:
-
-            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                if runs_inline(request):
-                    return await view_func(request, *args, **kwargs)
-                if probe:
-                    token = _probing.set(True)
-                    try:
-                        refused = await view_func(request, *args, **kwargs)
-                    except _ChecksPassed:
-                        refused = None
-                    finally:
-                        _probing.reset(token)
-                    if refused is not None:
-                        return refused
-                return await sync_to_async(accept)(request, args, kwargs)
-
-            wrapper: View = markcoroutinefunction(functools.wraps(view_func)(async_wrapper))
-        else:
-
-            def sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                if runs_inline(request):
-                    return view_func(request, *args, **kwargs)
-                if probe:
-                    token = _probing.set(True)
-                    try:
-                        return view_func(request, *args, **kwargs)
-                    except _ChecksPassed:
-                        pass
-                    finally:
-                        _probing.reset(token)
-                return accept(request, args, kwargs)
-
-            wrapper = functools.wraps(view_func)(sync_wrapper)
+        offloaded = _OffloadedView.register(
+            view_func, queue=queue, optimistic=optimistic, allowed=allowed, sync_if=sync_if, max_attempts=max_attempts
+        )
+        wrapper = _async_wrapper(offloaded) if offloaded.is_async else _sync_wrapper(offloaded)
         wrapper.asyncjobs_offload = {  # type: ignore[attr-defined]
-            "queue": target_queue,
-            "runs_inline": runs_inline,
+            "queue": offloaded.target_queue,
+            "runs_inline": offloaded.runs_inline,
             "configured_queue": queue,
         }
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+@dataclass(frozen=True)
+class _OffloadedView:
+    """One ``@offload`` view: when it runs inline, and how a request becomes a job."""
+
+    view_func: View
+    name: str
+    is_async: bool
+    #: Whether decorators sit below ``@offload`` whose checks the request must pass first.
+    probe: bool
+    queue: str | None
+    optimistic: Optimistic | None
+    allowed: frozenset[str] | None
+    sync_if: Callable[[HttpRequest], bool] | None
+    max_attempts: int | None
+
+    @classmethod
+    def register(cls, view_func: View, **options: Any) -> _OffloadedView:
+        """Registers ``view_func`` as the code its jobs run, named by its module and qualname."""
+        is_async = inspect.iscoroutinefunction(inspect.unwrap(view_func))
+        owner = getattr(view_func, "view_class", view_func)  # as_view() functions are named by their class
+        name = f"{owner.__module__}.{owner.__qualname__}"
+        register_view(name, view_func, is_async, options["queue"])
+        probe = _install_probe(view_func, is_async)
+        return cls(view_func=view_func, name=name, is_async=is_async, probe=probe, **options)
+
+    def target_queue(self) -> str:
+        return self.queue or offloaded_view_job.options.resolved_queue()
+
+    def runs_inline(self, request: HttpRequest) -> bool:
+        return (self.allowed is not None and (request.method or "").upper() not in self.allowed) or bool(
+            self.sync_if and self.sync_if(request)
+        )
+
+    def accept(self, request: HttpRequest, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HttpResponseBase:
+        """Enqueues the request and answers 202; 503 when the queue is full, 413/400 for a
+        request that cannot be stored."""
+        queue_name = self.target_queue()
+        try:
+            check(queue_name)
+            job = enqueue_request(
+                self.name,
+                request,
+                queue=queue_name,
+                owner=getattr(request, "user", None),
+                max_attempts=self.max_attempts,
+            )
+        except QueueFull as exc:
+            return busy_response(request, exc)
+        except OffloadError as exc:
+            return JsonResponse({"error": "request_too_large", "detail": str(exc)}, status=413)
+        except SerializationError as exc:
+            return JsonResponse({"error": "bad_request", "detail": str(exc)}, status=400)
+        return accepted_response(request, job, self.optimistic, args, kwargs)
+
+
+def _sync_wrapper(offloaded: _OffloadedView) -> View:
+    view_func = offloaded.view_func
+
+    def sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if offloaded.runs_inline(request):
+            return view_func(request, *args, **kwargs)
+        if offloaded.probe:
+            token = _probing.set(True)
+            try:
+                return view_func(request, *args, **kwargs)  # a decorator's refusal (a redirect, a 403)
+            except _ChecksPassed:
+                pass
+            finally:
+                _probing.reset(token)
+        return offloaded.accept(request, args, kwargs)
+
+    return functools.wraps(view_func)(sync_wrapper)
+
+
+def _async_wrapper(offloaded: _OffloadedView) -> View:
+    view_func = offloaded.view_func
+    accept = sync_to_async(offloaded.accept)
+
+    async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if offloaded.runs_inline(request):
+            return await view_func(request, *args, **kwargs)
+        if offloaded.probe:
+            token = _probing.set(True)
+            try:
+                refused = await view_func(request, *args, **kwargs)
+            except _ChecksPassed:
+                refused = None
+            finally:
+                _probing.reset(token)
+            if refused is not None:
+                return refused
+        return await accept(request, args, kwargs)
+
+    wrapper: View = markcoroutinefunction(functools.wraps(view_func)(async_wrapper))
+    return wrapper
 
 
 def _install_probe(view_func: View, is_async: bool) -> bool:

@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from ..models import FINISHED_STATUSES, Job, JobStatus
@@ -33,6 +32,7 @@ from ..offloading.requests import stored_uploads
 from ..offloading.responses import OFFLOADED_VIEW_JOB, _storage, stored_response_file
 from ..times.durations import format_duration
 from ..validators import require_count
+from .batches import keyset_batches
 
 logger = logging.getLogger("django_asyncjobs")
 
@@ -134,25 +134,9 @@ def _batches(db: str, status: str, cutoff: datetime, batch_size: int) -> Iterabl
     Each batch starts after the last row of the one before, so the scan never
     goes over rows it has seen (the dry run keeps them) and always ends.
     """
-    candidates = Job.objects.using(db).filter(status=status, finished_at__lt=cutoff).order_by("finished_at", "pk")
-    after: tuple[datetime, Any] | None = None
-    while True:
-        selected = candidates
-        if after is not None:
-            finished, pk = after
-            selected = selected.filter(
-                Q(finished_at__gt=finished) | Q(finished_at=finished, pk__gt=pk),
-                finished_at__gte=finished,  # a plain range bound, for the index
-            )
-        batch: list[_Row] = list(selected.values_list("pk", "finished_at", "name", "result", "args")[:batch_size])
-        if not batch:
-            return
-        last_pk, last_finished = batch[-1][:2]
-        assert last_finished is not None  # filtered on finished_at
-        after = (last_finished, last_pk)
-        yield batch
-        if len(batch) < batch_size:
-            return
+    candidates = Job.objects.using(db).filter(status=status, finished_at__lt=cutoff)
+    fields = ("pk", "finished_at", "name", "result", "args")
+    yield from keyset_batches(candidates, key=("finished_at", "pk"), fields=fields, batch_size=batch_size)
 
 
 def _files_of(row: _Row) -> list[str]:

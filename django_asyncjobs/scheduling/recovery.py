@@ -27,6 +27,7 @@ from ..engine.execution import Outcome, record_lost_attempt
 from ..exceptions import AsyncJobsError
 from ..models import Job, JobStatus
 from ..times.clock import database_now
+from .batches import keyset_batches
 
 logger = logging.getLogger("django_asyncjobs")
 
@@ -109,17 +110,9 @@ def _requeue_missing_messages(cutoff: datetime, report: RecoveryReport, batch_si
 
 
 def _batches(queryset: QuerySet[Job], batch_size: int) -> Iterator[list[str]]:
-    """Primary keys of ``queryset`` in keyset-paginated batches (stable under concurrent updates)."""
-    last = None
-    while True:
-        page = queryset.order_by("pk")
-        if last is not None:
-            page = page.filter(pk__gt=last)
-        ids = list(page.values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return
-        yield [str(pk) for pk in ids]
-        last = ids[-1]
+    """Primary keys of ``queryset`` in batches (stable under concurrent updates)."""
+    for rows in keyset_batches(queryset, key=("pk",), fields=("pk",), batch_size=batch_size):
+        yield [str(pk) for (pk,) in rows]
 
 
 def _recover_lost_jobs(now: datetime, timeout: float, report: RecoveryReport, batch_size: int) -> None:

@@ -27,7 +27,7 @@ from django.db.models.functions import Now
 from django.db.models.sql import Query
 from django.utils import timezone
 
-from .recurrence import db_datetime
+from .zones import db_datetime
 
 
 def _local_clock(connection: BaseDatabaseWrapper) -> bool:

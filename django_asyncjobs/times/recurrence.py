@@ -10,9 +10,9 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.conf import settings
-from django.utils import timezone
 
 from ..conf import app_settings
+from .zones import db_datetime, to_utc
 
 
 def validate_cron(expression: str) -> str:
@@ -44,21 +44,6 @@ def resolve_timezone(name: str | None) -> tzinfo:
         raise ValueError(f"Unknown time zone {chosen!r}: use an IANA name such as 'Europe/Paris' or 'UTC'.") from exc
 
 
-def _aware(value: datetime) -> datetime:
-    """``value`` aware in UTC (so that adding an interval adds elapsed time, not wall-clock
-    time). Naive values (``USE_TZ = False``) are in ``TIME_ZONE``, as Django stores them."""
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.get_default_timezone())
-    return value.astimezone(UTC)
-
-
-def db_datetime(value: datetime) -> datetime:
-    """``value`` as the database takes it: aware in UTC, or naive in ``TIME_ZONE`` without USE_TZ."""
-    if settings.USE_TZ:
-        return value.astimezone(UTC)
-    return timezone.make_naive(value, timezone.get_default_timezone())
-
-
 def next_cron_time(expression: str, zone: tzinfo, after: datetime, previous: datetime | None = None) -> datetime:
     """The first time strictly after ``after`` that matches ``expression`` in ``zone`` (in UTC).
 
@@ -67,10 +52,10 @@ def next_cron_time(expression: str, zone: tzinfo, after: datetime, previous: dat
     """
     from croniter import croniter
 
-    iterator = croniter(expression, _aware(after).astimezone(zone))
+    iterator = croniter(expression, to_utc(after).astimezone(zone))
     following: datetime = iterator.get_next(datetime)
     if previous is not None:
-        previous_local = _aware(previous).astimezone(zone).replace(tzinfo=None)
+        previous_local = to_utc(previous).astimezone(zone).replace(tzinfo=None)
         while following.replace(tzinfo=None) == previous_local:
             following = iterator.get_next(datetime)
     return following.astimezone(UTC)
@@ -78,7 +63,7 @@ def next_cron_time(expression: str, zone: tzinfo, after: datetime, previous: dat
 
 def next_interval_time(interval: timedelta, anchor: datetime, after: datetime) -> datetime:
     """The first ``anchor + k * interval`` strictly after ``after`` (runs stay on their grid)."""
-    anchor, after = _aware(anchor), _aware(after)
+    anchor, after = to_utc(anchor), to_utc(after)
     if anchor > after:
         return anchor
     steps = (after - anchor) // interval + 1
@@ -97,7 +82,7 @@ def next_run_time(
         return db_datetime(next_cron_time(cron, resolve_timezone(timezone_name), after, previous=anchor))
     if interval is None:
         raise ValueError("A schedule needs a cron expression or an interval.")
-    start = _aware(anchor) if anchor is not None else _aware(after) + interval
+    start = to_utc(anchor) if anchor is not None else to_utc(after) + interval
     return db_datetime(next_interval_time(interval, start, after))
 
 
@@ -108,11 +93,11 @@ def runs_before(
     first run at or after ``before``. Past ``limit`` runs of a cron schedule the count
     stops at ``limit`` (the run returned is still right)."""
     if interval is not None and not cron:
-        start, end = _aware(first), _aware(before)
+        start, end = to_utc(first), to_utc(before)
         count = -((start - end) // interval) if end > start else 0  # ceil((end - start) / interval)
         return count, db_datetime(start + count * interval)
     count, run = 0, first
-    while _aware(run) < _aware(before):
+    while to_utc(run) < to_utc(before):
         if count == limit:
             return count, next_run_time(
                 cron=cron, interval=interval, timezone_name=timezone_name, after=before - timedelta(microseconds=1)

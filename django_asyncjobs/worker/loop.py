@@ -363,8 +363,3 @@ def build_worker(queue_names: Sequence[str], *, name: str | None = None, worker_
     """A worker for ``queue_names`` (all on one Redis connection, as RQ requires)."""
     connection, queues = worker_queues(queue_names)
     return worker_class(queues, connection=connection, name=name)
-
-
-from .supervisor import run_workers  # noqa: E402 - re-exported; it builds workers of this module
-
-__all__ = ["Worker", "build_worker", "run_workers"]

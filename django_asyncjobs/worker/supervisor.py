@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.db import connections
+
+from ..engine.broker import reset_connections
+from ..scheduling.scheduler import Scheduler
 from ..validators import require_count
+from .loop import Worker, build_worker
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkProcess
-
-    from .loop import Worker
 
 logger = logging.getLogger("django_asyncjobs")
 
@@ -52,27 +57,48 @@ def run_workers(
     closing its database and Redis connections, which must not be shared across a
     fork) and supervises them.
     """
-    from ..scheduling.scheduler import Scheduler
-    from .loop import Worker, build_worker
-
     require_count(concurrency, "concurrency")
     if max_jobs is not None:
         require_count(max_jobs, "max_jobs")
-    cls = worker_class or Worker
-
-    def work(index: int) -> int:
-        worker_name = f"{name}-{index}" if name and concurrency > 1 else name
-        worker = build_worker(queue_names, name=worker_name, worker_class=cls)
-        if with_scheduler and index == 0:
-            worker.start_scheduler(sync=False)
-        worker.work(burst=burst, max_jobs=max_jobs, logging_level=logging_level)
-        return worker.exit_status
-
+    work = WorkerRun(
+        queue_names=queue_names,
+        name=name,
+        numbered=concurrency > 1,
+        burst=burst,
+        max_jobs=max_jobs,
+        logging_level=logging_level,
+        worker_class=worker_class or Worker,
+        with_scheduler=with_scheduler,
+    )
     if with_scheduler:
         Scheduler().sync()  # here, so that a bad declaration stops the command, not one child
     if concurrency == 1:
         return work(0)
     return Supervisor(work, concurrency, restart=not burst).run()
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """What one worker process does: build a worker and run it; ``work(index)`` returns its exit status."""
+
+    queue_names: Sequence[str]
+    name: str | None
+    #: Supervised children are named ``<name>-<index>``; a single worker is ``name`` itself.
+    numbered: bool
+    burst: bool
+    max_jobs: int | None
+    logging_level: str
+    worker_class: type[Worker]
+    #: The scheduler thread runs in the worker of index 0.
+    with_scheduler: bool
+
+    def __call__(self, index: int) -> int:
+        worker_name = f"{self.name}-{index}" if self.name and self.numbered else self.name
+        worker = build_worker(self.queue_names, name=worker_name, worker_class=self.worker_class)
+        if self.with_scheduler and index == 0:
+            worker.start_scheduler(sync=False)
+        worker.work(burst=self.burst, max_jobs=self.max_jobs, logging_level=self.logging_level)
+        return worker.exit_status
 
 
 class Supervisor:
@@ -104,12 +130,6 @@ class Supervisor:
         return self.status
 
     def _start(self, index: int) -> None:
-        import multiprocessing
-
-        from django.db import connections
-
-        from ..engine.broker import reset_connections
-
         connections.close_all()
         reset_connections()
         process = multiprocessing.get_context("fork").Process(
@@ -131,15 +151,17 @@ class Supervisor:
             if not self.restart or self.stopping:
                 self.status = max(self.status, code if code > 0 else 128 - code)
                 continue
-            if time.monotonic() - self.started_at[index] >= STABLE_AFTER:
-                self.deaths[index] = 0
-            delay = min(RESTART_MAX_DELAY, RESTART_DELAY * 2 ** self.deaths[index])
-            self.deaths[index] += 1
-            self.restart_at[index] = time.monotonic() + delay
-            how = f"exit status {code}" if code > 0 else f"signal {_signal_name(-code)}"
-            logger.warning(
-                "Worker process %d (pid %s) died (%s); restarting it in %.0fs.", index, process.pid, how, delay
-            )
+            self._schedule_restart(index, process, code)
+
+    def _schedule_restart(self, index: int, process: ForkProcess, code: int) -> None:
+        """The child ``index`` died: start it again after a delay that doubles per death in a row."""
+        if time.monotonic() - self.started_at[index] >= STABLE_AFTER:
+            self.deaths[index] = 0
+        delay = min(RESTART_MAX_DELAY, RESTART_DELAY * 2 ** self.deaths[index])
+        self.deaths[index] += 1
+        self.restart_at[index] = time.monotonic() + delay
+        how = f"exit status {code}" if code > 0 else f"signal {_signal_name(-code)}"
+        logger.warning("Worker process %d (pid %s) died (%s); restarting it in %.0fs.", index, process.pid, how, delay)
 
     def _restart_due(self) -> None:
         now = time.monotonic()

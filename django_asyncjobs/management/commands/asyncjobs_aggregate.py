@@ -15,7 +15,6 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django_asyncjobs.aggregations.declarations import (
     Aggregation,
     AggregationNotRegistered,
-    as_utc,
     get_aggregation,
     registered_aggregations,
 )
@@ -30,6 +29,7 @@ from django_asyncjobs.engine.outcomes import Outcome
 from django_asyncjobs.exceptions import AsyncJobsError
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.times.durations import format_duration
+from django_asyncjobs.times.zones import as_utc
 
 Window = tuple[datetime, datetime]
 
