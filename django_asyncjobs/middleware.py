@@ -13,7 +13,8 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 
 from .conf import app_settings
-from .engine.capacity import QueueFull, limits_for, queue_state_or_none
+from .engine.capacity import limits_for, queue_state_or_none
+from .exceptions import QueueFull
 from .offloading.decorator import offloaded_queue
 from .offloading.responses import busy_response
 

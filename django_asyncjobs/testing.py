@@ -18,9 +18,7 @@ import tempfile
 import time
 from types import TracebackType
 
-
-class RedisServerError(RuntimeError):
-    pass
+from .exceptions import RedisServerError
 
 
 def find_server_binary() -> str:

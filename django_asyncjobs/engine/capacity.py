@@ -25,7 +25,7 @@ from django.dispatch import receiver
 from redis.exceptions import RedisError
 
 from ..conf import app_settings
-from ..exceptions import AsyncJobsError
+from ..exceptions import QueueFull
 from .broker import queue_stats
 
 logger = logging.getLogger("django_asyncjobs")
@@ -33,17 +33,6 @@ logger = logging.getLogger("django_asyncjobs")
 _cache: dict[str, tuple[float, QueueState]] = {}
 _failures: dict[str, float] = {}
 _lock = threading.Lock()
-
-
-class QueueFull(AsyncJobsError):
-    """The queue is saturated; try again in ``retry_after`` seconds. Nothing was saved."""
-
-    def __init__(self, state: QueueState, reason: str = "") -> None:
-        self.state = state
-        self.queue = state.queue
-        self.retry_after = state.retry_after
-        self.reason = reason or state.reason
-        super().__init__(f"Queue {state.queue!r} is saturated ({self.reason}); retry in {self.retry_after}s.")
 
 
 def estimate_wait(depth: int, throughput: float) -> float | None:

@@ -20,7 +20,7 @@ from django.db import DatabaseError, close_old_connections, connections, router
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..exceptions import JobInterrupted, JobNotRegistered
+from ..exceptions import DatabaseAway, JobInterrupted, JobNotRegistered
 from ..models import Job, JobStatus
 from ..signals import job_cancelled, job_started, notify
 from .claiming import claim
@@ -38,7 +38,7 @@ from .outcomes import (
     this_attempt,
 )
 from .payloads import storable_text
-from .reconnecting import DatabaseAway, giving_up_when, persist
+from .reconnecting import giving_up_when, persist
 from .registry import get_job_function
 
 __all__ = ["Outcome", "cancel_job", "current_job", "perform", "record_lost_attempt", "record_progress", "run_job"]

@@ -16,8 +16,8 @@ from django.db import router, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from ..exceptions import QueueFull
 from ..models import FINISHED_STATUSES, Job, JobStatus
-from .capacity import QueueFull
 from .capacity import check as check_backpressure
 
 #: Statuses a job can be retried from, and cancelled from.

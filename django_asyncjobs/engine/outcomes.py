@@ -20,7 +20,7 @@ from django.db import DataError, IntegrityError, router
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..exceptions import JobInterrupted, JobNotRegistered, SerializationError, WorkerLost
+from ..exceptions import JobInterrupted, JobNotRegistered, OutcomeRefused, SerializationError, WorkerLost
 from ..models import Job, JobStatus
 from ..signals import job_failed, job_succeeded, notify
 from ..times.clock import database_now
@@ -44,10 +44,6 @@ class Outcome(StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class OutcomeRefused(Exception):
-    """The database refused the values of an outcome write (``DataError``, ``IntegrityError``)."""
 
 
 def path_of(exception_class: type[BaseException]) -> str:

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from ..exceptions import AsyncJobsError
+from ..exceptions import DatabaseAway
 
 logger = logging.getLogger("django_asyncjobs")
 
@@ -36,10 +36,6 @@ MAX_WAIT = 10.0
 _stop_requested: contextvars.ContextVar[Callable[[], bool]] = contextvars.ContextVar(
     "asyncjobs_stop_requested", default=lambda: False
 )
-
-
-class DatabaseAway(AsyncJobsError):
-    """The database did not answer, and the worker was told to stop before it did."""
 
 
 @contextmanager

@@ -11,8 +11,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from ..conf import app_settings
-from ..engine.capacity import QueueFull
-from ..exceptions import AsyncJobsError
+from ..exceptions import AsyncJobsError, QueueFull
 from ..models import Job, JobStatus, MisfirePolicy, Schedule
 from ..times.clock import database_now, now_value
 from ..times.recurrence import runs_before

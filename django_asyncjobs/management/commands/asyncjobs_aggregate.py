@@ -14,7 +14,6 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from django_asyncjobs.aggregations.declarations import (
     Aggregation,
-    AggregationNotRegistered,
     as_utc,
     get_aggregation,
     registered_aggregations,
@@ -27,7 +26,7 @@ from django_asyncjobs.aggregations.windows import (
     skip_reason,
     window_statuses,
 )
-from django_asyncjobs.exceptions import AsyncJobsError
+from django_asyncjobs.exceptions import AggregationNotRegistered, AsyncJobsError
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.times.durations import format_duration
 
