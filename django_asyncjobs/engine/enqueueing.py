@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from ..conf import app_settings
 from ..exceptions import EnqueueError, SerializationError
 from ..models import Job, JobStatus
-from ..signals import job_enqueued, notify
+from ..signals import job_created, job_enqueued, notify
 from .broker import push, validate_queue
 from .capacity import check as check_backpressure
 from .payloads import json_problem
@@ -102,9 +102,14 @@ def enqueue_calls(
     if not delayed:
         strict_mode = bool(app_settings.STRICT_ENQUEUE) if strict is None else strict
         transaction.on_commit(lambda: ring(jobs, strict=strict_mode), using=router.db_for_write(Job))
-    if job_function.has_enqueued_hook:
-        transaction.on_commit(partial(job_function.enqueued, jobs), using=router.db_for_write(Job))
+    if job_created.has_listeners(Job):  # no on-commit callback when nobody listens
+        transaction.on_commit(partial(_announce_created, jobs, job_function), using=router.db_for_write(Job))
     return jobs
+
+
+def _announce_created(jobs: Sequence[Job], job_function: JobFunction[Any, Any]) -> None:
+    for job in jobs:
+        notify(job_created, job, job_function=job_function)
 
 
 def ring(jobs: Sequence[Job], *, strict: bool = False) -> bool:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..exceptions import DatabaseAway, JobInterrupted, JobNotRegistered
 from ..models import Job, JobStatus
-from ..signals import job_cancelled, job_started, notify
+from ..signals import job_cancelled, job_finished, job_started, notify
 from .claiming import claim
 from .outcomes import (
     Outcome,
@@ -146,8 +146,7 @@ def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None) -> O
         return record_unknown(job, exc)
     token = _current.set(job)
     try:
-        job_started.send(sender=Job, job=job)
-        job_function.started(job)
+        job_started.send(sender=Job, job=job, job_function=job_function)
         within = guard or (lambda seconds, _id: nullcontext())
         with within(job_function.options_for(job).resolved_timeout(), str(job.pk)):
             result = job_function.invoke(job)
@@ -221,9 +220,7 @@ def cancel_job(job: Job) -> bool:
 
 def _announce_cancel(job: Job) -> None:
     notify(job_cancelled, job)
-    job_function = lookup(job.name)
-    if job_function is not None:
-        job_function.finished(job)
+    notify(job_finished, job, job_function=lookup(job.name))
 
 
 def record_progress(job: Job, percent: int, message: str = "") -> None:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..exceptions import JobInterrupted, JobNotRegistered, OutcomeRefused, SerializationError, WorkerLost
 from ..models import Job, JobStatus
-from ..signals import job_failed, job_succeeded, notify
+from ..signals import job_failed, job_finished, job_succeeded, notify
 from ..times.clock import database_now
 from .payloads import json_problem, storable_text
 from .reconnecting import persist
@@ -116,8 +116,7 @@ def record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | 
     if not written:
         return _cancelled_meanwhile(job)
     notify(job_succeeded, job)
-    if job_function is not None:
-        job_function.finished(job)
+    notify(job_finished, job, job_function=job_function)
     return Outcome.SUCCEEDED
 
 
@@ -168,8 +167,8 @@ def record_failure(
     else:
         logger.error("Job %s (%s) failed after %d attempt(s).", job.pk, job.name, job.attempts)
     notify(job_failed, job, will_retry=will_retry)
-    if not will_retry and job_function is not None:
-        job_function.finished(job)
+    if not will_retry:
+        notify(job_finished, job, job_function=job_function)
     return Outcome.RETRYING if will_retry else Outcome.FAILED
 
 
@@ -194,8 +193,7 @@ def _fail_refused(
             return _cancelled_meanwhile(job)
         logger.error("Job %s (%s) failed: %s", job.pk, job.name, error)
         notify(job_failed, job, will_retry=False)
-        if job_function is not None:
-            job_function.finished(job)
+        notify(job_finished, job, job_function=job_function)
         return Outcome.FAILED
     return Outcome.ERROR
 
