@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,9 +16,6 @@ from .engine.capacity import limits_for, queue_state_or_none
 from .exceptions import QueueFull
 from .offloading.decorator import offloaded_queue
 from .offloading.responses import busy_response
-
-logger = logging.getLogger("django_asyncjobs")
-
 
 _compiled_paths: list[tuple[re.Pattern[str], str]] | None = None
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from django.dispatch import Signal
 
-logger = logging.getLogger("django_asyncjobs.signals")
+from .logs import log_event, signals_logger
 
 #: On commit of the transaction that saved the job's row (due or delayed). ``job_function``.
 job_created = Signal()
@@ -62,10 +62,5 @@ def notify(signal: Signal, job: Any, **kwargs: Any) -> None:
         return
     for receiver, response in signal.send_robust(sender=type(job), job=job, **kwargs):
         if isinstance(response, Exception):
-            logger.error(
-                "signal.receiver_failed job=%s receiver=%r",
-                job.pk,
-                receiver,
-                exc_info=response,
-                extra={"job": str(job.pk), "receiver": repr(receiver)},
-            )
+            fields = {"job": job.pk, "name": job.name, "receiver": repr(receiver)}
+            log_event(signals_logger, logging.ERROR, "signal.receiver_failed", **fields, exc_info=response)

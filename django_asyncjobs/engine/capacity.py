@@ -26,9 +26,8 @@ from redis.exceptions import RedisError
 
 from ..conf import app_settings
 from ..exceptions import QueueFull
+from ..logs import enqueue_logger, log_event
 from .broker import queue_stats
-
-logger = logging.getLogger("django_asyncjobs")
 
 _cache: dict[str, tuple[float, QueueState]] = {}
 _failures: dict[str, float] = {}
@@ -139,7 +138,7 @@ def queue_state_or_none(queue: str) -> QueueState | None:
         return queue_state(queue)
     except RedisError as exc:
         _failures[queue] = time.monotonic()
-        logger.warning("Back pressure not checked for queue %r: %s", queue, exc)
+        log_event(enqueue_logger, logging.WARNING, "backpressure.unchecked", queue=queue, reason=str(exc))
         return None
 
 

@@ -15,14 +15,13 @@ from redis.exceptions import RedisError
 
 from ..conf import app_settings
 from ..exceptions import EnqueueError, SerializationError
+from ..logs import enqueue_logger, log_event
 from ..models import Job, JobStatus
 from ..signals import job_created, job_enqueued, notify
 from .broker import push, validate_queue
 from .capacity import check as check_backpressure
 from .payloads import json_problem
 from .registry import JobFunction, job_function_by_name
-
-logger = logging.getLogger("django_asyncjobs")
 
 ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -125,7 +124,9 @@ def ring(jobs: Sequence[Job], *, strict: bool = False) -> bool:
         message = f"Could not push {len(ids)} job(s) to Redis ({exc}); the rows stay queued for recovery."
         if strict:
             raise EnqueueError(message, ids) from exc
-        logger.warning(message, extra={"job_ids": ids})
+        # The rows stay queued for recovery.
+        fields = {"count": len(ids), "reason": str(exc), "job_ids": ids}
+        log_event(enqueue_logger, logging.WARNING, "enqueue.push_failed", **fields, recovery="pushes them")
         return False
     for job in jobs:
         notify(job_enqueued, job)

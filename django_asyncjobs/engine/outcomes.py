@@ -21,14 +21,13 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..exceptions import JobInterrupted, JobNotRegistered, OutcomeRefused, SerializationError, WorkerLost
+from ..logs import duration_ms, job_fields, jobs_logger, last_line, log_event
 from ..models import Job, JobStatus
 from ..signals import job_failed, job_finished, job_succeeded, notify
 from ..times.clock import database_now
 from .payloads import json_problem, storable_text
 from .reconnecting import persist
 from .registry import JobFunction, get_job_function
-
-logger = logging.getLogger("django_asyncjobs")
 
 #: Delay before a job this worker lacks the code of is offered again, doubled per put-back up to the max.
 UNKNOWN_JOB_DELAY = 5.0
@@ -115,6 +114,8 @@ def record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | 
         return _record_unstorable(job, f"the database refused it ({exc})", job_function)
     if not written:
         return _cancelled_meanwhile(job)
+    took = duration_ms(job.started_at, job.finished_at)
+    log_event(jobs_logger, logging.INFO, "job.succeeded", **job_fields(job), duration_ms=took)
     notify(job_succeeded, job)
     notify(job_finished, job, job_function=job_function)
     return Outcome.SUCCEEDED
@@ -163,9 +164,11 @@ def record_failure(
             from .enqueueing import ring
 
             ring([job])
-        logger.warning("Job %s (%s) attempt %d failed; retrying in %.1fs.", job.pk, job.name, job.attempts, delay)
+        logged = {**job_fields(job), "retry_in_s": delay, "exception": error_class, "error": last_line(error)}
+        log_event(jobs_logger, logging.WARNING, "job.retrying", **logged)
     else:
-        logger.error("Job %s (%s) failed after %d attempt(s).", job.pk, job.name, job.attempts)
+        logged = {**job_fields(job), "exception": error_class, "error": last_line(error)}
+        log_event(jobs_logger, logging.ERROR, "job.failed", **logged)
     notify(job_failed, job, will_retry=will_retry)
     if not will_retry:
         notify(job_finished, job, job_function=job_function)
@@ -187,11 +190,11 @@ def _fail_refused(
         try:
             written = _finish(job, expected, **plain, **extra)
         except OutcomeRefused as exc:
-            logger.error("Job %s: the database refused its failure too (%s).", job.pk, exc)
+            log_event(jobs_logger, logging.ERROR, "job.failure_refused", **job_fields(job), reason=str(exc))
             continue
         if not written:
             return _cancelled_meanwhile(job)
-        logger.error("Job %s (%s) failed: %s", job.pk, job.name, error)
+        log_event(jobs_logger, logging.ERROR, "job.failed", **job_fields(job), error=error)
         notify(job_failed, job, will_retry=False)
         notify(job_finished, job, job_function=job_function)
         return Outcome.FAILED
@@ -275,9 +278,7 @@ def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
         return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", None, None)
     if not written:
         return _cancelled_meanwhile(job)
-    logger.warning(
-        "Job %s (%s): no code for it in this worker; put back, offered again in %.0fs.", job.pk, job.name, delay
-    )
+    log_event(jobs_logger, logging.WARNING, "job.put_back", **job_fields(job), retry_in_s=delay, reason="no code")
     return Outcome.PUT_BACK
 
 
@@ -313,9 +314,6 @@ def lookup(name: str) -> JobFunction[Any, Any] | None:
 
 
 def _cancelled_meanwhile(job: Job) -> Outcome:
-    logger.info(
-        "Job %s was cancelled, or taken as lost by recovery, while attempt %d ran; its outcome is discarded.",
-        job.pk,
-        job.attempts,
-    )
+    # Cancelled, or taken as lost by recovery, while the attempt ran.
+    log_event(jobs_logger, logging.INFO, "job.outcome_discarded", **job_fields(job), reason="no longer this attempt")
     return Outcome.CANCELLED

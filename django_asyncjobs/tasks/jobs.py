@@ -36,6 +36,7 @@ from django.utils.module_loading import import_string
 
 from ..engine.registry import JobFunction, JobOptions, register_job_function, registered
 from ..exceptions import ConfigurationError, JobInterrupted
+from ..logs import log_event, tasks_logger
 from ..signals import job_created, job_finished, job_started
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
     from ..models import Job
 
-logger = logging.getLogger("django_asyncjobs")
 
 #: Job statuses as Django's task result statuses.
 STATUSES = {
@@ -87,7 +87,8 @@ class TaskJobFunction(JobFunction[..., Any]):
         try:
             return backend_options(self.alias_of(job), job.queue)
         except ConfigurationError as exc:
-            logger.error("Job %s runs with the default options: %s", job.pk, exc)
+            fields = {"job": job.pk, "name": job.name, "queue": job.queue, "reason": str(exc)}
+            log_event(tasks_logger, logging.ERROR, "task.default_options", **fields)
             return JobOptions(queue=job.queue)
 
     def alias_of(self, job: Job) -> str:
@@ -167,7 +168,8 @@ def announce(signal: Signal, result: TaskResult[Any, Any]) -> None:
     logged, not raised. The sender is the class of the result's backend."""
     for receiver, response in signal.send_robust(sender=_sender(result.backend), task_result=result):
         if isinstance(response, Exception):
-            logger.error("Receiver %r of a task signal failed for job %s", receiver, result.id, exc_info=response)
+            fields = {"job": result.id, "name": result.task.module_path, "receiver": repr(receiver)}
+            log_event(tasks_logger, logging.ERROR, "signal.receiver_failed", **fields, exc_info=response)
 
 
 def build_result(job: Job, task: Task[Any, Any], backend: str) -> TaskResult[Any, Any]:
@@ -235,8 +237,9 @@ def find_task(name: str) -> TaskJobFunction | None:
         module = importlib.import_module(module_name)
     except ImportError:
         return None
-    except Exception:
-        logger.exception("Could not import %s to look for the task %s", module_name, name)
+    except Exception:  # noqa: BLE001 - logged with its traceback
+        fields = {"module": module_name, "task": name}
+        log_event(tasks_logger, logging.ERROR, "task.import_failed", **fields, exc_info=True)
         return None
     candidate = getattr(module, attribute, None)
     if not isinstance(candidate, Task) or candidate.module_path != name or not _is_ours(candidate.backend):
