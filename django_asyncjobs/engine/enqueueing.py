@@ -101,7 +101,7 @@ def enqueue_calls(
     if not delayed:
         strict_mode = bool(app_settings.STRICT_ENQUEUE) if strict is None else strict
         transaction.on_commit(lambda: ring(jobs, strict=strict_mode), using=router.db_for_write(Job))
-    if job_created.has_listeners(Job):  # no on-commit callback when nobody listens
+    if job_created.receivers and job_created.has_listeners(Job):  # no on-commit callback when nobody listens
         transaction.on_commit(partial(_announce_created, jobs, job_function), using=router.db_for_write(Job))
     return jobs
 
