@@ -11,12 +11,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .aggregations.declarations import Aggregation, AggregationNotRegistered, aggregation
-    from .engine.capacity import QueueFull
+    from .aggregations.declarations import Aggregation, aggregation
     from .engine.enqueueing import enqueue
     from .engine.execution import current_job
     from .engine.registry import Call, JobFunction, job
     from .exceptions import (
+        AggregationNotRegistered,
         AsyncJobsError,
         ConfigurationError,
         EnqueueError,
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         JobInterrupted,
         JobNotRegistered,
         JobTimeout,
+        QueueFull,
         SerializationError,
         UnknownQueue,
         WorkerLost,
@@ -35,7 +36,7 @@ __version__ = "0.1.0.dev0"
 
 _LAZY = {
     "Aggregation": ".aggregations.declarations",
-    "AggregationNotRegistered": ".aggregations.declarations",
+    "AggregationNotRegistered": ".exceptions",
     "AsyncJobsError": ".exceptions",
     "Call": ".engine.registry",
     "ConfigurationError": ".exceptions",
@@ -47,7 +48,7 @@ _LAZY = {
     "JobNotRegistered": ".exceptions",
     "JobStatus": ".models",
     "JobTimeout": ".exceptions",
-    "QueueFull": ".engine.capacity",
+    "QueueFull": ".exceptions",
     "SerializationError": ".exceptions",
     "UnknownQueue": ".exceptions",
     "WorkerLost": ".exceptions",

@@ -1,4 +1,8 @@
+"""The app's configuration: what is loaded and connected at start-up."""
+
 from __future__ import annotations
+
+from importlib.util import find_spec
 
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
@@ -23,3 +27,7 @@ class AsyncJobsConfig(AppConfig):
             modules = (modules,)
         if modules:
             autodiscover_modules(*modules)
+        if find_spec("django.tasks") is not None:  # Django 6.0+
+            from .tasks.jobs import connect_signals_if_used
+
+            connect_signals_if_used()

@@ -1,9 +1,22 @@
-"""Exceptions raised by django-asyncjobs. All derive from :class:`AsyncJobsError`."""
+"""Every exception class django-asyncjobs defines. All derive from :class:`AsyncJobsError`,
+except :class:`JobInterrupted` (a ``BaseException`` on purpose) and the dependency-free
+client's errors (``django_asyncjobs.client.ClientError``, which must import without Django).
+
+The hierarchy, with the stdlib and Django bases kept where they let callers catch what
+they already catch, is documented in docs/exceptions.md. Other modules import their
+exceptions from here; the old import locations (``engine.capacity.QueueFull``, ...) keep working.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import ImproperlyConfigured
 from rq.timeouts import JobTimeoutException
+
+if TYPE_CHECKING:
+    from .engine.capacity import QueueState
 
 
 class AsyncJobsError(Exception):
@@ -72,6 +85,46 @@ class JobTimeout(AsyncJobsError, JobTimeoutException):
 
 class WorkerLost(AsyncJobsError):
     """Recorded by recovery for an attempt whose worker died (never raised inside a job)."""
+
+
+class QueueFull(AsyncJobsError):
+    """The queue is saturated; try again in ``retry_after`` seconds. Nothing was saved."""
+
+    def __init__(self, state: QueueState, reason: str = "") -> None:
+        self.state = state
+        self.queue = state.queue
+        self.retry_after = state.retry_after
+        self.reason = reason or state.reason
+        super().__init__(f"Queue {state.queue!r} is saturated ({self.reason}); retry in {self.retry_after}s.")
+
+
+class AggregationNotRegistered(AsyncJobsError, LookupError):
+    """No aggregation is registered under the given name."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        super().__init__(
+            f"No aggregation is registered as {name!r} (registered: {', '.join(sorted(known)) or 'none'}). "
+            "Decorate the function with @aggregation(every=...) and make sure its module "
+            "is imported (modules named in ASYNCJOBS['AUTODISCOVER'] are imported at start-up)."
+        )
+
+
+class OffloadError(AsyncJobsError):
+    """A request cannot be carried to a worker (too large, or needs what cannot be carried)."""
+
+
+class DatabaseAway(AsyncJobsError):
+    """The database did not answer, and the worker was told to stop before it did."""
+
+
+class OutcomeRefused(AsyncJobsError):
+    """The database refused the values of an outcome write (``DataError``, ``IntegrityError``).
+    Internal: the worker records such an attempt as failed with a stored reason."""
+
+
+class RedisServerError(AsyncJobsError, RuntimeError):
+    """``django_asyncjobs.testing`` could not find or start a Redis server."""
 
 
 class JobInterrupted(BaseException):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -13,12 +12,10 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 
 from .conf import app_settings
-from .engine.capacity import QueueFull, limits_for, queue_state_or_none
+from .engine.capacity import limits_for, queue_state_or_none
+from .exceptions import QueueFull
 from .offloading.decorator import offloaded_queue
 from .offloading.responses import busy_response
-
-logger = logging.getLogger("django_asyncjobs")
-
 
 _compiled_paths: list[tuple[re.Pattern[str], str]] | None = None
 

@@ -39,6 +39,7 @@ from redis import Redis
 
 from .engine.broker import reset_connections
 from .engine.broker.connections import QUEUE_ONLY_KEYS
+from .exceptions import RedisServerError
 
 if TYPE_CHECKING:
     from .engine.execution import Outcome
@@ -47,10 +48,6 @@ if TYPE_CHECKING:
 
 #: The port of a machine's own Redis: a test server never takes it, so tests can never flush it.
 PROTECTED_PORT = 6379
-
-
-class RedisServerError(RuntimeError):
-    """The test server could not be found, started, or was asked for port 6379."""
 
 
 def find_server_binary() -> str:

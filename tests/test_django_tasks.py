@@ -30,8 +30,8 @@ from django_asyncjobs.backends import AsyncJobsBackend
 from django_asyncjobs.engine.registry import get_job_function, registered_jobs, unregister
 from django_asyncjobs.models import Schedule
 from django_asyncjobs.scheduling.firing import fire_due_schedules
-from django_asyncjobs.signals import job_started, job_succeeded
-from django_asyncjobs.tasks.jobs import TaskJobFunction
+from django_asyncjobs.signals import job_created, job_finished, job_started, job_succeeded
+from django_asyncjobs.tasks.jobs import TaskJobFunction, connect_signals, connect_signals_if_used
 from tests.testapp import jobs as plain_jobs
 from tests.testapp import standard_tasks as tasks
 from tests.testapp.models import Call
@@ -96,13 +96,55 @@ def test_worker_runs_the_task_and_get_result_reads_the_row(run_worker, received)
     assert tasks.add.get_result(result.id) == stored
     result.refresh()
     assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 5)
+    # Django's task signals are sent by receivers of the job signals, connected at start-up,
+    # so task_started comes before the job_started receivers connected later (this test's).
     assert received == [
         ("task_enqueued", "READY"),
-        ("job_started", "running"),
         ("task_started", "RUNNING"),
+        ("job_started", "running"),
         ("job_succeeded", "succeeded"),
         ("task_finished", "SUCCESSFUL"),
     ]
+
+
+def test_task_signals_are_receivers_of_the_job_signals_for_task_jobs_only(run_worker) -> None:
+    seen: list[tuple[str, str]] = []
+    receivers = [
+        (job_created, lambda sender, job, job_function, **kw: seen.append(("job_created", job.name))),
+        (job_finished, lambda sender, job, job_function, **kw: seen.append(("job_finished", job.name))),
+        (task_enqueued, lambda sender, task_result, **kw: seen.append(("task_enqueued", task_result.task.name))),
+        (task_finished, lambda sender, task_result, **kw: seen.append(("task_finished", task_result.task.name))),
+    ]
+    for signal, receiver in receivers:
+        signal.connect(receiver)
+    try:
+        tasks.add.enqueue(1, 2)
+        plain_jobs.add.enqueue(1, 2)  # a plain job: job signals only
+        run_worker()
+    finally:
+        for signal, receiver in receivers:
+            signal.disconnect(receiver)
+    task_name, plain_name = "tests.testapp.standard_tasks.add", plain_jobs.add.name
+    assert seen[:3] == [("task_enqueued", "add"), ("job_created", task_name), ("job_created", plain_name)]
+    assert sorted(seen[3:]) == sorted(
+        [("task_finished", "add"), ("job_finished", task_name), ("job_finished", plain_name)]
+    )
+
+
+def test_the_task_receivers_are_connected_at_start_up_only_with_the_backend(settings) -> None:
+    for signal in (job_created, job_started, job_finished):
+        assert signal.has_listeners(Job)  # TASKS names AsyncJobsBackend (tests/settings.py)
+        signal.disconnect(dispatch_uid=f"django_asyncjobs.tasks.task_{signal_names[signal]}")
+    try:
+        settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+        connect_signals_if_used()
+        assert not any(signal.has_listeners(Job) for signal in (job_created, job_started, job_finished))
+    finally:
+        connect_signals()
+    assert all(signal.has_listeners(Job) for signal in (job_created, job_started, job_finished))
+
+
+signal_names = {job_created: "enqueued", job_started: "started", job_finished: "finished"}
 
 
 def test_aenqueue_and_aget_result(run_worker) -> None:

@@ -72,8 +72,11 @@ def test_unknown_job_id_is_refused(run_worker, redis: Redis, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="django_asyncjobs"):
         worker = run_worker("default")
     assert worker.outcomes[Outcome.REFUSED] == 2
-    assert "Dropped message 'not-a-uuid': not a job id" in caplog.text
-    assert "Dropped message 0b9c1c36-9d0c-4a39-8d44-4a8f3c1f6d2e: no such job" in caplog.text
+    dropped = [r.getMessage() for r in caplog.records if r.name == "django_asyncjobs.worker"]
+    assert dropped == [
+        'message.dropped content=not-a-uuid reason="not a job id"',
+        'message.dropped content=0b9c1c36-9d0c-4a39-8d44-4a8f3c1f6d2e reason="no such job"',
+    ]
 
 
 def test_row_naming_an_unregistered_function_is_refused_not_imported(run_worker, settings) -> None:

@@ -220,8 +220,8 @@ def test_runs_later_than_misfire_grace_are_skipped_logged_and_counted(settings, 
     # t0 .. t0+7 are more than 3 s late: skipped; t0+8 .. t0+10 fire.
     assert (report.skipped, report.missed) == (["skipping"], {"skipping": 8})
     assert runs_of(schedule) == [t0 + i * SECOND for i in (8, 9, 10)]
-    assert "Schedule 'skipping': 8 run(s) missed" in caplog.text
-    assert "skipped (misfire policy 'skip')" in caplog.text
+    assert "schedule.missed schedule=skipping missed=8 first_due=" in caplog.text
+    assert " outcome=skipped grace_s=3.0 next_run=" in caplog.text
     assert missed_runs("skipping") == 8
 
 
@@ -235,8 +235,8 @@ def test_runs_later_than_misfire_grace_are_caught_up_once(settings, caplog) -> N
 
     assert (report.skipped, report.missed) == ([], {"catching": 8})
     assert runs_of(schedule) == [t0, t0 + 8 * SECOND, t0 + 9 * SECOND, t0 + 10 * SECOND]  # one for the 8 missed
-    assert "Schedule 'catching': 8 run(s) missed" in caplog.text
-    assert "caught up with one run" in caplog.text
+    assert "schedule.missed schedule=catching missed=8 first_due=" in caplog.text
+    assert " outcome=caught_up " in caplog.text
     assert missed_runs("catching") == 8
 
 
@@ -504,4 +504,4 @@ def test_a_timing_written_around_validation_disables_the_schedule(caplog) -> Non
     Schedule.objects.filter(pk=schedule.pk).update(interval=None, cron="61 * * * *")
     assert fire_due_schedules().failed == ["garbled"]
     assert not Schedule.objects.get(pk=schedule.pk).enabled
-    assert "Schedule 'garbled' is invalid and was disabled" in caplog.text
+    assert "schedule.disabled schedule=garbled reason=" in caplog.text

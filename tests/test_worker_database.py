@@ -67,7 +67,7 @@ def test_the_worker_waits_for_the_database_and_takes_no_job_meanwhile(start_work
         try:
             terminate_workers(side)
             release.touch()
-            wait_for(lambda: output.count("no job is taken until it does") >= 2, what="the worker to wait")
+            wait_for(lambda: output.count("database.not_answering") >= 2, what="the worker to wait")
             assert redis.llen(get_queue("default").key) == 3  # the next messages stay in Redis
         finally:
             admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

@@ -168,7 +168,7 @@ def test_unreadable_messages_are_dropped_with_a_short_log_line(start_worker, red
     assert (job.status, job.result) == (JobStatus.SUCCEEDED, 42)
     lines = output.splitlines()
     assert max(map(len, lines)) < 400, "a message was logged whole"
-    assert sum("Dropped message" in line and "not a job id" in line for line in lines) == 4, output
+    assert sum("message.dropped" in line and 'reason="not a job id"' in line for line in lines) == 4, output
 
 
 # -- item 4: a stop signal is never lost -------------------------------------------------------------

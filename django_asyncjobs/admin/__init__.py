@@ -20,7 +20,7 @@ from django.utils.translation import ngettext
 
 from ..engine.operations import OperationReport, cancel_jobs, delete_finished_jobs, push_again, retry_jobs
 from ..engine.registry import job_function_by_name, schedulable_jobs
-from ..exceptions import JobNotRegistered
+from ..exceptions import JobNotRegistered, QueueFull
 from ..models import FINISHED_STATUSES, Job, JobStatus, Schedule
 from ..offloading.responses import OFFLOADED_VIEW_JOB
 from .display import (
@@ -360,7 +360,6 @@ class ScheduleAdmin(ScheduleModelAdmin):
 
     @admin.action(permissions=["change"], description=_("Run selected schedules now"))
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        from ..engine.capacity import QueueFull
         from ..scheduling.firing import run_schedule_now
 
         started, problems = 0, []

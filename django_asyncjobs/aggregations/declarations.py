@@ -12,7 +12,7 @@ Django sets up.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from ..engine.registry import JobFunction, JobOptions, register, source_of
-from ..exceptions import AsyncJobsError, ConfigurationError
+from ..exceptions import AggregationNotRegistered, ConfigurationError
 from ..times.durations import parse_duration
 from ..times.zones import as_utc
 
@@ -30,18 +30,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AggregationFunc = Callable[[datetime, datetime], Any]
 
 _aggregations: dict[str, Aggregation] = {}
-
-
-class AggregationNotRegistered(AsyncJobsError, LookupError):
-    """No aggregation is registered under the given name."""
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        self.name = name
-        super().__init__(
-            f"No aggregation is registered as {name!r} (registered: {', '.join(sorted(known)) or 'none'}). "
-            "Decorate the function with @aggregation(every=...) and make sure its module "
-            "is imported (modules named in ASYNCJOBS['AUTODISCOVER'] are imported at start-up)."
-        )
 
 
 @dataclass(frozen=True)

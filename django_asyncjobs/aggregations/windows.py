@@ -23,11 +23,10 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..engine.outcomes import Outcome
 from ..exceptions import AsyncJobsError
+from ..logs import aggregation_logger, log_event
 from ..models import FINISHED_STATUSES, AggregationWindow, Job, WindowStatus
 from ..times.zones import as_utc, db_datetime
 from .declarations import Aggregation, get_aggregation, registered_aggregations
-
-logger = logging.getLogger("django_asyncjobs")
 
 
 @dataclass(frozen=True)
@@ -148,12 +147,13 @@ def execute_window(agg: Aggregation, since: datetime, until: datetime, *, rerais
     except Exception as exc:
         error = "".join(traceback.format_exception(exc))
         running.update(status=WindowStatus.FAILED, error=error, finished_at=timezone.now())
-        logger.error("Aggregation %s failed for [%s, %s): %s", agg.name, since, until, exc)
+        fields = {"aggregation": agg.name, "since": since, "until": until, "error": f"{type(exc).__name__}: {exc}"}
+        log_event(aggregation_logger, logging.ERROR, "window.failed", **fields)
         if reraise:
             raise
         return WindowResult(since, until, Outcome.FAILED, error=error)
     running.update(status=WindowStatus.DONE, finished_at=timezone.now())
-    logger.debug("Aggregation %s done for [%s, %s).", agg.name, since, until)
+    log_event(aggregation_logger, logging.DEBUG, "window.done", aggregation=agg.name, since=since, until=until)
     return WindowResult(since, until, Outcome.RAN)
 
 
@@ -222,14 +222,10 @@ def _schedule(agg: Aggregation, now: datetime) -> int:
     due = max(0, (end - first) // agg.every)
     limit = max(1, app_settings.AGGREGATION_MAX_CATCH_UP)  # E004 reports a bad value; never stall
     if due > limit:
-        logger.warning(
-            "Aggregation %s: %d windows are due since %s; starting only the last %d (AGGREGATION_MAX_CATCH_UP). "
-            "Backfill the others with `manage.py asyncjobs_aggregate %s --since ... --until ...`.",
-            agg.name,
-            due,
-            first.isoformat(),
-            limit,
-            agg.name,
+        # Only the last AGGREGATION_MAX_CATCH_UP start; the others are for `manage.py asyncjobs_aggregate`.
+        fields = {"aggregation": agg.name, "due": due, "since": first, "starting": limit}
+        log_event(
+            aggregation_logger, logging.WARNING, "windows.catch_up_limited", **fields, backfill="asyncjobs_aggregate"
         )
         first, due = end - limit * agg.every, limit
     fired = 0
@@ -251,7 +247,8 @@ def _schedule(agg: Aggregation, now: datetime) -> int:
         except (AsyncJobsError, DatabaseError) as exc:
             # E.g. QueueFull or the database away. An enqueued window's transaction rolled back,
             # so the next pass starts again from it.
-            logger.warning("Aggregation %s: could not start the window [%s, %s): %s", agg.name, since, until, exc)
+            fields = {"aggregation": agg.name, "since": since, "until": until, "reason": str(exc)}
+            log_event(aggregation_logger, logging.WARNING, "window.not_started", **fields)
             return fired
         fired += 1
     return fired

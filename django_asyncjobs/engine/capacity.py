@@ -24,25 +24,13 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from ..conf import QueueLimits, app_settings
-from ..exceptions import AsyncJobsError
+from ..exceptions import QueueFull
+from ..logs import enqueue_logger, log_event
 from .broker import RedisError, queue_stats
-
-logger = logging.getLogger("django_asyncjobs")
 
 _cache: dict[str, tuple[float, QueueState]] = {}
 _failures: dict[str, float] = {}
 _lock = threading.Lock()
-
-
-class QueueFull(AsyncJobsError):
-    """The queue is saturated; try again in ``retry_after`` seconds. Nothing was saved."""
-
-    def __init__(self, state: QueueState, reason: str = "") -> None:
-        self.state = state
-        self.queue = state.queue
-        self.retry_after = state.retry_after
-        self.reason = reason or state.reason
-        super().__init__(f"Queue {state.queue!r} is saturated ({self.reason}); retry in {self.retry_after}s.")
 
 
 def estimate_wait(depth: int, throughput: float) -> float | None:
@@ -149,7 +137,7 @@ def queue_state_or_none(queue: str) -> QueueState | None:
         return queue_state(queue)
     except RedisError as exc:
         _failures[queue] = time.monotonic()
-        logger.warning("Back pressure not checked for queue %r: %s", queue, exc)
+        log_event(enqueue_logger, logging.WARNING, "backpressure.unchecked", queue=queue, reason=str(exc))
         return None
 
 

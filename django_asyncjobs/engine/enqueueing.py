@@ -21,6 +21,7 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..exceptions import SerializationError
 from ..models import Job
+from ..signals import job_created, notify
 from ..validators import require_count
 from . import states
 from .broker import ring, validate_queue
@@ -184,13 +185,18 @@ def _insert(jobs: list[Job], options: EnqueueOptions) -> Job | None:
 
 
 def _push_on_commit(job_function: JobFunction[Any, Any], jobs: list[Job], options: EnqueueOptions) -> None:
-    """Once the transaction commits: push the messages of queued jobs, and call the enqueued hook."""
+    """Once the transaction commits: push the messages of queued jobs, and announce ``job_created``."""
     using = router.db_for_write(Job)
     if not options.delayed:
         strict = app_settings.STRICT_ENQUEUE if options.strict is None else options.strict
         transaction.on_commit(lambda: ring(jobs, strict=strict), using=using)
-    if job_function.has_enqueued_hook:
-        transaction.on_commit(partial(job_function.enqueued, jobs), using=using)
+    if job_created.receivers and job_created.has_listeners(Job):  # no on-commit callback when nobody listens
+        transaction.on_commit(partial(_announce_created, jobs, job_function), using=using)
+
+
+def _announce_created(jobs: Sequence[Job], job_function: JobFunction[Any, Any]) -> None:
+    for job in jobs:
+        notify(job_created, job, job_function=job_function)
 
 
 def _due_at(now: datetime, run_at: datetime | None, delay: timedelta | float | None) -> datetime | None:

@@ -21,9 +21,10 @@ from django.db import DatabaseError, close_old_connections, connections, router
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..exceptions import JobInterrupted, JobNotRegistered
+from ..exceptions import DatabaseAway, JobInterrupted, JobNotRegistered
+from ..logs import job_fields, jobs_logger, log_event, worker_logger
 from ..models import Job, JobStatus
-from ..signals import job_cancelled, job_started, notify
+from ..signals import job_cancelled, job_finished, job_started, notify
 from . import states
 from .broker import RedisError, current_rq_worker_name, send_stop
 from .outcomes import (
@@ -39,12 +40,10 @@ from .outcomes import (
     record_unknown,
 )
 from .payloads import storable_text
-from .reconnecting import DatabaseAway, giving_up_when, persist
+from .reconnecting import giving_up_when, persist
 from .registry import get_job_function
 
 __all__ = ["Outcome", "cancel_job", "current_job", "perform", "record_lost_attempt", "record_progress", "run_job"]
-
-logger = logging.getLogger("django_asyncjobs")
 
 _current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("asyncjobs_current_job", default=None)
 _last_progress_write: dict[Any, float] = {}
@@ -99,7 +98,7 @@ def run_job(
         with giving_up_when(stop_requested):
             return _claim_and_run(pk, worker_name or default_worker_name(), guard)
     except DatabaseAway as exc:
-        logger.error("Job %s: %s. Recovery repairs its row.", pk, exc)
+        log_event(worker_logger, logging.ERROR, "job.database_away", job=pk, reason=str(exc), repaired_by="recovery")
         return Outcome.ERROR
     finally:
         if manage_connections:
@@ -113,10 +112,10 @@ def parse_job_id(message: str) -> uuid.UUID | None:
             return uuid.UUID(message)
         except ValueError:
             pass
-    shown = repr(message[:LOGGED_MESSAGE_CHARS])
-    if len(message) > LOGGED_MESSAGE_CHARS:
-        shown += f"... ({len(message)} characters)"
-    logger.error("Dropped message %s: not a job id. Is a plain RQ job on an asyncjobs queue?", shown)
+    # Is a plain RQ job on an asyncjobs queue?
+    shown = message[:LOGGED_MESSAGE_CHARS]
+    chars = len(message) if len(message) > LOGGED_MESSAGE_CHARS else None
+    log_event(worker_logger, logging.ERROR, "message.dropped", content=shown, chars=chars, reason="not a job id")
     return None
 
 
@@ -124,7 +123,7 @@ def _close_old_connections() -> None:
     try:
         close_old_connections()
     except DatabaseError as exc:  # a broken connection that fails to close: the next query opens another
-        logger.warning("Could not close a database connection: %s", exc)
+        log_event(worker_logger, logging.WARNING, "database.close_failed", reason=str(exc))
 
 
 def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None) -> Outcome:
@@ -132,20 +131,20 @@ def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None) -> O
     job = _claim(pk, worker_name, alias)
     if job is None:
         if persist(Job.objects.filter(pk=pk).exists, what=f"the check of job {pk}", alias=alias):
-            logger.info("Job %s not claimed: taken by another delivery, cancelled, or finished.", pk)
+            # Taken by another delivery, cancelled, or finished.
+            log_event(jobs_logger, logging.INFO, "job.not_claimed", job=pk)
             return Outcome.SKIPPED
-        logger.error(
-            "Dropped message %s: no such job. Plain RQ jobs must use queues that asyncjobs workers do not serve.", pk
-        )
+        # Plain RQ jobs must use queues that asyncjobs workers do not serve.
+        log_event(worker_logger, logging.ERROR, "message.dropped", content=pk, reason="no such job")
         return Outcome.REFUSED
     try:
         job_function = get_job_function(job.name)
     except JobNotRegistered as exc:
         return record_unknown(job, exc)
     token = _current.set(job)
+    log_event(jobs_logger, logging.DEBUG, "job.started", **job_fields(job))
     try:
-        job_started.send(sender=Job, job=job)
-        job_function.started(job)
+        job_started.send(sender=Job, job=job, job_function=job_function)
         within = guard or (lambda seconds, _id: nullcontext())
         with within(job_function.options_for(job).resolved_timeout(), str(job.pk)):
             result = job_function.invoke(job)
@@ -197,7 +196,8 @@ def cancel_job(job: Job) -> bool:
         try:
             send_stop(job.queue, worker, str(job.pk))
         except RedisError as exc:
-            logger.warning("Job %s cancelled, but its worker could not be told to stop: %s", job.pk, exc)
+            fields = {**job_fields(job), "worker": worker, "reason": str(exc)}
+            log_event(jobs_logger, logging.WARNING, "job.stop_not_sent", **fields)
     _announce_cancel(job)
     return True
 
@@ -210,9 +210,7 @@ def _cancel_running(job: Job, attempt: Job, now: datetime) -> bool:
 
 def _announce_cancel(job: Job) -> None:
     notify(job_cancelled, job)
-    job_function = lookup(job.name)
-    if job_function is not None:
-        job_function.finished(job)
+    notify(job_finished, job, job_function=lookup(job.name))
 
 
 def record_progress(job: Job, percent: int, message: str = "") -> None:

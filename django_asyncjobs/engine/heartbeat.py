@@ -20,11 +20,10 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections, router
 
 from ..conf import app_settings
+from ..logs import log_event, worker_logger
 from ..models import Job, JobStatus
 from ..times.clock import now_value
 from .broker import RedisError
-
-logger = logging.getLogger("django_asyncjobs")
 
 
 class JobHeartbeat(threading.Thread):
@@ -68,9 +67,10 @@ class JobHeartbeat(threading.Thread):
                 if job_id is not None and not self._stopped:
                     try:
                         self.beat(job_id)
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - logged with its traceback
                         # A thread that dies would let recovery take a live job for a lost one.
-                        logger.exception("Worker %s: error in the heartbeat of job %s", self.worker_name, job_id)
+                        fields = {"worker": self.worker_name, "job": job_id}
+                        log_event(worker_logger, logging.ERROR, "heartbeat.error", **fields, exc_info=True)
         finally:
             connections.close_all()
 
@@ -86,12 +86,14 @@ class JobHeartbeat(threading.Thread):
             )
         except DatabaseError as exc:
             connections.close_all()
-            logger.warning("Worker %s: could not write the heartbeat of job %s: %s", self.worker_name, job_id, exc)
+            fields = {"worker": self.worker_name, "job": job_id, "reason": str(exc)}
+            log_event(worker_logger, logging.WARNING, "heartbeat.not_written", **fields)
         if self.refresh_registration is not None:
             try:
                 self.refresh_registration()
             except RedisError as exc:
-                logger.warning("Worker %s: could not refresh its registration in Redis: %s", self.worker_name, exc)
+                fields = {"worker": self.worker_name, "reason": str(exc)}
+                log_event(worker_logger, logging.WARNING, "worker.registration_not_refreshed", **fields)
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from django.db import router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ..exceptions import QueueFull
 from ..models import FINISHED_STATUSES, Job, JobStatus
 from .broker import ring
-from .capacity import QueueFull
 from .capacity import check as check_backpressure
 from .states import RETRYABLE_STATUSES, retry_finished
 

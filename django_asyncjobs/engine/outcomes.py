@@ -20,18 +20,17 @@ from django.db import router
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..exceptions import JobInterrupted, JobNotRegistered, SerializationError, WorkerLost
+from ..exceptions import JobInterrupted, JobNotRegistered, OutcomeRefused, SerializationError, WorkerLost
+from ..logs import duration_ms, job_fields, jobs_logger, last_line, log_event
 from ..models import Job, JobStatus
-from ..signals import job_failed, job_succeeded, notify
+from ..signals import job_failed, job_finished, job_succeeded, notify
 from ..times.clock import database_now
 from . import states
 from .broker import JobTimeoutException, ring
 from .payloads import json_problem, storable_text
 from .reconnecting import persist
 from .registry import JobFunction, get_job_function
-from .states import ANY_HEARTBEAT, OutcomeRefused
-
-logger = logging.getLogger("django_asyncjobs")
+from .states import ANY_HEARTBEAT
 
 #: Delay before a job this worker lacks the code of is offered again, doubled per put-back up to the max.
 UNKNOWN_JOB_DELAY = 5.0
@@ -79,9 +78,10 @@ def record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | 
         return _record_unstorable(job, f"the database refused it ({exc})", job_function)
     if not written:
         return _cancelled_meanwhile(job)
+    took = duration_ms(job.started_at, job.finished_at)
+    log_event(jobs_logger, logging.INFO, "job.succeeded", **job_fields(job), duration_ms=took)
     notify(job_succeeded, job)
-    if job_function is not None:
-        job_function.finished(job)
+    notify(job_finished, job, job_function=job_function)
     return Outcome.SUCCEEDED
 
 
@@ -125,12 +125,14 @@ def record_failure(
     if will_retry:
         if delay <= 0:
             ring([job])
-        logger.warning("Job %s (%s) attempt %d failed; retrying in %.1fs.", job.pk, job.name, job.attempts, delay)
+        logged = {**job_fields(job), "retry_in_s": delay, "exception": error_class, "error": last_line(error)}
+        log_event(jobs_logger, logging.WARNING, "job.retrying", **logged)
     else:
-        logger.error("Job %s (%s) failed after %d attempt(s).", job.pk, job.name, job.attempts)
+        logged = {**job_fields(job), "exception": error_class, "error": last_line(error)}
+        log_event(jobs_logger, logging.ERROR, "job.failed", **logged)
     notify(job_failed, job, will_retry=will_retry)
-    if not will_retry and job_function is not None:
-        job_function.finished(job)
+    if not will_retry:
+        notify(job_finished, job, job_function=job_function)
     return Outcome.RETRYING if will_retry else Outcome.FAILED
 
 
@@ -147,14 +149,13 @@ def _fail_refused(job: Job, error: str, heartbeat_at: Any, job_function: JobFunc
         try:
             written = states.fail(job, now=now, error=error, heartbeat_at=heartbeat_at, **extra)
         except OutcomeRefused as exc:
-            logger.error("Job %s: the database refused its failure too (%s).", job.pk, exc)
+            log_event(jobs_logger, logging.ERROR, "job.failure_refused", **job_fields(job), reason=str(exc))
             continue
         if not written:
             return _cancelled_meanwhile(job)
-        logger.error("Job %s (%s) failed: %s", job.pk, job.name, error)
+        log_event(jobs_logger, logging.ERROR, "job.failed", **job_fields(job), error=error)
         notify(job_failed, job, will_retry=False)
-        if job_function is not None:
-            job_function.finished(job)
+        notify(job_finished, job, job_function=job_function)
         return Outcome.FAILED
     return Outcome.ERROR
 
@@ -231,9 +232,7 @@ def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
         return _fail_refused(job, reason, ANY_HEARTBEAT, None)
     if not written:
         return _cancelled_meanwhile(job)
-    logger.warning(
-        "Job %s (%s): no code for it in this worker; put back, offered again in %.0fs.", job.pk, job.name, delay
-    )
+    log_event(jobs_logger, logging.WARNING, "job.put_back", **job_fields(job), retry_in_s=delay, reason="no code")
     return Outcome.PUT_BACK
 
 
@@ -269,9 +268,6 @@ def lookup(name: str) -> JobFunction[Any, Any] | None:
 
 
 def _cancelled_meanwhile(job: Job) -> Outcome:
-    logger.info(
-        "Job %s was cancelled, or taken as lost by recovery, while attempt %d ran; its outcome is discarded.",
-        job.pk,
-        job.attempts,
-    )
+    # Cancelled, or taken as lost by recovery, while the attempt ran.
+    log_event(jobs_logger, logging.INFO, "job.outcome_discarded", **job_fields(job), reason="no longer this attempt")
     return Outcome.CANCELLED

@@ -22,9 +22,8 @@ from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from ..exceptions import AsyncJobsError
-
-logger = logging.getLogger("django_asyncjobs")
+from ..exceptions import DatabaseAway
+from ..logs import log_event, worker_logger
 
 T = TypeVar("T")
 
@@ -36,10 +35,6 @@ MAX_WAIT = 10.0
 _stop_requested: contextvars.ContextVar[Callable[[], bool]] = contextvars.ContextVar(
     "asyncjobs_stop_requested", default=lambda: False
 )
-
-
-class DatabaseAway(AsyncJobsError):
-    """The database did not answer, and the worker was told to stop before it did."""
 
 
 @contextmanager
@@ -76,16 +71,13 @@ def persist(write: Callable[[], T], *, what: str, alias: str) -> T:
             _drop(alias)
             if failures <= len(QUICK_RETRIES):
                 delay = QUICK_RETRIES[failures - 1]
-                logger.warning("Could not write %s (%s); trying again on a new connection.", what, _first_line(exc))
+                fields = {"what": what, "reason": _first_line(exc), "retry_in_s": delay}
+                log_event(worker_logger, logging.WARNING, "database.write_failed", **fields, connection="new")
             else:
                 delay = min(delay * 2, MAX_WAIT)
-                logger.warning(
-                    "The database does not answer (%s): %s is not written yet; trying again in %.1fs, "
-                    "and no job is taken until it does.",
-                    _first_line(exc),
-                    what,
-                    delay,
-                )
+                # No job is taken until it answers.
+                fields = {"what": what, "reason": _first_line(exc), "retry_in_s": delay}
+                log_event(worker_logger, logging.WARNING, "database.not_answering", **fields)
             if not _wait(delay):
                 raise DatabaseAway(f"{what} could not be written before the worker stopped: {exc}") from exc
 

@@ -103,8 +103,6 @@ class JobFunction(Generic[P, R]):
 
     #: Jobs with a priority above 0 are pushed to the front of their queue.
     priority = 0
-    #: Whether :meth:`enqueued` does anything (enqueueing adds an on-commit callback only then).
-    has_enqueued_hook = False
 
     def __init__(
         self,
@@ -208,16 +206,6 @@ class JobFunction(Generic[P, R]):
     def prepare_result(self, value: Any) -> Any:
         """The return value as it is stored; ``TypeError``/``ValueError`` fail the job."""
         return value
-
-    def enqueued(self, jobs: Sequence[Job]) -> None:
-        """On commit of the transaction that saved ``jobs``, after their push (if they were due).
-        Called only if :attr:`has_enqueued_hook`. Must not raise."""
-
-    def started(self, job: Job) -> None:
-        """After ``job_started``, before :meth:`invoke`; an exception fails the attempt."""
-
-    def finished(self, job: Job) -> None:
-        """After ``job`` reached a final status (its outcome is recorded). Must not raise."""
 
 
 def _split_call(call: CallSpec) -> tuple[Sequence[Any], Mapping[str, Any]]:

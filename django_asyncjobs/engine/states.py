@@ -75,6 +75,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
 from django.db.models.functions import Now
 
+from ..exceptions import OutcomeRefused
 from ..models import Job, JobStatus
 from ..times.clock import now_sql, now_value
 from .payloads import storable_text
@@ -89,10 +90,6 @@ WAITING_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED)
 
 #: ``heartbeat_at`` not compared: the attempt ends whatever its heartbeat.
 ANY_HEARTBEAT: Any = object()
-
-
-class OutcomeRefused(Exception):
-    """The database refused the values of an outcome write (``DataError``, ``IntegrityError``)."""
 
 
 # (new row) -> queued | scheduled

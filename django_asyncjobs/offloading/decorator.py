@@ -13,12 +13,12 @@ from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.template.loader import render_to_string
 
-from ..engine.capacity import QueueFull, check
-from ..exceptions import ConfigurationError, SerializationError
+from ..engine.capacity import check
+from ..exceptions import ConfigurationError, OffloadError, QueueFull, SerializationError
 from ..models import Job
 from ..validators import require_count
 from .access import status_url
-from .requests import OffloadError, enqueue_request, offloaded_view_job, register_view
+from .requests import enqueue_request, offloaded_view_job, register_view
 from .responses import busy_response, wants_html
 
 View = Callable[..., Any]

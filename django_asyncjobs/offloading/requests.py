@@ -43,7 +43,7 @@ from ..conf import app_settings
 from ..engine.execution import current_job
 from ..engine.payloads import check_json
 from ..engine.registry import JobOptions, register
-from ..exceptions import AsyncJobsError, ConfigurationError
+from ..exceptions import ConfigurationError, OffloadError
 from .responses import OFFLOADED_VIEW_JOB, _storage, store_response
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -51,10 +51,6 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 UPLOADS_PREFIX = "asyncjobs/uploads/"
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 _SIGNING_SALT = "django_asyncjobs.offloaded-request"
-
-
-class OffloadError(AsyncJobsError):
-    """A request cannot be carried to a worker (too large, or needs what cannot be carried)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from ..conf import app_settings
 
 if TYPE_CHECKING:
-    from ..engine.capacity import QueueFull
+    from ..exceptions import QueueFull
     from ..models import Job
 
 #: Key marking a job result that is a stored HTTP response.

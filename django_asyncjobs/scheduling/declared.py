@@ -13,10 +13,9 @@ from django.db import IntegrityError, router, transaction
 
 from ..conf import app_settings
 from ..exceptions import ConfigurationError
+from ..logs import log_event, scheduler_logger
 from ..models import MisfirePolicy, Schedule
 from ..times.durations import parse_duration
-
-logger = logging.getLogger("django_asyncjobs")
 
 #: Keys of an ``ASYNCJOBS["SCHEDULES"]`` entry.
 ENTRY_KEYS = frozenset({"job", "cron", "interval", "args", "kwargs", "queue", "timezone", "misfire_policy", "enabled"})
@@ -174,10 +173,6 @@ def sync_declared_schedules() -> SyncReport:
         report.deleted = sorted(stale.values_list("name", flat=True))
         stale.delete()
     if report.created or report.updated or report.deleted:
-        logger.info(
-            "Schedules declared in code: %d created, %d updated, %d deleted.",
-            len(report.created),
-            len(report.updated),
-            len(report.deleted),
-        )
+        counts = {"created": len(report.created), "updated": len(report.updated), "deleted": len(report.deleted)}
+        log_event(scheduler_logger, logging.INFO, "schedules.synced", **counts)
     return report

@@ -12,14 +12,12 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..engine.broker import RedisError, count_missed_runs, ring
 from ..engine.broker import missed_runs as missed_runs
-from ..engine.capacity import QueueFull
 from ..engine.states import promote
-from ..exceptions import AsyncJobsError
+from ..exceptions import AsyncJobsError, QueueFull
+from ..logs import log_event, scheduler_logger
 from ..models import Job, JobStatus, MisfirePolicy, Schedule
 from ..times.clock import database_now, now_value
 from ..times.recurrence import runs_before
-
-logger = logging.getLogger("django_asyncjobs")
 
 
 def promote_due_jobs(batch_size: int = 500) -> int:
@@ -45,7 +43,7 @@ def promote_due_jobs(batch_size: int = 500) -> int:
         jobs = list(Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).only("pk", "name", "queue", "priority"))
         ring(jobs)
         total += len(jobs)
-        logger.debug("Queued %d due job(s).", len(jobs))
+        log_event(scheduler_logger, logging.DEBUG, "jobs.promoted", count=len(jobs))
         if len(ids) < batch_size:
             return total
 
@@ -89,12 +87,13 @@ def fire_due_schedules(now: datetime | None = None, *, batch_size: int = 100) ->
         try:
             _fire_due_runs(schedule, now, report)
         except DatabaseError as exc:
-            logger.warning("Schedule %r: could not fire this time: %s", schedule.name, exc)
+            log_event(scheduler_logger, logging.WARNING, "schedule.deferred", schedule=schedule.name, reason=str(exc))
             report.deferred.append(schedule.name)
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged with its traceback
             # E.g. a job no longer registered, a queue gone from RQ_QUEUES, kwargs that are not a
             # dict: skip this run (one error per run, not per pass) and go on with the others.
-            logger.exception("Schedule %r: could not create its job; this run is skipped.", schedule.name)
+            fields = {"schedule": schedule.name, "reason": "could not create its job"}
+            log_event(scheduler_logger, logging.ERROR, "schedule.run_skipped", **fields, exc_info=True)
             _skip_run(schedule, now)
             report.failed.append(schedule.name)
     return report
@@ -116,7 +115,7 @@ def _fire_due_runs(schedule: Schedule, now: datetime, report: FiringReport) -> N
         )
         schedule.compute_next_run(due_at, anchor=due_at)  # the timing is valid
     except ValueError as exc:  # a row written around save(), e.g. with .update()
-        logger.error("Schedule %r is invalid and was disabled: %s", schedule.name, exc)
+        log_event(scheduler_logger, logging.ERROR, "schedule.disabled", schedule=schedule.name, reason=str(exc))
         Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
         report.failed.append(schedule.name)
         return
@@ -143,24 +142,19 @@ def _handle_missed(
     if schedule.misfire_policy == MisfirePolicy.CATCH_UP:
         if not _fire_run(schedule, due_at, resume, now, report):
             return False
-        outcome = "caught up with one run"
+        outcome = "caught_up"
     else:
         if not _advance(schedule, due_at, resume, fired_at=None):
             return False
         schedule.next_run_at = resume
         report.skipped.append(schedule.name)
-        outcome = "skipped (misfire policy 'skip')"
+        outcome = "skipped"
     report.missed[schedule.name] = missed
     _count_missed(schedule.name, missed)
-    logger.warning(
-        "Schedule %r: %s run(s) missed, the first due at %s (more than MISFIRE_GRACE, %gs, late); %s. Next run at %s.",
-        schedule.name,
-        count,
-        due_at.isoformat(),
-        app_settings.MISFIRE_GRACE,
-        outcome,
-        resume.isoformat(),
-    )
+    # Missed: due more than MISFIRE_GRACE ago. Caught up with one run, or skipped, by the misfire policy.
+    fields = {"schedule": schedule.name, "missed": count, "first_due": due_at, "outcome": outcome}
+    fields.update(grace_s=float(app_settings.MISFIRE_GRACE), next_run=resume)
+    log_event(scheduler_logger, logging.WARNING, "schedule.missed", **fields)
     return True
 
 
@@ -174,11 +168,13 @@ def _fire_run(schedule: Schedule, due_at: datetime, following: datetime, now: da
             job = _create_job(schedule, due_at)
             Schedule.objects.filter(pk=schedule.pk).update(last_job=job)
     except QueueFull as exc:
-        logger.warning("Schedule %r: queue %r is full (%s); trying again next pass.", schedule.name, exc.queue, exc)
+        fields = {"schedule": schedule.name, "queue": exc.queue, "reason": exc.reason, "retry": "next pass"}
+        log_event(scheduler_logger, logging.WARNING, "schedule.queue_full", **fields)
         report.deferred.append(schedule.name)
         return False
     schedule.next_run_at = following  # committed: what _skip_run compares with if a later run fails
-    logger.info("Schedule %r fired job %s (due at %s).", schedule.name, job.pk, due_at.isoformat())
+    fired = {"schedule": schedule.name, "job": job.pk, "name": job.name, "queue": job.queue, "due": due_at}
+    log_event(scheduler_logger, logging.INFO, "schedule.fired", **fired)
     report.fired.append(schedule.name)
     return True
 
@@ -187,7 +183,7 @@ def _count_missed(name: str, count: int) -> None:
     try:
         count_missed_runs(name, count)
     except (AsyncJobsError, RedisError) as exc:
-        logger.warning("Schedule %r: could not count its missed runs in Redis: %s", name, exc)
+        log_event(scheduler_logger, logging.WARNING, "schedule.misses_not_counted", schedule=name, reason=str(exc))
 
 
 def _skip_run(schedule: Schedule, now: datetime) -> None:
@@ -196,7 +192,8 @@ def _skip_run(schedule: Schedule, now: datetime) -> None:
     try:
         _advance(schedule, due_at, schedule.compute_next_run(now, anchor=due_at), fired_at=None)
     except (ValueError, DatabaseError):
-        logger.exception("Schedule %r could not be moved to its next run and was disabled.", schedule.name)
+        fields = {"schedule": schedule.name, "reason": "could not move to its next run"}
+        log_event(scheduler_logger, logging.ERROR, "schedule.disabled", **fields, exc_info=True)
         Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
 
 

@@ -27,14 +27,13 @@ from typing import Any
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from ..logs import log_event, pruning_logger
 from ..models import FINISHED_STATUSES, Job, JobStatus
 from ..offloading.requests import stored_uploads
 from ..offloading.responses import OFFLOADED_VIEW_JOB, _storage, stored_response_file
 from ..times.durations import format_duration
 from ..validators import require_count
 from .batches import keyset_batches
-
-logger = logging.getLogger("django_asyncjobs")
 
 DEFAULT_BATCH_SIZE = 1000
 
@@ -115,12 +114,13 @@ def prune_jobs(
             report.deleted[status] += count
             report.files_deleted += files_deleted
             report.batches += 1
-            logger.debug(
-                "Prune%s: %d %s job(s), %d file(s).", " (dry run)" if dry_run else "", count, status, files_deleted
-            )
+            fields = {"status": status, "jobs": count, "files": files_deleted, "dry_run": dry_run or None}
+            log_event(pruning_logger, logging.DEBUG, "prune.batch", **fields)
             if progress is not None:
                 progress(count)
-    logger.info("%s (older than %s)", report.summary(), format_duration(older_than))
+    fields = {"jobs": report.total, "files": report.files_deleted, "batches": report.batches}
+    fields.update(cutoff=report.cutoff, older_than=format_duration(older_than), dry_run=dry_run or None)
+    log_event(pruning_logger, logging.INFO, "prune.done", **fields)
     return report
 
 

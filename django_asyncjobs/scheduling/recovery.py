@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
@@ -25,11 +26,10 @@ from ..conf import app_settings
 from ..engine.broker import RedisError, missing_messages, ring, waiting_ids
 from ..engine.execution import Outcome, record_lost_attempt
 from ..exceptions import AsyncJobsError
+from ..logs import log_event, recovery_logger
 from ..models import Job, JobStatus
 from ..times.clock import database_now
 from .batches import keyset_batches
-
-logger = logging.getLogger("django_asyncjobs")
 
 
 @dataclass
@@ -80,8 +80,9 @@ def recover(
     _requeue_missing_messages(now - timedelta(seconds=grace), report, batch_size)
     _recover_lost_jobs(now, timeout, report, batch_size)
     if report:
-        log = logger.info if dry_run else logger.warning
-        log("Recovery%s: %s", " (dry run)" if dry_run else "", report.summary().replace("\n", " "))
+        fields: dict[str, Any] = {"requeued": len(report.requeued), "lost": len(report.lost)}
+        fields.update(retried=len(report.retried), failed=len(report.failed), dry_run=dry_run or None)
+        log_event(recovery_logger, logging.INFO if dry_run else logging.WARNING, "recovery.done", **fields)
     return report
 
 
@@ -106,7 +107,7 @@ def _requeue_missing_messages(cutoff: datetime, report: RecoveryReport, batch_si
         except (AsyncJobsError, RedisError) as exc:
             # A queue gone from RQ_QUEUES, or its Redis away: the other queues and the
             # lost running jobs are still looked after.
-            logger.warning("Recovery: could not check queue %r for lost messages: %s", queue, exc)
+            log_event(recovery_logger, logging.WARNING, "recovery.queue_unchecked", queue=queue, reason=str(exc))
 
 
 def _batches(queryset: QuerySet[Job], batch_size: int) -> Iterator[list[str]]:

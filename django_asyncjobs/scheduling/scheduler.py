@@ -19,11 +19,10 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from ..conf import app_settings
 from ..engine.broker import RedisError
+from ..logs import log_event, scheduler_logger
 from .declared import SyncReport, sync_declared_schedules
 from .firing import FiringReport, fire_due_schedules, promote_due_jobs
 from .recovery import RecoveryReport, recover
-
-logger = logging.getLogger("django_asyncjobs")
 
 T = TypeVar("T")
 
@@ -107,9 +106,9 @@ class Scheduler:
         try:
             return step()
         except (DatabaseError, RedisError) as exc:
-            logger.warning("Scheduler: could not %s this pass: %s", what, exc)
-        except Exception:
-            logger.exception("Scheduler: error while trying to %s", what)
+            log_event(scheduler_logger, logging.WARNING, "scheduler.step_failed", step=what, reason=str(exc))
+        except Exception:  # noqa: BLE001 - logged with its traceback
+            log_event(scheduler_logger, logging.ERROR, "scheduler.step_error", step=what, exc_info=True)
         close_old_connections()  # a connection that broke is replaced at the next step
         errors.append(what)
         return None
@@ -131,8 +130,8 @@ class SchedulerThread(threading.Thread):
     def run(self) -> None:
         try:
             self.scheduler.run(sync=False)  # the worker synced before it started this thread
-        except Exception:
-            logger.exception("The scheduler thread stopped with an error")
+        except Exception:  # noqa: BLE001 - logged with its traceback
+            log_event(scheduler_logger, logging.ERROR, "scheduler.thread_stopped", exc_info=True)
 
     def stop(self, timeout: float | None = 10.0) -> None:
         self.scheduler.stop()

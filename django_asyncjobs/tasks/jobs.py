@@ -7,6 +7,11 @@ its module, when a row names it: the module is imported (only if it is already i
 belongs to an installed app) and its attribute must *be* such a ``Task``. Nothing else is
 looked up, so a row (or a Redis message) still cannot make a worker run arbitrary code.
 
+Django's task signals are receivers of the package's job signals (``django_asyncjobs.signals``),
+connected at start-up when ``TASKS`` names an ``AsyncJobsBackend`` (and when a Task of one is
+registered), and answering for ``TaskJobFunction`` jobs only (the ``job_function`` argument): ``job_created`` sends
+``task_enqueued``, ``job_started`` ``task_started`` and ``job_finished`` ``task_finished``.
+
 Needs Django 6.0 or later; ``django_asyncjobs.engine.registry`` only imports it where
 ``django.tasks`` exists.
 """
@@ -16,7 +21,6 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,13 +36,14 @@ from django.utils.module_loading import import_string
 
 from ..engine.registry import JobFunction, JobOptions, register_job_function, registered
 from ..exceptions import ConfigurationError, JobInterrupted
+from ..logs import log_event, tasks_logger
+from ..signals import job_created, job_finished, job_started
 
 if TYPE_CHECKING:
     from django.tasks.backends.base import BaseTaskBackend
 
     from ..models import Job
 
-logger = logging.getLogger("django_asyncjobs")
 
 #: Job statuses as Django's task result statuses.
 STATUSES = {
@@ -60,7 +65,8 @@ CANCELLED = TaskError(
 
 class TaskJobFunction(JobFunction[..., Any]):
     """The job of a ``django.tasks`` Task: runs it the way Django's backends do (with a
-    ``TaskContext`` if it takes one) and sends Django's task signals besides ours."""
+    ``TaskContext`` if it takes one). Django's task signals are sent by this module's
+    receivers of the job signals."""
 
     def __init__(self, task: Task[Any, Any]) -> None:
         # ``options`` (read by schedules and checks) are the backend's at registration;
@@ -81,7 +87,8 @@ class TaskJobFunction(JobFunction[..., Any]):
         try:
             return backend_options(self.alias_of(job), job.queue)
         except ConfigurationError as exc:
-            logger.error("Job %s runs with the default options: %s", job.pk, exc)
+            fields = {"job": job.pk, "name": job.name, "queue": job.queue, "reason": str(exc)}
+            log_event(tasks_logger, logging.ERROR, "task.default_options", **fields)
             return JobOptions(queue=job.queue)
 
     def alias_of(self, job: Job) -> str:
@@ -122,25 +129,38 @@ class TaskJobFunction(JobFunction[..., Any]):
         # What Django's backends store: tuples as lists, bytes decoded; other types are a TypeError.
         return normalize_json(value)
 
-    has_enqueued_hook = True
 
-    def enqueued(self, jobs: Sequence[Job]) -> None:
-        # Every way a task's row is created (the backend, a schedule, enqueue() by name) sends it.
-        for job in jobs:
-            try:
-                announce(task_enqueued, self.result_for(job))
-            except Exception:  # the row is committed; a broken announcement must not hide that
-                logger.exception("Could not send task_enqueued for job %s", job.pk)
+def _send_task_enqueued(sender: type[Job], job: Job, job_function: Any = None, **kwargs: Any) -> None:
+    # Every way a task's row is created (the backend, a schedule, enqueue() by name) sends it.
+    # Sent robustly by the core: an exception here is logged and the committed row stays.
+    if isinstance(job_function, TaskJobFunction):
+        announce(task_enqueued, job_function.result_for(job))
 
-    def started(self, job: Job) -> None:
-        result = self.result_for(job)
+
+def _send_task_started(sender: type[Job], job: Job, job_function: Any = None, **kwargs: Any) -> None:
+    # Not robust, as job_started is not: a receiver's exception fails the attempt.
+    if isinstance(job_function, TaskJobFunction):
+        result = job_function.result_for(job)
         task_started.send(sender=_sender(result.backend), task_result=result)
 
-    def finished(self, job: Job) -> None:
-        try:
-            announce(task_finished, self.result_for(job))
-        except Exception:  # the outcome is recorded; a broken announcement must not undo that
-            logger.exception("Could not send task_finished for job %s", job.pk)
+
+def _send_task_finished(sender: type[Job], job: Job, job_function: Any = None, **kwargs: Any) -> None:
+    if isinstance(job_function, TaskJobFunction):
+        announce(task_finished, job_function.result_for(job))
+
+
+def connect_signals() -> None:
+    """Connect the receivers that send Django's task signals (once; later calls do nothing).
+    Not connected in projects without the backend, so their enqueues add no on-commit callback."""
+    job_created.connect(_send_task_enqueued, dispatch_uid="django_asyncjobs.tasks.task_enqueued")
+    job_started.connect(_send_task_started, dispatch_uid="django_asyncjobs.tasks.task_started")
+    job_finished.connect(_send_task_finished, dispatch_uid="django_asyncjobs.tasks.task_finished")
+
+
+def connect_signals_if_used() -> None:
+    """:func:`connect_signals` if ``TASKS`` names an ``AsyncJobsBackend`` (called at start-up)."""
+    if _uses_our_backend():
+        connect_signals()
 
 
 def announce(signal: Signal, result: TaskResult[Any, Any]) -> None:
@@ -148,7 +168,8 @@ def announce(signal: Signal, result: TaskResult[Any, Any]) -> None:
     logged, not raised. The sender is the class of the result's backend."""
     for receiver, response in signal.send_robust(sender=_sender(result.backend), task_result=result):
         if isinstance(response, Exception):
-            logger.error("Receiver %r of a task signal failed for job %s", receiver, result.id, exc_info=response)
+            fields = {"job": result.id, "name": result.task.module_path, "receiver": repr(receiver)}
+            log_event(tasks_logger, logging.ERROR, "signal.receiver_failed", **fields, exc_info=response)
 
 
 def build_result(job: Job, task: Task[Any, Any], backend: str) -> TaskResult[Any, Any]:
@@ -203,6 +224,7 @@ def register_task(task: Task[Any, Any]) -> TaskJobFunction:
     existing = registered(task.module_path)
     if isinstance(existing, TaskJobFunction) and existing.func is task.func:
         return existing
+    connect_signals()
     return register_job_function(TaskJobFunction(task))
 
 
@@ -215,8 +237,9 @@ def find_task(name: str) -> TaskJobFunction | None:
         module = importlib.import_module(module_name)
     except ImportError:
         return None
-    except Exception:
-        logger.exception("Could not import %s to look for the task %s", module_name, name)
+    except Exception:  # noqa: BLE001 - logged with its traceback
+        fields = {"module": module_name, "task": name}
+        log_event(tasks_logger, logging.ERROR, "task.import_failed", **fields, exc_info=True)
         return None
     candidate = getattr(module, attribute, None)
     if not isinstance(candidate, Task) or candidate.module_path != name or not _is_ours(candidate.backend):

@@ -39,10 +39,9 @@ from ..engine.broker import (
 from ..engine.execution import Outcome, run_job
 from ..engine.heartbeat import JobHeartbeat
 from ..exceptions import JobInterrupted, JobTimeout
+from ..logs import log_event, worker_logger
 from ..scheduling.firing import promote_due_jobs
 from ..scheduling.scheduler import SchedulerThread
-
-logger = logging.getLogger("django_asyncjobs")
 
 HEARTBEAT_INTERVAL = 15.0
 SUSPENSION_CHECK_INTERVAL = 1.0
@@ -143,11 +142,12 @@ class Worker(SimpleWorker):
                 except StopRequested:  # RQ's, e.g. suspended in burst mode
                     break
                 except RedisError as exc:
-                    logger.warning("Worker %s: Redis error (%s); carrying on in %.0fs", self.name, exc, backoff)
+                    fields = {"worker": self.name, "reason": str(exc), "retry_in_s": backoff}
+                    log_event(worker_logger, logging.WARNING, "worker.redis_error", **fields)
                     self._pause(backoff)
                     backoff = min(backoff * 2, float(self.max_connection_wait_time))
-                except Exception:
-                    logger.exception("Worker %s: unexpected error outside a job; quitting", self.name)
+                except Exception:  # noqa: BLE001 - logged with its traceback
+                    log_event(worker_logger, logging.ERROR, "worker.quitting", worker=self.name, exc_info=True)
                     self.exit_status = 1
                     break
             if self._stop_requested:
@@ -202,9 +202,10 @@ class Worker(SimpleWorker):
         heartbeat.begin(job_id)
         try:
             outcome = run_job(job_id, worker_name=self.name, guard=self._guard, stop_requested=self._cold)
-        except (Exception, JobInterrupted):
+        except (Exception, JobInterrupted):  # noqa: BLE001 - logged with its traceback
             # The row says what happened (or recovery will); the worker goes on with the next job.
-            logger.exception("Worker %s: error while handling job %s", self.name, job_id[:64])
+            fields = {"worker": self.name, "job": job_id[:64]}
+            log_event(worker_logger, logging.ERROR, "worker.job_error", **fields, exc_info=True)
             outcome = Outcome.ERROR
         finally:
             heartbeat.end()
@@ -319,7 +320,7 @@ class Worker(SimpleWorker):
         try:
             record_finished(self.connection, self._finished)
         except RedisError as exc:
-            logger.warning("Worker %s: could not count its last jobs in Redis: %s", self.name, exc)
+            log_event(worker_logger, logging.WARNING, "worker.stats_not_written", worker=self.name, reason=str(exc))
         self._finished = []
         if self._job_heartbeat is not None:
             self._job_heartbeat.stop()
@@ -331,7 +332,7 @@ class Worker(SimpleWorker):
         try:
             super().teardown()  # type: ignore[no-untyped-call]
         except RedisError as exc:
-            logger.warning("Worker %s: could not unregister from Redis: %s", self.name, exc)
+            log_event(worker_logger, logging.WARNING, "worker.not_unregistered", worker=self.name, reason=str(exc))
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -356,7 +357,8 @@ class Worker(SimpleWorker):
                 promote_due_jobs()
             except (DatabaseError, RedisError) as exc:
                 # Another process may hold the lock (SQLite) or a server may be away: try next time.
-                logger.warning("Worker %s: could not queue due jobs this time: %s", self.name, exc)
+                fields = {"worker": self.name, "reason": str(exc)}
+                log_event(worker_logger, logging.WARNING, "worker.promotion_failed", **fields)
 
 
 def build_worker(queue_names: Sequence[str], *, name: str | None = None, worker_class: type[Worker] = Worker) -> Worker:

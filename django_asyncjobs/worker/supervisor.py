@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections
 
 from ..engine.broker import reset_connections
+from ..logs import log_event, worker_logger
 from ..scheduling.scheduler import Scheduler
 from ..validators import require_count
 from .loop import Worker, build_worker
@@ -30,7 +31,6 @@ from .loop import Worker, build_worker
 if TYPE_CHECKING:
     from multiprocessing.context import ForkProcess
 
-logger = logging.getLogger("django_asyncjobs")
 
 #: Delay before restarting a child that died, doubled per death in a row, up to the max.
 RESTART_DELAY = 1.0
@@ -161,7 +161,8 @@ class Supervisor:
         self.deaths[index] += 1
         self.restart_at[index] = time.monotonic() + delay
         how = f"exit status {code}" if code > 0 else f"signal {_signal_name(-code)}"
-        logger.warning("Worker process %d (pid %s) died (%s); restarting it in %.0fs.", index, process.pid, how, delay)
+        fields = {"child": index, "pid": process.pid, "how": how, "restart_in_s": delay}
+        log_event(worker_logger, logging.WARNING, "worker.child_died", **fields)
 
     def _restart_due(self) -> None:
         now = time.monotonic()
@@ -171,7 +172,8 @@ class Supervisor:
             elif now >= due:
                 del self.restart_at[index]
                 self._start(index)
-                logger.warning("Worker process %d restarted (pid %s).", index, self.children[index].pid)
+                fields = {"child": index, "pid": self.children[index].pid}
+                log_event(worker_logger, logging.WARNING, "worker.child_restarted", **fields)
 
     def _forward(self, signum: int, frame: Any) -> None:
         self.stopping = True

@@ -41,6 +41,12 @@ def always_fails() -> None:
     raise ValueError("this job always fails")
 
 
+@job(max_attempts=1)
+def raises(message: str) -> None:
+    """Fails with ``message``: text a job controls, as log lines must treat it."""
+    raise ValueError(message)
+
+
 @job(timeout=1)
 def sleeps(seconds: float) -> str:
     time.sleep(seconds)

@@ -17,6 +17,7 @@ from rq.utils import utcformat
 
 from ...conf import app_settings
 from ...exceptions import EnqueueError
+from ...logs import enqueue_logger, log_event
 from ...signals import job_enqueued, notify
 from ..registry import timeout_for
 from . import keys
@@ -25,7 +26,6 @@ from .connections import commands, get_connection
 if TYPE_CHECKING:
     from ...models import Job
 
-logger = logging.getLogger("django_asyncjobs")
 
 #: Dotted path of the function every message calls.
 EXECUTOR = "django_asyncjobs.engine.execution.perform"
@@ -69,7 +69,9 @@ def ring(jobs: Sequence[Job], *, strict: bool = False) -> bool:
         message = f"Could not push {len(ids)} job(s) to Redis ({exc}); the rows stay queued for recovery."
         if strict:
             raise EnqueueError(message, ids) from exc
-        logger.warning(message, extra={"job_ids": ids})
+        # The rows stay queued for recovery.
+        fields = {"count": len(ids), "reason": str(exc), "job_ids": ids}
+        log_event(enqueue_logger, logging.WARNING, "enqueue.push_failed", **fields, recovery="pushes them")
         return False
     for job in jobs:
         notify(job_enqueued, job)

@@ -14,7 +14,6 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from django_asyncjobs.aggregations.declarations import (
     Aggregation,
-    AggregationNotRegistered,
     get_aggregation,
     registered_aggregations,
 )
@@ -26,7 +25,7 @@ from django_asyncjobs.aggregations.windows import (
     window_statuses,
 )
 from django_asyncjobs.engine.outcomes import Outcome
-from django_asyncjobs.exceptions import AsyncJobsError
+from django_asyncjobs.exceptions import AggregationNotRegistered, AsyncJobsError
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.times.durations import format_duration
 from django_asyncjobs.times.zones import as_utc
