@@ -1,7 +1,7 @@
 """The package's layering (docs/architecture.md) checked on its source.
 
 Lower layers never import upper ones, packages of one layer do not import each other,
-and an import inside a function carries a ``# lazy: <reason>`` comment on its line.
+and an import inside a function carries a ``# lazy: <reason>`` comment (on its line or the line above).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_asyncjobs"
 # whose prefix matches it. A group may import its own modules and any group of a lower
 # layer; groups of one layer do not import each other.
 LAYERS: list[list[tuple[str, ...]]] = [
-    [("exceptions", "conf", "validators", "signals", "times", "client")],
+    [("exceptions", "conf", "validators", "logs", "signals", "times", "client")],
     [("models",)],
     [("engine",)],
     [("aggregations",)],
@@ -94,6 +94,9 @@ def imports_of(path: Path) -> Iterator[Import]:
             continue
         line = lines[node.lineno - 1]
         comment = line.split("#", 1)[1].strip() if "#" in line else ""
+        above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+        if not comment and above.startswith("#"):
+            comment = above.lstrip("#").strip()
         in_function = node.lineno in function_lines
         for target in _targets(node, me, is_package(path)):
             yield Import(me, target, node.lineno, in_function, comment)

@@ -10,7 +10,6 @@ from typing import Any
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django_rq.connection_utils import get_redis_connection
 from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
@@ -68,6 +67,9 @@ def get_connection(queue: str) -> Redis:
     connection = _connections.get(key)
     if connection is None:
         with _lock:
+            # lazy: django_rq reads settings when imported; the broker is imported before Django is set up (testing)
+            from django_rq.connection_utils import get_redis_connection
+
             connection = _connections.setdefault(key, get_redis_connection(config))
     return connection
 
