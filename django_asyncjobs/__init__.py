@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .aggregations.declarations import Aggregation, aggregation
     from .engine.enqueueing import enqueue
     from .engine.execution import current_job
-    from .engine.registry import Call, JobFunction, job
+    from .engine.functions import Call, JobFunction, job
     from .exceptions import (
         AggregationNotRegistered,
         AsyncJobsError,
@@ -38,12 +38,12 @@ _LAZY = {
     "Aggregation": ".aggregations.declarations",
     "AggregationNotRegistered": ".exceptions",
     "AsyncJobsError": ".exceptions",
-    "Call": ".engine.registry",
+    "Call": ".engine.functions",
     "ConfigurationError": ".exceptions",
     "EnqueueError": ".exceptions",
     "InternalJob": ".exceptions",
     "Job": ".models",
-    "JobFunction": ".engine.registry",
+    "JobFunction": ".engine.functions",
     "JobInterrupted": ".exceptions",
     "JobNotRegistered": ".exceptions",
     "JobStatus": ".models",
@@ -55,7 +55,7 @@ _LAZY = {
     "aggregation": ".aggregations.declarations",
     "current_job": ".engine.execution",
     "enqueue": ".engine.enqueueing",
-    "job": ".engine.registry",
+    "job": ".engine.functions",
     "offload": ".offloading.decorator",
 }
 

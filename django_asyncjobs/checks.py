@@ -12,16 +12,9 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import SETTINGS, app_settings
+from .tasks.checks import django_rq_missing
 
 DOCS = "See docs/checks.md."
-
-
-def _django_rq_missing() -> Error:
-    return Error(
-        "django_rq is not in INSTALLED_APPS.",
-        hint="Add 'django_rq' to INSTALLED_APPS: django-asyncjobs uses its RQ_QUEUES connections.",
-        id="asyncjobs.E001",
-    )
 
 
 @register(Tags.compatibility)
@@ -46,7 +39,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 def _installation_errors(rq_queues: Mapping[str, object]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     if not apps.is_installed("django_rq") and not _reported_by_task_backends():
-        messages.append(_django_rq_missing())
+        messages.append(django_rq_missing())
     if not rq_queues:
         messages.append(
             Error(
@@ -243,35 +236,6 @@ def check_task_backends(app_configs: Sequence[AppConfig] | None = None, **kwargs
     ]
 
 
-def task_backend_errors(alias: str, params: dict[str, Any]) -> list[CheckMessage]:
-    """The errors of ``TASKS[alias]`` (an ``AsyncJobsBackend``): what ``backend.check()`` returns."""
-    messages: list[CheckMessage] = []
-    if not apps.is_installed("django_asyncjobs"):
-        messages.append(
-            Error(
-                f"TASKS[{alias!r}] uses AsyncJobsBackend, but 'django_asyncjobs' is not in INSTALLED_APPS.",
-                hint="Add 'django_asyncjobs' (and 'django_rq') to INSTALLED_APPS: the backend saves its tasks "
-                "as django_asyncjobs jobs. " + DOCS,
-                id="asyncjobs.E014",
-            )
-        )
-    if not apps.is_installed("django_rq"):
-        messages.append(_django_rq_missing())
-    rq_queues = app_settings.rq_queues
-    queues = params.get("QUEUES", ["default"])
-    if rq_queues and isinstance(queues, list | tuple | set):
-        messages += [
-            Error(
-                f"TASKS[{alias!r}]['QUEUES'] names queue {queue!r}, which is not in RQ_QUEUES.",
-                hint=f"Add it to RQ_QUEUES or remove it from QUEUES. Configured: {', '.join(sorted(rq_queues))}.",
-                id="asyncjobs.E011",
-            )
-            for queue in queues
-            if queue not in rq_queues
-        ]
-    return messages + _task_options_errors(alias, params.get("OPTIONS", {}))
-
-
 def _has_tasks() -> bool:
     import importlib.util
 
@@ -300,29 +264,6 @@ def _is_task_backend(path: Any, has_tasks: bool) -> bool:
     from .tasks.backend import AsyncJobsBackend
 
     return isinstance(backend_class, type) and issubclass(backend_class, AsyncJobsBackend)
-
-
-def _task_options_errors(alias: str, options: Any) -> list[CheckMessage]:
-    from .engine.registry import JobOptions
-
-    problem = None
-    if not isinstance(options, dict):
-        problem = f"must be a dict, got {type(options).__name__}"
-    else:
-        try:
-            JobOptions.from_setting(options)
-        except ValueError as exc:
-            problem = str(exc)
-    if problem is None:
-        return []
-    return [
-        Error(
-            f"TASKS[{alias!r}]['OPTIONS'] is invalid: {problem}.",
-            hint="OPTIONS takes MAX_ATTEMPTS, TIMEOUT, RETRY_BACKOFF, RETRY_BACKOFF_MAX and RETRY_JITTER. "
-            "See docs/django-tasks.md.",
-            id="asyncjobs.E012",
-        )
-    ]
 
 
 if _has_tasks():

@@ -26,7 +26,8 @@ from django_asyncjobs.aggregations.windows import (
     schedule_due_aggregations,
     windows_between,
 )
-from django_asyncjobs.engine.registry import get_job_function, job
+from django_asyncjobs.engine.functions import job
+from django_asyncjobs.engine.registry import get_job_function
 from django_asyncjobs.exceptions import ConfigurationError
 from django_asyncjobs.models import AggregationWindow, Job, JobStatus, WindowStatus
 from tests.testapp.models import Call

@@ -7,6 +7,9 @@ and an import inside a function carries a ``# lazy: <reason>`` comment (on its l
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,3 +208,25 @@ def test_imports_inside_functions_say_why() -> None:
 def test_modules_stay_small(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= 420, f"{module_name(path)} has {lines} lines: split it"
+
+
+def test_the_public_api_is_usable_while_apps_load() -> None:
+    """``@job`` and ``@aggregation`` in a module imported before the app registry is ready
+    (an app's ``__init__``, a models module): declaring jobs imports no model. (``@offload``
+    decorates views, which URLconfs import once apps are ready.)"""
+    code = (
+        "import django_asyncjobs as aj\n"
+        "from django_asyncjobs import Call, JobFunction, QueueFull, aggregation, job\n"
+        "@job\n"
+        "def early(x): return x\n"
+        "@aggregation(every='1h')\n"
+        "def hourly(start, end): return None\n"
+        "import django\n"
+        "django.setup()\n"
+        "from django_asyncjobs.engine.registry import registered\n"
+        "assert registered(early.name) is early\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert done.stdout.strip() == "ok", done.stderr

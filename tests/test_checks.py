@@ -10,7 +10,8 @@ from django.core.checks import Error, Warning
 
 from django_asyncjobs.checks import check_registered_jobs, check_settings, check_task_backends
 from django_asyncjobs.conf import DEFAULTS, app_settings
-from django_asyncjobs.engine.registry import job, unregister
+from django_asyncjobs.engine.functions import job
+from django_asyncjobs.engine.registry import unregister
 
 
 def ids(messages) -> list[str]:

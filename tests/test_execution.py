@@ -123,7 +123,7 @@ def test_retries_end_failed_after_max_attempts(run_worker) -> None:
 
 
 def test_retry_with_backoff_is_scheduled(run_worker) -> None:
-    from django_asyncjobs.engine.registry import JobOptions
+    from django_asyncjobs.engine.functions import JobOptions
 
     before = timezone.now()
     original = flaky.options

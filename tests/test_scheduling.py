@@ -12,7 +12,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.engine.registry import job, unregister
+from django_asyncjobs.engine.functions import job
+from django_asyncjobs.engine.registry import unregister
 from django_asyncjobs.exceptions import ConfigurationError
 from django_asyncjobs.models import FINISHED_STATUSES, MisfirePolicy, Schedule
 from django_asyncjobs.scheduling.declared import declared_schedules, sync_declared_schedules

@@ -17,11 +17,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from django_asyncjobs import InternalJob, Job, JobStatus, SerializationError, enqueue
+from django_asyncjobs.engine.deletion import delete_jobs_and_files
 from django_asyncjobs.models import Schedule
 from django_asyncjobs.offloading.access import result_url
 from django_asyncjobs.offloading.requests import offloaded_view_job, sign
 from django_asyncjobs.offloading.responses import STORED_RESPONSE, _storage
-from django_asyncjobs.scheduling.pruning import delete_jobs_and_files
 from tests.testapp.jobs import record, returns_value
 from tests.testapp.models import Call
 

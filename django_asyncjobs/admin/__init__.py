@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from ..engine.deletion import delete_jobs_and_files
 from ..engine.operations import OperationReport, cancel_jobs, delete_finished_jobs, push_again, retry_jobs
 from ..engine.registry import job_function_by_name, schedulable_jobs
 from ..exceptions import JobNotRegistered, QueueFull
@@ -134,8 +135,6 @@ class JobAdmin(JobModelAdmin):
         return fieldset_names(self.fieldsets)
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
-        from ..scheduling.pruning import delete_jobs_and_files
-
         delete_jobs_and_files([obj.pk])  # with its stored response and uploads, as the action does
 
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from ..engine.registry import JobFunction, JobOptions, register, source_of
+from ..engine.functions import JobFunction, JobOptions, register
+from ..engine.registry import source_of
 from ..exceptions import AggregationNotRegistered, ConfigurationError
 from ..times.durations import parse_duration
 from ..times.zones import as_utc

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import router, transaction
@@ -27,7 +27,10 @@ from . import states
 from .broker import ring, validate_queue
 from .capacity import check as check_backpressure
 from .payloads import json_problem
-from .registry import JobFunction, job_function_by_name
+from .registry import job_function_by_name
+
+if TYPE_CHECKING:
+    from .functions import JobFunction
 
 ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
 

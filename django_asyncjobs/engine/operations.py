@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import router, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from ..exceptions import QueueFull
 from ..models import FINISHED_STATUSES, Job, JobStatus
 from .broker import ring
 from .capacity import check as check_backpressure
+from .deletion import delete_jobs_and_files
 from .states import RETRYABLE_STATUSES, retry_finished
 
 #: Statuses a job can be cancelled from (and retried from: ``RETRYABLE_STATUSES``).
@@ -104,8 +105,6 @@ def push_again(queryset: QuerySet[Job]) -> OperationReport:
 
 def delete_finished_jobs(queryset: QuerySet[Job]) -> OperationReport:
     """Delete finished jobs and their stored files; unfinished ones are left alone."""
-    from ..scheduling.pruning import delete_jobs_and_files
-
     report = OperationReport()
     _count_other_statuses(report, queryset, FINISHED_STATUSES, "not finished")
     pks = list(queryset.filter(status__in=FINISHED_STATUSES).values_list("pk", flat=True))
@@ -115,8 +114,6 @@ def delete_finished_jobs(queryset: QuerySet[Job]) -> OperationReport:
 
 
 def _count_other_statuses(report: OperationReport, queryset: QuerySet[Job], allowed: Any, why: str) -> None:
-    from django.db.models import Count
-
     others = queryset.exclude(status__in=allowed).order_by().values_list("status").annotate(n=Count("pk"))
     for status, count in others:
         report.skip(f"{why} ({JobStatus(status).label.lower()})", count)

@@ -14,7 +14,7 @@ import random
 import traceback
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import router
 from django.utils import timezone
@@ -29,8 +29,11 @@ from . import states
 from .broker import JobTimeoutException, ring
 from .payloads import json_problem, storable_text
 from .reconnecting import persist
-from .registry import JobFunction, get_job_function
+from .registry import get_job_function
 from .states import ANY_HEARTBEAT
+
+if TYPE_CHECKING:
+    from .functions import JobFunction
 
 #: Delay before a job this worker lacks the code of is offered again, doubled per put-back up to the max.
 UNKNOWN_JOB_DELAY = 5.0

@@ -41,10 +41,11 @@ from django.utils.datastructures import MultiValueDict
 
 from ..conf import app_settings
 from ..engine.execution import current_job
+from ..engine.functions import JobFunction, JobOptions
 from ..engine.payloads import check_json
-from ..engine.registry import JobOptions, register
+from ..engine.registry import register_job_function
 from ..exceptions import ConfigurationError, OffloadError
-from .responses import OFFLOADED_VIEW_JOB, _storage, store_response
+from .responses import OFFLOADED_VIEW_JOB, _storage, store_response, stored_response_file
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: Where a request's uploads are saved: a folder per captured request.
@@ -344,9 +345,23 @@ def run_offloaded_view(view_name: str, request_data: dict[str, Any], signature: 
     return store_response(response, this)
 
 
-#: The job behind every ``@offload`` view. Internal: only :func:`enqueue_request` creates its jobs.
-offloaded_view_job = register(
-    run_offloaded_view, name=OFFLOADED_VIEW_JOB, options=JobOptions(max_attempts=1), internal=True
+class OffloadedViewJob(JobFunction[..., dict[str, Any]]):
+    """The job behind every ``@offload`` view: its rows own the uploads they carried and a
+    large stored response."""
+
+    def stored_files(self, args: Any, result: Any) -> list[str]:
+        files = []
+        response_file = stored_response_file(result)
+        if response_file is not None:
+            files.append(response_file)
+        if isinstance(args, list) and len(args) > 1:
+            files.extend(stored_uploads(args[1]))
+        return files
+
+
+#: Internal: only :func:`enqueue_request` creates its jobs.
+offloaded_view_job = register_job_function(
+    OffloadedViewJob(run_offloaded_view, OFFLOADED_VIEW_JOB, JobOptions(max_attempts=1), internal=True)
 )
 
 

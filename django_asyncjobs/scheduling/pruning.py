@@ -22,15 +22,13 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import router
 from django.utils import timezone
 
+from ..engine.deletion import ROW_FIELDS, Row, count_existing, delete_files, delete_jobs, files_of
 from ..logs import log_event, pruning_logger
 from ..models import FINISHED_STATUSES, Job, JobStatus
-from ..offloading.requests import stored_uploads
-from ..offloading.responses import OFFLOADED_VIEW_JOB, _storage, stored_response_file
 from ..times.durations import format_duration
 from ..validators import require_count
 from .batches import keyset_batches
@@ -105,12 +103,12 @@ def prune_jobs(
     for status in report.statuses:
         report.deleted[status] = 0
         for batch in _batches(db, status, report.cutoff, batch_size):
-            files = [name for row in batch for name in _files_of(row)]
+            files = [name for row in batch for name in files_of(row)]
             if dry_run:
-                count, files_deleted = len(batch), _count_existing(files)
+                count, files_deleted = len(batch), count_existing(files)
             else:
-                files_deleted = _delete_files(files)
-                count = _delete_jobs(db, (status,), [row[0] for row in batch])
+                files_deleted = delete_files(files)
+                count = delete_jobs(db, (status,), [row[0] for row in batch])
             report.deleted[status] += count
             report.files_deleted += files_deleted
             report.batches += 1
@@ -124,77 +122,11 @@ def prune_jobs(
     return report
 
 
-#: One job of a batch: pk, finished_at, name, result, args.
-_Row = tuple[Any, datetime | None, str, Any, Any]
-
-
-def _batches(db: str, status: str, cutoff: datetime, batch_size: int) -> Iterable[list[_Row]]:
+def _batches(db: str, status: str, cutoff: datetime, batch_size: int) -> Iterable[list[Row]]:
     """Batches of jobs in ``status`` finished before ``cutoff``, oldest first.
 
     Each batch starts after the last row of the one before, so the scan never
     goes over rows it has seen (the dry run keeps them) and always ends.
     """
     candidates = Job.objects.using(db).filter(status=status, finished_at__lt=cutoff)
-    fields = ("pk", "finished_at", "name", "result", "args")
-    yield from keyset_batches(candidates, key=("finished_at", "pk"), fields=fields, batch_size=batch_size)
-
-
-def _files_of(row: _Row) -> list[str]:
-    """Stored files of one job: an offloaded view's stored response and the uploads it carried."""
-    _, _, name, result, args = row
-    if name != OFFLOADED_VIEW_JOB:
-        return []
-    files = []
-    response_file = stored_response_file(result)
-    if response_file is not None:
-        files.append(response_file)
-    if isinstance(args, list) and len(args) > 1:
-        files.extend(stored_uploads(args[1]))
-    return files
-
-
-def _count_existing(files: list[str]) -> int:
-    storage = _storage()
-    return sum(1 for name in files if storage.exists(name))
-
-
-def _delete_files(files: list[str]) -> int:
-    """Delete the files that exist; a file already gone is not an error. The number deleted."""
-    storage = _storage()
-    deleted = 0
-    for name in files:
-        if storage.exists(name):
-            storage.delete(name)
-            deleted += 1
-    return deleted
-
-
-def delete_jobs_and_files(pks: Sequence[Any]) -> int:
-    """Delete the finished jobs among ``pks`` with their stored files; the number deleted.
-
-    For a selection (the admin's delete action); unfinished jobs are left alone.
-    """
-    db = router.db_for_write(Job)
-    rows: list[_Row] = list(
-        Job.objects.using(db)
-        .filter(pk__in=list(pks), status__in=FINISHED_STATUSES)
-        .values_list("pk", "finished_at", "name", "result", "args")
-    )
-    _delete_files([name for row in rows for name in _files_of(row)])
-    return _delete_jobs(db, FINISHED_STATUSES, [row[0] for row in rows])
-
-
-def _delete_jobs(db: str, statuses: Sequence[str], pks: list[Any]) -> int:
-    """Delete the jobs ``pks`` (still in ``statuses``) in one transaction; the number deleted.
-
-    Through the ORM, so that rows referring to them are set to NULL (or whatever
-    their ``on_delete`` says) and delete signals are sent, for this batch only.
-    """
-    deleted = 0
-    # One parameter per pk and per status, within what the database takes (SQLite: 999).
-    limit = (connections[db].features.max_query_params or len(pks) + len(statuses)) - len(statuses)
-    with transaction.atomic(using=db):
-        for start in range(0, len(pks), limit):
-            _, per_model = Job.objects.using(db).filter(pk__in=pks[start : start + limit], status__in=statuses).delete()
-            deleted += per_model.get(Job._meta.label, 0)
-    return deleted
+    yield from keyset_batches(candidates, key=("finished_at", "pk"), fields=ROW_FIELDS, batch_size=batch_size)

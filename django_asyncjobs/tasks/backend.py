@@ -25,7 +25,8 @@ from typing import Any
 import django
 from django.core.checks import CheckMessage
 
-from ..exceptions import ConfigurationError, SerializationError
+from ..engine.registry import get_job_function
+from ..exceptions import ConfigurationError, JobNotRegistered, SerializationError
 
 try:
     from django.tasks import TaskResult
@@ -42,12 +43,13 @@ except ImportError as exc:  # Django < 6.0
     ) from exc
 
 from ..conf import app_settings
+from ..engine.functions import JobOptions
 from ..engine.payloads import MAX_JSON_DEPTH
-from ..engine.registry import JobOptions
-from .jobs import TaskJobFunction, build_result, register_task
+from .checks import task_backend_errors
+from .jobs import JobsBackend, TaskJobFunction, build_result, register_task
 
 
-class AsyncJobsBackend(BaseTaskBackend):
+class AsyncJobsBackend(JobsBackend, BaseTaskBackend):
     """Runs ``django.tasks`` Tasks as django-asyncjobs jobs on ``asyncjobs_worker``.
 
     ``QUEUES`` are keys of ``RQ_QUEUES`` (an empty list allows every one of them).
@@ -81,8 +83,6 @@ class AsyncJobsBackend(BaseTaskBackend):
     def check(self, **kwargs: Any) -> list[CheckMessage]:
         """This backend's configuration errors (asyncjobs.E001, E011, E012, E014), as
         Django's check of ``TASKS`` collects them. See docs/checks.md."""
-        from ..checks import task_backend_errors
-
         return [*super().check(**kwargs), *task_backend_errors(self.alias, self._params)]
 
     def validate_task(self, task: Task[Any, Any]) -> None:
@@ -103,6 +103,7 @@ class AsyncJobsBackend(BaseTaskBackend):
         ``TypeError``) for one a database cannot store. ``task_enqueued`` is sent once the
         transaction commits.
         """
+        # lazy: enqueueing imports the models, which a @task declared while apps load cannot
         from ..engine.enqueueing import enqueue_calls
 
         self.validate_task(task)
@@ -135,8 +136,7 @@ class AsyncJobsBackend(BaseTaskBackend):
         ``TaskResultDoesNotExist`` when there is no such job, or when the job is not a
         task of an ``AsyncJobsBackend`` (a ``@job`` function's, for example).
         """
-        from ..engine.registry import get_job_function
-        from ..exceptions import JobNotRegistered
+        # lazy: a @task may be declared while apps load, before the models can be imported
         from ..models import Job
 
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 from dataclasses import fields
 from datetime import datetime
@@ -34,7 +35,8 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
-from ..engine.registry import JobFunction, JobOptions, register_job_function, registered
+from ..engine.functions import JobFunction, JobOptions
+from ..engine.registry import add_finder, register_job_function, registered
 from ..exceptions import ConfigurationError, JobInterrupted
 from ..logs import log_event, tasks_logger
 from ..signals import job_created, job_finished, job_started
@@ -209,12 +211,18 @@ def build_result(job: Job, task: Task[Any, Any], backend: str) -> TaskResult[Any
     return result
 
 
+class JobsBackend:
+    """What marks a ``django.tasks`` backend whose tasks run as jobs here: the base of
+    :class:`~django_asyncjobs.tasks.backend.AsyncJobsBackend` (this module stays below it)."""
+
+    def job_options(self, queue: str | None = None) -> JobOptions:
+        raise NotImplementedError
+
+
 def backend_options(alias: str, queue: str | None) -> JobOptions:
     """The job options of the backend ``alias`` (its ``OPTIONS``), for ``queue``."""
-    from .backend import AsyncJobsBackend
-
     backend = _backend(alias)
-    if isinstance(backend, AsyncJobsBackend):
+    if isinstance(backend, JobsBackend):
         return backend.job_options(queue)
     return JobOptions(queue=queue)
 
@@ -228,8 +236,16 @@ def register_task(task: Task[Any, Any]) -> TaskJobFunction:
     return register_job_function(TaskJobFunction(task))
 
 
+#: A dotted path of identifiers, the only kind of name looked up as a Django task.
+_DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
 def find_task(name: str) -> TaskJobFunction | None:
-    """The Task of an ``AsyncJobsBackend`` at the module path ``name``, registered; else ``None``."""
+    """The Task of an ``AsyncJobsBackend`` at the module path ``name``, registered now (its
+    module had not been imported in this process); ``None`` for anything else. The
+    registry's finder (:func:`~django_asyncjobs.engine.registry.add_finder`)."""
+    if not _DOTTED_PATH.fullmatch(name):
+        return None
     module_name, _, attribute = name.rpartition(".")
     if not _uses_our_backend() or not _may_import(module_name):
         return None
@@ -257,14 +273,12 @@ def _may_import(module_name: str) -> bool:
 
 
 def _uses_our_backend() -> bool:
-    from .backend import AsyncJobsBackend
-
     for params in (getattr(settings, "TASKS", None) or {}).values():
         try:
             backend_class = import_string(params["BACKEND"])
         except Exception:  # noqa: BLE001 - Django's own checks report a backend that cannot be imported
             continue
-        if isinstance(backend_class, type) and issubclass(backend_class, AsyncJobsBackend):
+        if isinstance(backend_class, type) and issubclass(backend_class, JobsBackend):
             return True
     return False
 
@@ -277,13 +291,13 @@ def _backend(alias: str) -> BaseTaskBackend | None:
 
 
 def _is_ours(alias: str) -> bool:
-    from .backend import AsyncJobsBackend
-
-    return isinstance(_backend(alias), AsyncJobsBackend)
+    return isinstance(_backend(alias), JobsBackend)
 
 
 def _sender(alias: str) -> type[Any]:
-    from .backend import AsyncJobsBackend
-
+    """The sender of a task signal: the backend's class (``JobsBackend`` once its alias is gone)."""
     backend = _backend(alias)
-    return type(backend) if isinstance(backend, AsyncJobsBackend) else AsyncJobsBackend
+    return type(backend) if isinstance(backend, JobsBackend) else JobsBackend
+
+
+add_finder(find_task)

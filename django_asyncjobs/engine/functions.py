@@ -1,0 +1,329 @@
+"""Job functions: ``@job``, the ``JobFunction`` it makes, and the options of how one runs.
+
+``JobFunction.enqueue()`` hands its calls to :mod:`.enqueueing`; the table of registered
+functions by name is :mod:`.registry`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, cast, overload
+
+from asgiref.sync import async_to_sync
+
+from ..conf import app_settings
+from ..exceptions import ConfigurationError
+from ..times.durations import parse_duration
+from ..times.recurrence import validate_cron
+from ..validators import require_count
+from .registry import register_job_function
+
+if TYPE_CHECKING:
+    from ..models import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Keyword arguments of ``enqueue()`` that configure the job instead of reaching the function.
+JOB_OPTIONS = frozenset({"queue", "max_attempts", "run_at", "delay", "owner", "idempotency_key", "strict"})
+
+
+class Call(NamedTuple):
+    """One call for ``enqueue_many`` with both positional and keyword arguments."""
+
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = {}
+
+
+CallSpec = Sequence[Any] | Mapping[str, Any] | Call
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a registered function runs. ``None`` means "use the ASYNCJOBS default"."""
+
+    queue: str | None = None
+    max_attempts: int | None = None
+    timeout: int | None = None
+    retry_backoff: float | None = None
+    retry_backoff_max: float | None = None
+    retry_jitter: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
+            raise ValueError(f"queue must be a queue name, got {self.queue!r}")
+        if self.max_attempts is not None:
+            require_count(self.max_attempts, "max_attempts")
+        if self.timeout is not None:
+            require_count(self.timeout, "timeout", expected="a whole number of seconds >= 1")
+        for name in ("retry_backoff", "retry_backoff_max"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.retry_jitter is not None and not isinstance(self.retry_jitter, bool):
+            raise ValueError(f"retry_jitter must be True or False, got {self.retry_jitter!r}")
+
+    @classmethod
+    def from_setting(cls, options: Mapping[str, Any], *, queue: str | None = None) -> JobOptions:
+        """Options from a settings dict with upper-case keys (``{"MAX_ATTEMPTS": 3}``), as in
+        the ``OPTIONS`` of a ``TASKS`` entry. ``ValueError`` names an unknown key or a bad value."""
+        known = {f.name.upper(): f.name for f in fields(cls) if f.name != "queue"}
+        unknown = sorted(str(key) for key in options if key not in known)
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(queue=queue, **{known[key]: value for key, value in options.items()})
+
+    def resolved_queue(self) -> str:
+        return self.queue or app_settings.DEFAULT_QUEUE
+
+    def resolved_max_attempts(self) -> int:
+        return self.max_attempts if self.max_attempts is not None else app_settings.MAX_ATTEMPTS
+
+    def resolved_timeout(self) -> int:
+        return self.timeout if self.timeout is not None else app_settings.TIMEOUT
+
+    def retry_delay(self, attempt: int, random: Callable[[], float]) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (exponential backoff, full jitter)."""
+        base = self.retry_backoff if self.retry_backoff is not None else app_settings.RETRY_BACKOFF
+        cap = self.retry_backoff_max if self.retry_backoff_max is not None else app_settings.RETRY_BACKOFF_MAX
+        jitter = self.retry_jitter if self.retry_jitter is not None else app_settings.RETRY_JITTER
+        delay = min(cap, base * 2.0 ** max(attempt - 1, 0))
+        return delay * random() if jitter else delay
+
+
+class JobFunction(Generic[P, R]):
+    """A registered function. Call it to run inline, or ``.enqueue()`` it to run on a worker.
+
+    The methods after ``enqueue_many`` are what a worker calls; subclasses (such as the
+    jobs of Django's Tasks framework, ``django_asyncjobs.tasks.jobs``) adapt them.
+    """
+
+    #: Jobs with a priority above 0 are pushed to the front of their queue.
+    priority = 0
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        name: str,
+        options: JobOptions,
+        schedule: str | timedelta | None = None,
+        *,
+        internal: bool = False,
+    ) -> None:
+        self.func = func
+        self.name = name
+        self.options = options
+        #: Run by the package itself: never enqueued by name, scheduled or run from the admin.
+        self.internal = internal
+        #: A cron expression or an interval declared with ``@job(schedule=...)``.
+        self.schedule = schedule
+        self.is_async = inspect.iscoroutinefunction(func)
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<JobFunction {self.name}>"
+
+    def enqueue(
+        self,
+        *args: Any,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        run_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        owner: Any = None,
+        idempotency_key: str | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Save a ``Job`` row for ``func(*args, **kwargs)`` and push its message on commit.
+
+        The keywords named in :data:`JOB_OPTIONS` configure the job; every other
+        argument is passed to the function.
+        """
+        options = dict(
+            queue=queue,
+            max_attempts=max_attempts,
+            run_at=run_at,
+            delay=delay,
+            owner=owner,
+            idempotency_key=idempotency_key,
+            strict=strict,
+        )
+        # lazy: @job is used in modules imported while apps load; enqueueing imports the models
+        from .enqueueing import enqueue_calls
+
+        return enqueue_calls(self, [(args, kwargs)], **options)[0]
+
+    def enqueue_many(
+        self,
+        calls: Iterable[CallSpec],
+        *,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        run_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        owner: Any = None,
+        strict: bool | None = None,
+    ) -> list[Job]:
+        """Enqueue many calls at once: one INSERT batch and one pipelined push.
+
+        Each item is a tuple (or list) of positional arguments, a dict of keyword
+        arguments, or a :class:`Call` for both: ``[(1,), {"b": 2}, Call((1,), {"b": 2})]``.
+        """
+        # lazy: @job is used in modules imported while apps load; enqueueing imports the models
+        from .enqueueing import enqueue_calls
+
+        return enqueue_calls(
+            self,
+            [_split_call(call) for call in calls],
+            queue=queue,
+            max_attempts=max_attempts,
+            run_at=run_at,
+            delay=delay,
+            owner=owner,
+            strict=strict,
+        )
+
+    # -- what a worker calls ------------------------------------------------------------------
+
+    def options_for(self, job: Job) -> JobOptions:
+        """The options that apply to ``job`` (its timeout and retry policy)."""
+        return self.options
+
+    def invoke(self, job: Job) -> Any:
+        """Run the function with ``job``'s arguments (``async def`` ones with ``async_to_sync``,
+        whose ``sync_to_async`` calls then use this thread's database connection)."""
+        if self.is_async:
+            return async_to_sync(cast(Callable[..., Awaitable[Any]], self.func))(*job.args, **job.kwargs)
+        return self.func(*job.args, **job.kwargs)
+
+    def prepare_result(self, value: Any) -> Any:
+        """The return value as it is stored; ``TypeError``/``ValueError`` fail the job."""
+        return value
+
+    def stored_files(self, args: Any, result: Any) -> list[str]:
+        """Names in ``OFFLOAD_STORAGE`` of the files a row of this job owns (its ``args`` and
+        ``result`` as stored, untrusted): deleted with the row (:mod:`.deletion`)."""
+        return []
+
+
+def _split_call(call: CallSpec) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    if isinstance(call, Call):
+        return tuple(call.args), dict(call.kwargs)
+    if isinstance(call, Mapping):
+        return (), call
+    if isinstance(call, list | tuple):
+        return call, {}
+    raise TypeError(
+        f"enqueue_many() items are tuples of positional arguments, dicts of keyword arguments "
+        f"or Call(args, kwargs); got {call!r}"
+    )
+
+
+@overload
+def job(func: Callable[P, R], /) -> JobFunction[P, R]: ...
+
+
+@overload
+def job(
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    timeout: int | None = None,
+    retry_backoff: float | None = None,
+    retry_backoff_max: float | None = None,
+    retry_jitter: bool | None = None,
+    schedule: str | timedelta | float | None = None,
+) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
+
+
+def job(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    timeout: int | None = None,
+    retry_backoff: float | None = None,
+    retry_backoff_max: float | None = None,
+    retry_jitter: bool | None = None,
+    schedule: str | timedelta | float | None = None,
+) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
+    """Register a function as a job. Usable bare (``@job``) or with options (``@job(queue=...)``).
+
+    The job's name is ``module.qualname`` unless ``name`` is given; it is what the
+    database stores, so renaming a function renames its job. ``schedule`` (a cron
+    expression such as ``"*/5 * * * *"``, or an interval such as ``"10m"``) also runs
+    it periodically, without arguments, under a schedule named after the job.
+    """
+    options = JobOptions(
+        queue=queue,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        retry_backoff=retry_backoff,
+        retry_backoff_max=retry_backoff_max,
+        retry_jitter=retry_jitter,
+    )
+
+    declared = _checked_schedule(schedule, name or "this job")
+
+    def decorate(f: Callable[P, R]) -> JobFunction[P, R]:
+        return register(f, name=name, options=options, schedule=declared)
+
+    return decorate(func) if func is not None else decorate
+
+
+def _checked_schedule(schedule: str | timedelta | float | None, job_name: str) -> str | timedelta | None:
+    """A cron expression (five fields) or an interval, else ``ConfigurationError``."""
+    if schedule is None:
+        return None
+    try:
+        if isinstance(schedule, str) and len(schedule.split()) > 1:
+            return validate_cron(schedule)
+        return parse_duration(schedule, what="schedule")
+    except ValueError as exc:
+        raise ConfigurationError(f"@job(schedule=...) of {job_name}: {exc}") from None
+
+
+def register(
+    func: Callable[P, R],
+    *,
+    name: str | None = None,
+    options: JobOptions | None = None,
+    schedule: str | timedelta | None = None,
+    internal: bool = False,
+) -> JobFunction[P, R]:
+    """Register ``func`` (the function form of ``@job``). ``internal`` jobs are the package's
+    own (see :class:`~django_asyncjobs.exceptions.InternalJob`)."""
+    if not callable(func):
+        raise TypeError(f"@job decorates functions, got {func!r}")
+    if "<locals>" in getattr(func, "__qualname__", "") and name is None:
+        raise ConfigurationError(
+            f"{func.__qualname__} is defined inside another function; give it an explicit "
+            "@job(name=...) so that workers can find it."
+        )
+    job_name = name or f"{func.__module__}.{func.__qualname__}"
+    _check_parameter_names(func, job_name)
+    return register_job_function(JobFunction(func, job_name, options or JobOptions(), schedule, internal=internal))
+
+
+def _check_parameter_names(func: Callable[..., Any], job_name: str) -> None:
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return
+    clashes = sorted(JOB_OPTIONS.intersection(parameters))
+    if clashes:
+        raise ConfigurationError(
+            f"Job {job_name!r} has parameter(s) {', '.join(clashes)}, which enqueue() reserves for job "
+            f"options ({', '.join(sorted(JOB_OPTIONS))}). Rename the parameter(s)."
+        )
