@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import django
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.urls import get_resolver
+from django.utils.module_loading import import_string
 
 from .conf import SETTINGS, app_settings
+from .engine.registry import registered_jobs
+from .exceptions import ConfigurationError
+from .offloading.requests import offloaded_views
+from .scheduling.declared import declared_schedules
 from .tasks.checks import django_rq_missing
 
 DOCS = "See docs/checks.md."
@@ -151,9 +159,6 @@ def _crossed_bounds(valid: Mapping[str, Any]) -> list[CheckMessage]:
 
 @register(Tags.compatibility)
 def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    from .exceptions import ConfigurationError
-    from .scheduling.declared import declared_schedules
-
     if not isinstance(getattr(settings, "ASYNCJOBS", {}), dict):
         return []  # E003
     try:
@@ -171,14 +176,9 @@ def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: An
 
 @register(Tags.compatibility)
 def check_registered_jobs(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    from .engine.registry import registered_jobs
-
     rq_queues = app_settings.rq_queues
     if not rq_queues:
         return []
-    from django.urls import get_resolver
-
-    from .offloading.requests import offloaded_views
 
     # Importing the URLconf imports the views, which registers the offloaded ones.
     # A broken URLconf is reported by Django's own URL checks.
@@ -217,8 +217,6 @@ def check_task_backends(app_configs: Sequence[AppConfig] | None = None, **kwargs
     registered below) runs :meth:`AsyncJobsBackend.check`, which reports the rest:
     apps, queues, options (:func:`task_backend_errors`).
     """
-    import django
-
     if _has_tasks():
         return []
     entries = getattr(settings, "TASKS", None)
@@ -237,8 +235,6 @@ def check_task_backends(app_configs: Sequence[AppConfig] | None = None, **kwargs
 
 
 def _has_tasks() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("django.tasks") is not None
 
 
@@ -255,13 +251,12 @@ def _is_task_backend(path: Any, has_tasks: bool) -> bool:
         return True
     if not isinstance(path, str) or not has_tasks:
         return False
-    from django.utils.module_loading import import_string
 
     try:
         backend_class = import_string(path)
     except ImportError:
         return False  # reported by Django's own check of TASKS
-    from .tasks.backend import AsyncJobsBackend
+    from .tasks.backend import AsyncJobsBackend  # lazy: django.tasks exists only on Django 6.0+
 
     return isinstance(backend_class, type) and issubclass(backend_class, AsyncJobsBackend)
 
@@ -269,4 +264,4 @@ def _is_task_backend(path: Any, has_tasks: bool) -> bool:
 if _has_tasks():
     # Django's check of TASKS (it runs each backend's check()) is registered when django.tasks
     # is imported, which a project may never do before `manage.py check`.
-    import django.tasks  # noqa: F401
+    import django.tasks

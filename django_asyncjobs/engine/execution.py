@@ -24,9 +24,11 @@ from ..conf import app_settings
 from ..exceptions import DatabaseAway, JobInterrupted, JobNotRegistered
 from ..logs import job_fields, jobs_logger, log_event, worker_logger
 from ..models import Job, JobStatus
+from ..payloads import storable_text
 from ..signals import job_cancelled, job_finished, job_started, notify
 from . import states
 from .broker import RedisError, current_rq_worker_name, send_stop
+from .heartbeat import beating
 from .outcomes import (
     Outcome,
     _failed_attempt,
@@ -39,7 +41,6 @@ from .outcomes import (
     record_success,
     record_unknown,
 )
-from .payloads import storable_text
 from .reconnecting import giving_up_when, persist
 from .registry import get_job_function
 
@@ -63,8 +64,6 @@ def current_job() -> Job | None:
 
 def perform(job_id: str) -> str:
     """The function every RQ message calls. Lets stock RQ workers run our messages."""
-    from .heartbeat import beating
-
     worker_name = current_rq_worker_name() or default_worker_name()
     with beating(worker_name, job_id):
         return run_job(job_id, worker_name=worker_name).value

@@ -21,6 +21,7 @@ from ..models import FINISHED_STATUSES, Job, JobStatus
 from .broker import ring
 from .capacity import check as check_backpressure
 from .deletion import delete_jobs_and_files
+from .execution import cancel_job
 from .states import RETRYABLE_STATUSES, retry_finished
 
 #: Statuses a job can be cancelled from (and retried from: ``RETRYABLE_STATUSES``).
@@ -79,8 +80,6 @@ def _requeue_finished(pks: list[Any], report: OperationReport) -> int:
 
 def cancel_jobs(queryset: QuerySet[Job]) -> OperationReport:
     """Cancel queued, scheduled and running jobs (see :meth:`Job.cancel`)."""
-    from .execution import cancel_job
-
     report = OperationReport()
     _count_other_statuses(report, queryset, CANCELLABLE_STATUSES, "already finished")
     for job in queryset.filter(status__in=CANCELLABLE_STATUSES):

@@ -23,11 +23,11 @@ from ..conf import app_settings
 from ..exceptions import JobInterrupted, JobNotRegistered, OutcomeRefused, SerializationError, WorkerLost
 from ..logs import duration_ms, job_fields, jobs_logger, last_line, log_event
 from ..models import Job, JobStatus
+from ..payloads import json_problem, storable_text
 from ..signals import job_failed, job_finished, job_succeeded, notify
 from ..times.clock import database_now
 from . import states
 from .broker import JobTimeoutException, ring
-from .payloads import json_problem, storable_text
 from .reconnecting import persist
 from .registry import get_job_function
 from .states import ANY_HEARTBEAT

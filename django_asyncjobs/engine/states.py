@@ -77,8 +77,8 @@ from django.db.models.functions import Now
 
 from ..exceptions import OutcomeRefused
 from ..models import Job, JobStatus
+from ..payloads import storable_text
 from ..times.clock import now_sql, now_value
-from .payloads import storable_text
 from .reconnecting import persist
 
 #: Rows per INSERT when many jobs are enqueued at once.

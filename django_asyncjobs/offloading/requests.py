@@ -42,9 +42,9 @@ from django.utils.datastructures import MultiValueDict
 from ..conf import app_settings
 from ..engine.execution import current_job
 from ..engine.functions import JobFunction, JobOptions
-from ..engine.payloads import check_json
 from ..engine.registry import register_job_function
 from ..exceptions import ConfigurationError, OffloadError
+from ..payloads import check_json
 from .responses import OFFLOADED_VIEW_JOB, _storage, store_response, stored_response_file
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from ..engine.broker import RedisError, position
@@ -87,8 +88,6 @@ def poll_after(job: Job, data: dict[str, Any]) -> int | None:
     if job.status == JobStatus.QUEUED:
         return min(MAX_POLL_SECONDS, clamp_retry_after(data["estimated_wait"]))
     if job.status == JobStatus.SCHEDULED and job.run_at is not None:
-        from django.utils import timezone
-
         return min(MAX_POLL_SECONDS, clamp_retry_after((job.run_at - timezone.now()).total_seconds()))
     return 1
 

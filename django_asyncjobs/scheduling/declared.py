@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, router, transaction
 
 from ..conf import app_settings
+from ..engine.registry import registered_jobs
 from ..exceptions import ConfigurationError
 from ..logs import log_event, scheduler_logger
 from ..models import MisfirePolicy, Schedule
@@ -56,8 +57,6 @@ class DeclaredSchedule:
 
 def declared_schedules() -> list[DeclaredSchedule]:
     """Every schedule declared in code, validated; ``ConfigurationError`` names what is wrong."""
-    from ..engine.registry import registered_jobs
-
     found: dict[str, DeclaredSchedule] = {}
 
     def add(declared: DeclaredSchedule) -> None:

@@ -12,6 +12,8 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..engine.broker import RedisError, count_missed_runs, ring
 from ..engine.broker import missed_runs as missed_runs
+from ..engine.enqueueing import enqueue_calls
+from ..engine.registry import job_function_by_name
 from ..engine.states import promote
 from ..exceptions import AsyncJobsError, QueueFull
 from ..logs import log_event, scheduler_logger
@@ -206,9 +208,6 @@ def _advance(schedule: Schedule, due_at: datetime, following: datetime, *, fired
 
 
 def _create_job(schedule: Schedule, due_at: datetime | None) -> Job:
-    from ..engine.enqueueing import enqueue_calls
-    from ..engine.registry import job_function_by_name
-
     return enqueue_calls(
         job_function_by_name(schedule.job_name),
         [(list(schedule.args), dict(schedule.kwargs))],

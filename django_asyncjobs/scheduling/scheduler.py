@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError, close_old_connections, connections
 
+from ..aggregations.windows import schedule_due_aggregations
 from ..conf import app_settings
 from ..engine.broker import RedisError
 from ..logs import log_event, scheduler_logger
@@ -115,8 +116,6 @@ class Scheduler:
 
 
 def _schedule_due_aggregations() -> int:
-    from ..aggregations.windows import schedule_due_aggregations
-
     return schedule_due_aggregations()
 
 

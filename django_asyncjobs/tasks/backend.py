@@ -44,7 +44,7 @@ except ImportError as exc:  # Django < 6.0
 
 from ..conf import app_settings
 from ..engine.functions import JobOptions
-from ..engine.payloads import MAX_JSON_DEPTH
+from ..payloads import MAX_JSON_DEPTH
 from .checks import task_backend_errors
 from .jobs import JobsBackend, TaskJobFunction, build_result, register_task
 

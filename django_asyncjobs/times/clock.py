@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -57,9 +58,7 @@ def database_now(using: str | None = None) -> datetime:
     as Django stores datetimes: aware in UTC, or naive in ``TIME_ZONE`` without ``USE_TZ``.
     No query on SQLite."""
     if using is None:
-        from ..models import Job
-
-        using = router.db_for_write(Job)
+        using = router.db_for_write(apps.get_model("django_asyncjobs", "Job"))
     connection = connections[using]
     if _local_clock(connection):
         return db_datetime(datetime.now(UTC))

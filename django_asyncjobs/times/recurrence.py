@@ -9,6 +9,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from croniter import CroniterBadDateError, croniter
 from django.conf import settings
 
 from ..conf import app_settings
@@ -17,8 +18,6 @@ from .zones import db_datetime, to_utc
 
 def validate_cron(expression: str) -> str:
     """``expression`` stripped; ``ValueError`` explaining what is wrong otherwise."""
-    from croniter import CroniterBadDateError, croniter
-
     text = " ".join(str(expression).split())
     fields = text.split(" ") if text else []
     if len(fields) != 5:
@@ -50,8 +49,6 @@ def next_cron_time(expression: str, zone: tzinfo, after: datetime, previous: dat
     When clocks go back, a wall-clock time happens twice; like cron, a schedule runs
     at it once: a time whose local wall-clock reading equals ``previous``'s is skipped.
     """
-    from croniter import croniter
-
     iterator = croniter(expression, to_utc(after).astimezone(zone))
     following: datetime = iterator.get_next(datetime)
     if previous is not None:

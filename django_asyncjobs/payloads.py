@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..exceptions import SerializationError
+from .exceptions import SerializationError
 
 #: Deepest nesting of lists and objects accepted in arguments and results.
 MAX_JSON_DEPTH = 100
