@@ -1,0 +1,265 @@
+"""The jobs in the admin: list, filters, detail page, and the actions retry, cancel, push again, delete."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from ..engine.deletion import delete_jobs_and_files
+from ..engine.operations import OperationReport, cancel_jobs, delete_finished_jobs, push_again, retry_jobs
+from ..models import FINISHED_STATUSES, Job, JobStatus
+from ..offloading.responses import OFFLOADED_VIEW_JOB
+from .display import (
+    EMPTY,
+    JobNameFilter,
+    QueueFilter,
+    admin_link,
+    fieldset_names,
+    format_timedelta,
+    local_time,
+    pretty_json,
+    progress_bar,
+    status_badge,
+)
+from .paginator import EstimatedCountPaginator
+from .queries import DateHierarchyQuerySet, search_filter
+
+if TYPE_CHECKING:
+    JobModelAdmin = admin.ModelAdmin[Job]
+    AnyModelAdmin = admin.ModelAdmin[Any]
+else:  # ModelAdmin is generic only in django-stubs
+    JobModelAdmin = AnyModelAdmin = admin.ModelAdmin
+
+
+def _report(model_admin: AnyModelAdmin, request: HttpRequest, report: OperationReport, verb: str) -> None:
+    level = messages.SUCCESS if report.done or not report.skipped else messages.WARNING
+    text = ngettext("%(count)d job %(verb)s.", "%(count)d jobs %(verb)s.", report.done) % {
+        "count": report.done,
+        "verb": verb,
+    }
+    if report.skipped:
+        text += " " + _("Skipped: %(details)s.") % {"details": report.describe_skipped()}
+    model_admin.message_user(request, text, level)
+
+
+class JobAdmin(JobModelAdmin):
+    list_display = (
+        "short_id",
+        "name",
+        "status_display",
+        "queue",
+        "owner",
+        "attempts_display",
+        "progress_display",
+        "created_at",
+        "waited",
+        "ran",
+    )
+    list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
+    list_select_related = ("owner",)
+    search_fields = ("name",)  # the search itself is get_search_results()
+    search_help_text = _("A job id, part of a job's name, or its owner's username.")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    actions = ("retry_selected", "cancel_selected", "push_selected_again", "delete_selected_finished")
+    fieldsets = (
+        (None, {"fields": ("id", "name", "status_display", "queue", "owner_link", "schedule_link", "worker")}),
+        (_("Progress"), {"fields": ("progress_display", "progress_message", "attempts_display")}),
+        (_("Timeline"), {"fields": ("timeline",)}),
+        (_("Arguments"), {"fields": ("args_display", "kwargs_display", "idempotency_key")}),
+        (_("Outcome"), {"fields": ("result_display", "error_display")}),
+    )
+
+    class Media:
+        css = {"all": ("django_asyncjobs/admin.css",)}
+        js = ("django_asyncjobs/admin_progress.js",)
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_progress"
+        # Before the stock URLs, whose "<object_id>/" would take "progress/".
+        return [path("progress/", self.admin_site.admin_view(self.progress_view), name=name), *super().get_urls()]
+
+    def progress_view(self, request: HttpRequest) -> JsonResponse:
+        """Status and progress of the jobs ``?id=...`` (up to 500), for admin_progress.js."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        ids = []
+        for value in request.GET.getlist("id")[:500]:
+            try:
+                ids.append(uuid.UUID(value))
+            except ValueError:
+                continue
+        rows = Job.objects.filter(pk__in=ids).values_list("pk", "status", "progress", "progress_message")
+        jobs = {
+            str(pk): {"status": status, "label": str(JobStatus(status).label), "progress": progress, "message": message}
+            for pk, status, progress, message in rows
+        }
+        return JsonResponse({"jobs": jobs})
+
+    def progress_url(self) -> str:
+        return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_progress")
+
+    # -- permissions: a read-only detail page; changes only through actions ---------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        if obj is not None and obj.status not in FINISHED_STATUSES:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
+        return fieldset_names(self.fieldsets)
+
+    def delete_model(self, request: HttpRequest, obj: Job) -> None:
+        delete_jobs_and_files([obj.pk])  # with its stored response and uploads, as the action does
+
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # ``action_location`` exists from Django 6.1 on (actions on the change form too).
+        parent: Any = super()
+        actions: dict[str, Any] = (
+            parent.get_actions(request)
+            if action_location is None
+            else parent.get_actions(request, action_location=action_location)
+        )
+        actions.pop("delete_selected", None)  # it would delete running jobs; ours keeps them
+        return actions
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(search_filter(search_term)), False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        queryset = super().get_queryset(request)
+        queryset.__class__ = DateHierarchyQuerySet  # see its docstring: no DISTINCT over the table
+        return queryset
+
+    # -- columns and fields -----------------------------------------------------------------
+
+    @admin.display(description=_("id"), ordering="id")
+    def short_id(self, job: Job) -> str:
+        return str(job.pk)[:8]
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_display(self, job: Job) -> SafeString:
+        return status_badge(job.status, job)
+
+    @admin.display(description=_("attempts"))
+    def attempts_display(self, job: Job) -> str:
+        return f"{job.attempts}/{job.max_attempts}"
+
+    @admin.display(description=_("progress"))
+    def progress_display(self, job: Job) -> SafeString:
+        return progress_bar(job, self.progress_url())
+
+    @admin.display(description=_("waited"))
+    def waited(self, job: Job) -> str:
+        if job.enqueued_at is None:
+            return EMPTY
+        end = job.started_at if job.started_at and job.started_at >= job.enqueued_at else None
+        if end is None and job.status != JobStatus.QUEUED:
+            return EMPTY
+        return format_timedelta((end or timezone.now()) - job.enqueued_at)
+
+    @admin.display(description=_("ran"))
+    def ran(self, job: Job) -> str:
+        if job.started_at is None:
+            return EMPTY
+        if job.status == JobStatus.RUNNING:
+            return format_timedelta(timezone.now() - job.started_at)
+        return format_timedelta(job.run_time)
+
+    @admin.display(description=_("owner"))
+    def owner_link(self, job: Job) -> str | SafeString:
+        return admin_link(job.owner)
+
+    @admin.display(description=_("schedule"))
+    def schedule_link(self, job: Job) -> str | SafeString:
+        return admin_link(job.schedule)
+
+    @admin.display(description=_("positional arguments"))
+    def args_display(self, job: Job) -> SafeString:
+        return pretty_json(_without_secrets(job))
+
+    @admin.display(description=_("keyword arguments"))
+    def kwargs_display(self, job: Job) -> SafeString:
+        return pretty_json(job.kwargs)
+
+    @admin.display(description=_("result"))
+    def result_display(self, job: Job) -> str | SafeString:
+        return EMPTY if job.result is None else pretty_json(job.result)
+
+    @admin.display(description=_("error"))
+    def error_display(self, job: Job) -> str | SafeString:
+        return format_html('<pre class="asyncjobs-traceback">{}</pre>', job.error) if job.error else EMPTY
+
+    @admin.display(description=_("timeline"))
+    def timeline(self, job: Job) -> SafeString:
+        steps: list[tuple[str, datetime | None]] = [
+            (str(_("created")), job.created_at),
+            (str(_("due (run at)")), job.run_at),
+            (str(_("enqueued")), job.enqueued_at),
+            (str(_("started")), job.started_at),
+            (str(_("last heartbeat")), job.heartbeat_at if job.status == JobStatus.RUNNING else None),
+            (str(_("finished")), job.finished_at),
+        ]
+        rows = []
+        previous: datetime | None = None
+        for label, moment in steps:
+            if moment is None:
+                continue
+            since = f"+{format_timedelta(moment - previous)}" if previous and moment >= previous else ""
+            rows.append((label, local_time(moment).isoformat(sep=" ", timespec="milliseconds"), since))
+            previous = moment
+        return format_html(
+            '<table class="asyncjobs-timeline">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+    # -- actions ----------------------------------------------------------------------------
+
+    @admin.action(permissions=["change"], description=_("Retry selected failed or cancelled jobs"))
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        _report(self, request, retry_jobs(queryset), str(_("queued again")))
+
+    @admin.action(permissions=["change"], description=_("Cancel selected queued or running jobs"))
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        _report(self, request, cancel_jobs(queryset), str(_("cancelled")))
+
+    @admin.action(permissions=["change"], description=_("Push selected queued jobs to Redis again"))
+    def push_selected_again(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        _report(self, request, push_again(queryset), str(_("pushed again")))
+
+    @admin.action(permissions=["delete"], description=_("Delete selected finished jobs"))
+    def delete_selected_finished(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        _report(self, request, delete_finished_jobs(queryset), str(_("deleted")))
+
+
+def _without_secrets(job: Job) -> Any:
+    """A job's arguments for display: an offloaded request's CSRF secret is hidden."""
+    args = job.args
+    offloaded = job.name == OFFLOADED_VIEW_JOB and isinstance(args, list) and len(args) > 1
+    if offloaded and isinstance(args[1], dict) and args[1].get("csrf_secret"):
+        return [args[0], {**args[1], "csrf_secret": "(hidden)"}, *args[2:]]
+    return args

@@ -1,0 +1,133 @@
+"""The schedules in the admin: timing, the next runs, the last outcome, and "run now"."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from ..engine.registry import job_function_by_name, schedulable_jobs
+from ..exceptions import JobNotRegistered, QueueFull
+from ..models import Schedule
+from ..scheduling.firing import run_schedule_now
+from ..times.durations import format_duration
+from .display import (
+    EMPTY,
+    admin_link,
+    fieldset_names,
+    local_time,
+    status_badge,
+)
+
+if TYPE_CHECKING:
+    ScheduleModelAdmin = admin.ModelAdmin[Schedule]
+else:  # ModelAdmin is generic only in django-stubs
+    ScheduleModelAdmin = admin.ModelAdmin
+
+
+class SchedulableJobField(forms.ChoiceField):
+    """The registered jobs a schedule may run; anything else is refused with the registry's reason."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=self.job_choices, **kwargs)
+
+    @staticmethod
+    def job_choices() -> list[tuple[str, str]]:
+        return [("", "---------"), *((name, name) for name in schedulable_jobs())]
+
+    def validate(self, value: Any) -> None:
+        forms.Field.validate(self, value)
+        if value:
+            try:
+                job_function_by_name(value)
+            except JobNotRegistered as exc:
+                raise forms.ValidationError(str(exc), code="invalid_choice") from None
+
+
+class ScheduleAdmin(ScheduleModelAdmin):
+    list_display = ("name", "job_name", "timing", "enabled", "next_runs", "last_run_at", "last_outcome", "in_code")
+    list_editable = ("enabled",)
+    list_filter = ("enabled", "declared_in_code", "misfire_policy")
+    list_select_related = ("last_job",)
+    search_fields = ("name", "job_name")
+    actions = ("run_now",)
+    fieldsets = (
+        (None, {"fields": ("name", "job_name", "args", "kwargs", "queue", "enabled")}),
+        (_("Timing"), {"fields": ("cron", "interval", "time_zone", "misfire_policy")}),
+        (_("Runs"), {"fields": ("next_runs", "last_run_at", "last_job_link", "declared_in_code")}),
+    )
+    #: Never edited in the form: computed, or set by the scheduler.
+    computed_fields = ("next_runs", "last_run_at", "last_job_link", "declared_in_code")
+
+    class Media:
+        css = {"all": ("django_asyncjobs/admin.css",)}
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> list[str]:
+        if obj is not None and obj.declared_in_code:
+            # Declared in code: code owns the definition; the operator may only switch it on or off.
+            return [name for name in fieldset_names(self.fieldsets) if name != "enabled"]
+        return list(self.computed_fields)
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "job_name":
+            # Only jobs that may be scheduled: not the package's internal ones.
+            return SchedulableJobField(label=db_field.verbose_name.capitalize(), help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Schedule | None = None) -> bool:
+        if obj is not None and obj.declared_in_code:
+            return False  # it would come back at the next scheduler start
+        return super().has_delete_permission(request, obj)
+
+    @admin.display(description=_("timing"))
+    def timing(self, schedule: Schedule) -> str:
+        if schedule.cron:
+            return f"{schedule.cron} ({schedule.time_zone})" if schedule.time_zone else schedule.cron
+
+        return str(_("every %(interval)s") % {"interval": format_duration(schedule.interval or timedelta(0))})
+
+    @admin.display(description=_("next runs"))
+    def next_runs(self, schedule: Schedule) -> str | SafeString:
+        if not schedule.enabled:
+            return str(_("disabled"))
+        times = schedule.upcoming(3)
+        if not times:
+            return EMPTY
+        return format_html_join(
+            mark_safe("<br>"), "{}", ((local_time(t).strftime("%Y-%m-%d %H:%M:%S"),) for t in times)
+        )
+
+    @admin.display(description=_("last outcome"))
+    def last_outcome(self, schedule: Schedule) -> str | SafeString:
+        job = schedule.last_job
+        return EMPTY if job is None else admin_link(job, str(status_badge(job.status)))
+
+    @admin.display(description=_("last job"))
+    def last_job_link(self, schedule: Schedule) -> str | SafeString:
+        return admin_link(schedule.last_job)
+
+    @admin.display(description=_("in code"), boolean=True)
+    def in_code(self, schedule: Schedule) -> bool:
+        return schedule.declared_in_code
+
+    @admin.action(permissions=["change"], description=_("Run selected schedules now"))
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        started, problems = 0, []
+        for schedule in queryset:
+            try:
+                run_schedule_now(schedule)
+                started += 1
+            except (QueueFull, JobNotRegistered) as exc:
+                problems.append(f"{schedule.name}: {exc}")
+        message = ngettext("%(count)d schedule run now.", "%(count)d schedules run now.", started) % {"count": started}
+        if problems:
+            message += " " + _("Not run: %(problems)s") % {"problems": "; ".join(problems)}
+        self.message_user(request, message, messages.WARNING if problems else messages.SUCCESS)
