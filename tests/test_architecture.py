@@ -243,3 +243,24 @@ def test_the_public_api_is_usable_while_apps_load() -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=PACKAGE.parent)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_architecture_page_names_every_transition_and_every_key() -> None:
+    import inspect
+
+    from django_asyncjobs.engine import states
+    from django_asyncjobs.engine.broker import keys
+
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    transitions = [
+        name
+        for name, function in vars(states).items()
+        if inspect.isfunction(function) and function.__module__ == states.__name__ and not name.startswith("_")
+    ]
+    assert [name for name in transitions if name != "this_attempt" and f"`{name}`" not in page] == []
+    schema = [line.split("``")[1] for line in (keys.__doc__ or "").splitlines() if line.startswith("``")]
+    assert schema
+    assert [key for key in schema if f"| `{key}` |" not in page] == []
+    for path in sorted(PACKAGE.iterdir()):
+        if (path / "__init__.py").exists() and path.name not in {"migrations", "management", "templatetags"}:
+            assert f"`{path.name}/`" in page, f"docs/architecture.md does not place {path.name}/"

@@ -1,11 +1,17 @@
 """The engine: what a job is and how it moves from enqueue to its recorded outcome.
 
-Owns the registry of job functions, what may be stored in a row (:mod:`.payloads`), the
-job state machine (every status write), enqueueing, Redis (:mod:`.broker`, the only
-module that speaks to it), the back-pressure estimate (:mod:`.capacity`), running one
-job and recording its outcome (:mod:`.execution`, :mod:`.outcomes`, :mod:`.heartbeat`,
-:mod:`.reconnecting`) and operations on many jobs (:mod:`.operations`).
+- :mod:`.functions` (``@job``, ``JobFunction``, ``JobOptions``) and :mod:`.registry`
+  (job functions by name: the only code a worker runs);
+- :mod:`.states`: the job state machine, the only module that writes ``Job.status``;
+- :mod:`.enqueueing`: validate, insert, push on commit;
+- :mod:`.broker`: the only code that speaks to Redis and RQ (its key schema);
+- :mod:`.capacity`: the back-pressure estimate (how full a queue is, how long the wait);
+- :mod:`.execution`, :mod:`.outcomes`, :mod:`.heartbeat`, :mod:`.reconnecting`: claim and
+  run one job, record its outcome, keep its heartbeat, survive a broken connection;
+- :mod:`.operations` (retry, cancel, push again, delete many jobs) and :mod:`.deletion`
+  (rows with the files their function says they own).
 
-May import the foundation (exceptions, conf, signals, times) and :mod:`django_asyncjobs.models`;
-never aggregations, scheduling, the worker, the web side or the admin.
+May import the foundation (exceptions, conf, validators, logs, signals, payloads, times)
+and :mod:`django_asyncjobs.models`; never aggregations, scheduling, the worker, the web
+side or the admin.
 """
