@@ -23,3 +23,12 @@ def latency_probe() -> float:
     started = time.time()
     get_connection("default").rpush(PROBE_DONE_KEY, repr(started))
     return started
+
+
+@job
+def peer_noop(mark: bool = False) -> None:
+    """``bench_peers.py``'s no-op: only the marked ones (first, last, latency probes) report their start."""
+    if mark:
+        from benchmarks.peers.marks import mark as report_start
+
+        report_start()
