@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 DEMO_STAMP := $(VENV)/.installed-demo
+PEERS_STAMP := $(VENV)/.installed-peers
 
-.PHONY: demo demo-reset test lint typecheck bench bench-web bench-admin screenshots docs clean
+.PHONY: demo demo-reset test lint typecheck bench bench-web bench-admin bench-peers screenshots docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ $(DOCS_STAMP): $(BIN)/python pyproject.toml
 $(DEMO_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $(DEMO_STAMP)
+
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]' $(foreach req,$(PIP_EXTRA),'$(req)')
+	touch $(PEERS_STAMP)
 
 # The example site with a private Redis, a worker and the scheduler (example_project/demo.py);
 # DEMO_ARGS go to demo.py, e.g. DEMO_ARGS='--port 8001 --reset'. Ctrl-C stops it all.
@@ -56,6 +61,12 @@ bench-web: $(STAMP)
 # on PostgreSQL alone, so it is not part of `make bench`.
 bench-admin: $(STAMP)
 	$(BIN)/python benchmarks/bench_admin.py $(BENCH_ADMIN_ARGS)
+
+# Us side by side with huey, dramatiq, celery, procrastinate, django-tasks-db, django-q2 and bare
+# rq (the `peers` extra), 3 rounds, about 5 minutes; BENCH_PEERS_ARGS go to bench_peers.py, e.g.
+# BENCH_PEERS_ARGS='--systems rq,ours-sqlite,huey --rounds 5' or '--quick'.
+bench-peers: $(PEERS_STAMP)
+	$(BIN)/python benchmarks/bench_peers.py $(BENCH_PEERS_ARGS)
 
 # Saves the admin screenshots of docs/admin.md (needs Chromium: Debian's "chromium" package).
 screenshots: $(STAMP)

@@ -107,7 +107,8 @@ def run_child(system: System, round_: int, args: argparse.Namespace, env: dict[s
             child.terminate()
             child.wait()
     if child.returncode != 0:
-        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        # The exception's line of a traceback: the last one not indented.
+        lines = [line for line in stderr.strip().splitlines() if line.strip() and not line[0].isspace()]
         log(f"[{system.name}] round {round_ + 1} failed:\n{stderr[-3000:]}")
         return {"error": lines[-1][:200] if lines else f"exit status {child.returncode}"}
     return json.loads(out.read_text())

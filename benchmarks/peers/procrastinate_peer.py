@@ -28,10 +28,10 @@ class Procrastinate(Adapter):
     def prepare(self) -> None:
         import psycopg
 
+        app.open()
         self.sql = psycopg.connect(os.environ["ASYNCJOBS_PEERS_DB_URL"], autocommit=True)
         if self.sql.execute("SELECT to_regclass('procrastinate_jobs')").fetchone() == (None,):
             app.schema_manager.apply_schema()
-        app.open()
 
     def reset(self) -> None:
         self.sql.execute("TRUNCATE procrastinate_jobs CASCADE")
