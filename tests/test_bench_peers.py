@@ -19,6 +19,7 @@ from benchmarks.peers import System
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "bench_peers.py"
 NUMBER = r"[\d,]+(?:\.\d+)?"
+TIMES = "\N{MULTIPLICATION SIGN}"
 
 
 def test_quick_run_has_a_row_of_numbers_for_rq_and_ours() -> None:
@@ -35,7 +36,7 @@ def test_quick_run_has_a_row_of_numbers_for_rq_and_ours() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     for label in (r"rq `SimpleWorker`", r"\*\*django-asyncjobs, SQLite\*\*"):
-        row = rf"^\| {label} \| {NUMBER} \| {NUMBER} \| {NUMBER}\N{MULTIPLICATION SIGN} \| {NUMBER} ms \| {NUMBER} \|$"
+        row = rf"^\| {label} \| {NUMBER} \| {NUMBER} \| {NUMBER}{TIMES} \| {NUMBER} ms \| {NUMBER} \|$"
         assert re.search(row, done.stdout, re.MULTILINE), done.stdout
 
 
