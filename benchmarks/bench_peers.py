@@ -260,8 +260,8 @@ def render(
         f"Python {platform.python_version()}, {versions()}, redis-py {redis_py_version()}; {servers}"
     )
     method = (
-        f"no-op jobs; {len(args.systems)} system{'s' if len(args.systems) != 1 else ''} measured one after another in {args.rounds} "
-        f"round{'s' if args.rounds != 1 else ''}, the order "
+        f"no-op jobs; {len(args.systems)} system{'s' if len(args.systems) != 1 else ''} measured one after "
+        f"another in {args.rounds} round{'s' if args.rounds != 1 else ''}, the order "
         "rotating by one system each round; medians over rounds. Every system gets the same treatment "
         "(`benchmarks/peers/harness.py`, one child process per system and round): single enqueue: "
         f"{args.jobs:,} enqueue calls, one job each, after 50 warm-up calls; drain: ONE worker process "
