@@ -43,6 +43,8 @@ __all__ = ["refresh_connections", "release_transactions"]
 
 #: ``PQtransactionStatus`` values (psycopg 2 and 3): no transaction, a query running.
 _PG_IDLE_STATUSES = (0, 1)
+#: ``PQtransactionStatus`` of a connection that is bad.
+_PG_UNKNOWN = 4
 
 #: Django's connection (one per thread and alias) -> its driver's connection, and when it was first seen.
 _opened_at: weakref.WeakKeyDictionary[BaseDatabaseWrapper, tuple[Any, float]] = weakref.WeakKeyDictionary()
@@ -74,6 +76,9 @@ def _open_connections() -> list[BaseDatabaseWrapper]:
 
 def _release(connection: BaseDatabaseWrapper) -> bool:
     """End what a job left open on ``connection``; ``False`` if that took closing it."""
+    if connection.vendor == "postgresql" and _known_broken(connection.connection):
+        _close(connection)  # no transaction to speak of: the driver saw it break
+        return False
     if connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]:
         _rolled_back(connection, "autocommit left off", closed=True)
         _close(connection)
@@ -86,11 +91,15 @@ def _release(connection: BaseDatabaseWrapper) -> bool:
     return _rollback(connection)
 
 
+def _known_broken(raw: Any) -> bool:
+    return bool(raw.closed) or int(raw.info.transaction_status) == _PG_UNKNOWN
+
+
 def _in_transaction(connection: BaseDatabaseWrapper) -> bool:
     raw = connection.connection
     if connection.vendor == "sqlite":
         return bool(raw.in_transaction)
-    return int(raw.info.transaction_status) not in _PG_IDLE_STATUSES  # in a transaction, in error, or unknown
+    return int(raw.info.transaction_status) not in _PG_IDLE_STATUSES  # in a transaction, or in error
 
 
 def _rollback(connection: BaseDatabaseWrapper) -> bool:
