@@ -246,6 +246,15 @@ class AppSettings:
         "A `running` job whose heartbeat is older than this is taken as lost with its worker, and retried"
         " or failed. At least three times `HEARTBEAT_INTERVAL` (`asyncjobs.E010`).",
     )
+    WORKER_CONN_MAX_AGE: Setting[float | None] = Setting(
+        None,
+        rules.number_or_none(unit="seconds"),
+        "Lifetime of a database connection in worker processes (the worker, its heartbeat, the "
+        "scheduler), which ignore `CONN_MAX_AGE` (meant for requests). `None` keeps a connection until the "
+        "process stops; it is checked between jobs and replaced when broken, and a transaction a job left "
+        "open is rolled back. A number closes it once that many seconds old; `0` after every job. See "
+        "[worker.md](worker.md#database-connections).",
+    )
     UNKNOWN_JOB_TIMEOUT: Setting[float] = Setting(
         3600.0,
         rules.number(unit="seconds"),

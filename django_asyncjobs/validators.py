@@ -74,6 +74,12 @@ def number(*, unit: str, positive: bool = False) -> Rule:
     return Rule(f"a number of {unit} {'> 0' if positive else '>= 0'}", problem)
 
 
+def number_or_none(*, unit: str) -> Rule:
+    """``None``, or a number (int or float, not bool) of ``unit`` ``>= 0``."""
+    number_rule = number(unit=unit)
+    return Rule(f"None or {number_rule.expected}", lambda value: None if value is None else number_rule.problem(value))
+
+
 def boolean() -> Rule:
     return Rule("True or False", lambda value: None if isinstance(value, bool) else f"{kind(value)}, not a bool")
 

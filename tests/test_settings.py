@@ -63,6 +63,8 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("RECOVERY_GRACE", "soon", "a str, not a number"),
     ("HEARTBEAT_INTERVAL", 0, "not above 0"),
     ("HEARTBEAT_TIMEOUT", -5, "not above 0"),
+    ("WORKER_CONN_MAX_AGE", -1, "below 0"),
+    ("WORKER_CONN_MAX_AGE", "600", "a str, not a number"),
     ("UNKNOWN_JOB_TIMEOUT", -1, "below 0"),
     ("AGGREGATION_MAX_CATCH_UP", 0, "less than 1"),
     ("STATS_RETENTION", "forever", "not a positive duration"),

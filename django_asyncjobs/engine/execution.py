@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections, connections, router
+from django.db import connections, router
 from django.utils import timezone
 
 from ..conf import app_settings
@@ -28,6 +28,7 @@ from ..payloads import storable_text
 from ..signals import job_cancelled, job_finished, job_started, notify
 from . import states
 from .broker import RedisError, current_rq_worker_name, send_stop
+from .connections import refresh_connections, release_transactions
 from .heartbeat import beating
 from .outcomes import (
     Outcome,
@@ -82,8 +83,9 @@ def run_job(
 ) -> Outcome:
     """Claim job ``job_id`` and run it once. Safe to call any number of times per message.
 
-    Like Django around a request, stale database connections are closed before and
-    after the job (unless called inside a transaction, as tests may do). While the
+    Before and after the job the database connections are checked and kept (see
+    :mod:`.connections`; not when called inside a transaction, as tests may do), and a
+    transaction the job left open is rolled back before its outcome is written. While the
     database does not answer, the claim and the outcome are tried again until it does,
     or until ``stop_requested()``.
     """
@@ -92,16 +94,16 @@ def run_job(
         return Outcome.REFUSED
     manage_connections = not connections[router.db_for_write(Job)].in_atomic_block
     if manage_connections:
-        _close_old_connections()
+        refresh_connections()
     try:
         with giving_up_when(stop_requested):
-            return _claim_and_run(pk, worker_name or default_worker_name(), guard)
+            return _claim_and_run(pk, worker_name or default_worker_name(), guard, manage_connections)
     except DatabaseAway as exc:
         log_event(worker_logger, logging.ERROR, "job.database_away", job=pk, reason=str(exc), repaired_by="recovery")
         return Outcome.ERROR
     finally:
         if manage_connections:
-            _close_old_connections()
+            refresh_connections()
 
 
 def parse_job_id(message: str) -> uuid.UUID | None:
@@ -118,14 +120,7 @@ def parse_job_id(message: str) -> uuid.UUID | None:
     return None
 
 
-def _close_old_connections() -> None:
-    try:
-        close_old_connections()
-    except DatabaseError as exc:  # a broken connection that fails to close: the next query opens another
-        log_event(worker_logger, logging.WARNING, "database.close_failed", reason=str(exc))
-
-
-def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None) -> Outcome:
+def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None, release: bool) -> Outcome:
     alias = router.db_for_write(Job)
     job = _claim(pk, worker_name, alias)
     if job is None:
@@ -142,18 +137,25 @@ def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None) -> O
         return record_unknown(job, exc)
     token = _current.set(job)
     log_event(jobs_logger, logging.DEBUG, "job.started", **job_fields(job))
+    raised: BaseException | None = None
     try:
         job_started.send(sender=Job, job=job, job_function=job_function)
         within = guard or (lambda seconds, _id: nullcontext())
         with within(job_function.options_for(job).resolved_timeout(), str(job.pk)):
             result = job_function.invoke(job)
-    except JobInterrupted:
-        return record_interruption(job, job_function)
     except BaseException as exc:  # noqa: BLE001 - whatever the job raises, SystemExit and KeyboardInterrupt included, is its failure
-        return record_failure(job, describe(exc), error_class=path_of(type(exc)), retry=True, job_function=job_function)
+        raised = exc
     finally:
         _current.reset(token)
         _last_progress_write.pop(job.pk, None)
+    if release:  # what the job left uncommitted is not committed with its outcome
+        release_transactions()
+    if isinstance(raised, JobInterrupted):
+        return record_interruption(job, job_function)
+    if raised is not None:
+        return record_failure(
+            job, describe(raised), error_class=path_of(type(raised)), retry=True, job_function=job_function
+        )
     return record_success(job, result, job_function)
 
 

@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, connections, router
+from django.db import connections, router
 
 from ..conf import app_settings
 from ..logs import log_event, worker_logger
 from ..models import Job, JobStatus
 from ..times.clock import now_value
 from .broker import RedisError
+from .connections import refresh_connections
 
 
 class JobHeartbeat(threading.Thread):
@@ -75,9 +76,9 @@ class JobHeartbeat(threading.Thread):
             connections.close_all()
 
     def beat(self, job_id: str) -> None:
-        # Like a request: drop a connection that broke (server restart, failover, idle
-        # timeout) so that this beat, or the next, opens a new one.
-        close_old_connections()
+        # This thread's own connection, kept between beats: one that broke (server restart,
+        # failover, idle timeout) is replaced by this beat, or the next.
+        refresh_connections()
         try:
             alias = router.db_for_write(Job)
             # The database's clock, which recovery compares it with (on any host).

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, connections
 
 from ..aggregations.windows import schedule_due_aggregations
 from ..conf import app_settings
 from ..engine.broker import RedisError
+from ..engine.connections import refresh_connections
 from ..logs import log_event, scheduler_logger
 from .declared import SyncReport, sync_declared_schedules
 from .firing import FiringReport, fire_due_schedules, promote_due_jobs
@@ -71,8 +72,9 @@ class Scheduler:
         return sync_declared_schedules()
 
     def tick(self) -> TickReport:
-        """One pass. A step that fails (database or Redis away) is logged and retried next pass."""
-        close_old_connections()
+        """One pass. A step that fails (database or Redis away) is logged and retried next pass.
+        The database connection is kept from one pass to the next (see ``engine/connections.py``)."""
+        refresh_connections()
         errors: list[str] = []
         report = TickReport(schedules=self._step("fire due schedules", fire_due_schedules, errors) or FiringReport())
         report.promoted = self._step("queue due jobs", promote_due_jobs, errors) or 0
@@ -110,7 +112,7 @@ class Scheduler:
             log_event(scheduler_logger, logging.WARNING, "scheduler.step_failed", step=what, reason=str(exc))
         except Exception:  # noqa: BLE001 - logged with its traceback
             log_event(scheduler_logger, logging.ERROR, "scheduler.step_error", step=what, exc_info=True)
-        close_old_connections()  # a connection that broke is replaced at the next step
+        refresh_connections()  # a connection that broke is replaced at the next step
         errors.append(what)
         return None
 

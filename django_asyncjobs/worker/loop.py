@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 from rq import Queue
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
@@ -36,6 +36,7 @@ from ..engine.broker import (
     worker_heartbeat,
     worker_queues,
 )
+from ..engine.connections import refresh_connections
 from ..engine.execution import Outcome, run_job
 from ..engine.heartbeat import JobHeartbeat
 from ..exceptions import JobInterrupted, JobTimeout
@@ -353,7 +354,7 @@ class Worker(SimpleWorker):
         if force or now - self._last_promotion_at >= app_settings.SCHEDULE_POLL_INTERVAL:
             self._last_promotion_at = now
             try:
-                close_old_connections()
+                refresh_connections()
                 promote_due_jobs()
             except (DatabaseError, RedisError) as exc:
                 # Another process may hold the lock (SQLite) or a server may be away: try next time.

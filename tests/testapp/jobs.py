@@ -6,7 +6,10 @@ import asyncio
 import os
 import sys
 import time
+import uuid
 from typing import Any
+
+from django.db import DatabaseError, connection, transaction
 
 from django_asyncjobs import current_job, job
 from django_asyncjobs.conf import app_settings
@@ -206,3 +209,39 @@ from . import aggregations  # noqa: E402,F401  (registers the test aggregations)
 def returns_value(value: Any) -> Any:
     """Returns its argument: a result whose content the caller chose."""
     return value
+
+
+@job
+def connection_probe(leave: str = "", label: str = "") -> dict[str, Any]:
+    """Which database connection ran it: a token kept in a temporary table (which lives as
+    long as the connection) and, on PostgreSQL, the backend's pid.
+
+    ``leave`` is what the job leaves behind when it returns: ``"open"`` a transaction it
+    began (with a ``Call`` row ``label`` in it), ``"broken"`` a transaction in error,
+    ``"autocommit"`` autocommit turned off (with the row in its transaction).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS asyncjobs_probe (token varchar(36))")
+        cursor.execute("SELECT token FROM asyncjobs_probe")
+        row = cursor.fetchone()
+        token = row[0] if row else uuid.uuid4().hex
+        if row is None:
+            cursor.execute("INSERT INTO asyncjobs_probe (token) VALUES (%s)", [token])
+        pid = None
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+    if leave == "autocommit":
+        transaction.set_autocommit(False)
+        Call.objects.create(label=label)
+    elif leave in ("open", "broken"):
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN")
+        Call.objects.create(label=label)
+        if leave == "broken":
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT * FROM asyncjobs_no_such_table")
+            except DatabaseError:
+                pass
+    return {"token": token, "pid": pid}
