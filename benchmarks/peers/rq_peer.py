@@ -46,7 +46,7 @@ class BareRQ(Adapter):
             "--worker-class",
             "rq.SimpleWorker",
             "--serializer",
-            "json",
+            "rq.serializers.JSONSerializer",  # a dotted path: rq < 3 takes no short name
             "--logging_level",
             "WARNING",
             QUEUE,
