@@ -158,20 +158,42 @@ def test_enqueue_pushes_in_one_round_trip(counted) -> None:
     assert len(trips) == 1
 
 
-def test_worker_makes_one_round_trip_per_job(counted, run_worker) -> None:
-    """As measured before the broker was gathered: per job, one pipelined round trip drops
-    the finished message, counts it, and pops the next (the first pop is on its own)."""
-    add.enqueue_many([(i, i) for i in range(8)])
-    with recording() as trips:
-        run_worker("default")
-    pops = [i for i, trip in enumerate(trips) if "LPOP" in trip]
-    assert [trips[i] for i in pops] == [("LPOP",)] + [("UNLINK", "INCRBY", "EXPIRE", "LPOP")] * 8
+HEARTBEATS = {("MULTI", "HSET", "EXPIRE", "EXPIRE", "EXEC"), ("MULTI", "HSET", "HSET", "EXPIRE", "EXPIRE", "EXEC")}
+
+
+def _pops(trips: list[tuple[str, ...]], command: str) -> list[int]:
+    pops = [i for i, trip in enumerate(trips) if command in trip]
     # Between the first and the last pop, only the worker's periodic bookkeeping (RQ's
     # suspension check, heartbeats; paced by time, not by jobs) may come in.
     between = [trips[i] for i in range(pops[0], pops[-1] + 1) if i not in pops]
-    heartbeats = {("MULTI", "HSET", "EXPIRE", "EXPIRE", "EXEC"), ("MULTI", "HSET", "HSET", "EXPIRE", "EXPIRE", "EXEC")}
-    assert set(between) <= {("EXISTS",), *heartbeats}
+    assert set(between) <= {("EXISTS",), *HEARTBEATS}
+    return pops
+
+
+def test_worker_with_prefetch_1_makes_one_round_trip_per_job(counted, run_worker, settings) -> None:
+    """As measured before the broker was gathered: per job, one pipelined round trip drops
+    the finished message, counts it, and pops the next (the first pop is on its own)."""
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "WORKER_PREFETCH": 1}
+    add.enqueue_many([(i, i) for i in range(8)])
+    with recording() as trips:
+        run_worker("default")
+    pops = _pops(trips, "LPOP")
+    assert [trips[i] for i in pops] == [("LPOP",)] + [("UNLINK", "INCRBY", "EXPIRE", "LPOP")] * 8
+    assert ("INFO",) not in trips  # no server version check: LPOP/BLPOP are in every Redis
     assert Job.objects.filter(status="succeeded").count() == 8
+
+
+def test_worker_makes_one_round_trip_per_prefetched_batch(counted, run_worker) -> None:
+    """With the default ``WORKER_PREFETCH`` (20), 100 waiting jobs take 5 pops that return
+    ids and one that finds the queue empty; each but the first also drops and counts
+    the messages of the jobs the previous pop handed out."""
+    add.enqueue_many([(i, i) for i in range(100)])
+    with recording() as trips:
+        run_worker("default")
+    assert trips.count(("INFO",)) == 1  # LMPOP needs Redis >= 7.0: asked once per worker
+    pops = _pops(trips, "LMPOP")
+    assert [trips[i] for i in pops] == [("LMPOP",)] + [("UNLINK", "INCRBY", "EXPIRE", "LMPOP")] * 5
+    assert Job.objects.filter(status="succeeded").count() == 100
 
 
 def test_the_deployment_docs_list_every_key_of_the_schema() -> None:

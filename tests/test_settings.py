@@ -66,6 +66,8 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("WORKER_CONN_MAX_AGE", -1, "below 0"),
     ("WORKER_CONN_MAX_AGE", "600", "a str, not a number"),
     ("UNKNOWN_JOB_TIMEOUT", -1, "below 0"),
+    ("WORKER_PREFETCH", 0, "less than 1"),
+    ("WORKER_PREFETCH", 2.5, "a float, not an integer"),
     ("AGGREGATION_MAX_CATCH_UP", 0, "less than 1"),
     ("STATS_RETENTION", "forever", "not a positive duration"),
     ("STATS_RETENTION", 0, "not a positive duration"),

@@ -2,9 +2,9 @@
 
 Because the database row is the truth, the worker does not need RQ's per-job
 bookkeeping in Redis (job hash reads, started/finished registries, results,
-executions). Per job it makes one pipelined round trip (drop the finished
-message's hash, pop the next id) and three small SQL statements (claim, load,
-record). Registration, heartbeats, ``rq suspend`` and the ``stop-job`` /
+executions). Per batch of up to ``WORKER_PREFETCH`` ids it makes one pipelined round
+trip (drop the finished messages' hashes, pop the next ids), and per job three small
+SQL statements (claim, load, record). Registration, heartbeats, ``rq suspend`` and the ``stop-job`` /
 ``shutdown`` commands work as in RQ, so RQ's and django-rq's tooling see it.
 """
 
@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,9 +31,9 @@ from ..engine.broker import (
     UNREACHABLE,
     RedisError,
     any_waiting,
-    pop,
-    put_back,
-    record_finished,
+    hand_back,
+    pop_many,
+    pops_many,
     worker_heartbeat,
     worker_queues,
 )
@@ -69,6 +70,10 @@ class Worker(SimpleWorker):
         super().__init__(queues, *args, **kwargs)
         self._current_job_id: str | None = None
         self._finished: list[tuple[str, str]] = []
+        #: Popped ``(queue_key, job_id)`` not started yet, in order (``WORKER_PREFETCH``).
+        self._prefetched: deque[tuple[str, str]] = deque()
+        self._prefetch: int | None = None  # ids per pop; decided at the first pop
+        self._room: int | None = None  # jobs left before ``max_jobs``
         self._interrupt_job_id: str | None = None
         self._interruptible = False
         self._cold_stop = False
@@ -126,6 +131,7 @@ class Worker(SimpleWorker):
                         self.run_maintenance_tasks()  # type: ignore[no-untyped-call]
                     if self._stop_requested:
                         break
+                    self._room = None if max_jobs is None else max_jobs - completed
                     result = self.dequeue_job_and_maintain_ttl(None if burst else self.dequeue_timeout, max_idle_time)
                     if result is None:
                         if not self._stop_requested and burst:
@@ -160,7 +166,9 @@ class Worker(SimpleWorker):
     def dequeue_job_and_maintain_ttl(  # type: ignore[override]
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[str, Queue] | None:
-        """Return ``(job_id, queue)`` of the next message, or ``None`` (burst done, idle, stop)."""
+        """Return ``(job_id, queue)`` of the next message, or ``None`` (burst done, idle, stop).
+
+        Messages come from the ids popped earlier, in order, before Redis is asked again."""
         self.set_state(WorkerStatus.IDLE)
         self.procline("Listening on " + ",".join(self.queue_names()))  # type: ignore[no-untyped-call]
         idle_since = time.monotonic()
@@ -169,10 +177,12 @@ class Worker(SimpleWorker):
             self._promote_due_jobs()
             if self._stop_requested:
                 break
+            if self._prefetched:
+                return self._next_prefetched()
             wait = None if timeout is None else max(1.0, min(float(timeout), POP_WAIT))
             try:
                 self.heartbeat()
-                popped = pop(self.connection, self.queue_keys(), wait, finished=self._finished)
+                popped = pop_many(self.connection, self.queue_keys(), wait, self._pop_count(), finished=self._finished)
                 backoff = 1.0
             except UNREACHABLE as exc:
                 self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0fs", self.name, exc, backoff)
@@ -180,12 +190,11 @@ class Worker(SimpleWorker):
                 backoff = min(backoff * 2, float(self.max_connection_wait_time))
                 continue
             self._finished = []
-            if popped is not None:
-                key, job_id = popped
-                if self._stop_requested:  # asked to stop while waiting: leave the message for another worker
-                    put_back(self.connection, key, job_id)
+            if popped:
+                self._prefetched.extend(popped)
+                if self._stop_requested:  # asked to stop while waiting: teardown hands the messages back
                     return None
-                return job_id, self._queue_by_key[key]
+                return self._next_prefetched()
             if timeout is None:
                 self._promote_due_jobs(force=True)
                 if not any_waiting(self.connection, self.queue_keys()):
@@ -319,9 +328,12 @@ class Worker(SimpleWorker):
 
     def teardown(self) -> None:
         try:
-            record_finished(self.connection, self._finished)
+            hand_back(self.connection, self._prefetched, self._finished)
         except RedisError as exc:
-            log_event(worker_logger, logging.WARNING, "worker.stats_not_written", worker=self.name, reason=str(exc))
+            # The popped rows are still queued: recovery pushes their messages again.
+            fields = {"worker": self.name, "reason": str(exc), "not_handed_back": len(self._prefetched)}
+            log_event(worker_logger, logging.WARNING, "worker.stats_not_written", **fields)
+        self._prefetched.clear()
         self._finished = []
         if self._job_heartbeat is not None:
             self._job_heartbeat.stop()
@@ -336,6 +348,21 @@ class Worker(SimpleWorker):
             log_event(worker_logger, logging.WARNING, "worker.not_unregistered", worker=self.name, reason=str(exc))
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _next_prefetched(self) -> tuple[str, Queue]:
+        key, job_id = self._prefetched.popleft()
+        return job_id, self._queue_by_key[key]
+
+    def _pop_count(self) -> int:
+        """Ids to pop at once: ``WORKER_PREFETCH`` (1 on a server without ``LMPOP``), never more
+        than the jobs left before ``max_jobs``."""
+        if self._prefetch is None:
+            self._prefetch = app_settings.WORKER_PREFETCH
+            if self._prefetch > 1 and not pops_many(self.connection):
+                fields = {"worker": self.name, "reason": "Redis < 7.0 has no LMPOP/BLMPOP"}
+                log_event(worker_logger, logging.WARNING, "worker.prefetch_off", **fields)
+                self._prefetch = 1
+        return self._prefetch if self._room is None else max(1, min(self._prefetch, self._room))
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but not past a stop request (a signal that only sets a flag does not wake sleep)."""

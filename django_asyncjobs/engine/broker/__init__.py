@@ -32,7 +32,7 @@ from .connections import (
     validate_queue,
     worker_queues,
 )
-from .consumer import any_waiting, pop, put_back, record_finished, worker_heartbeat
+from .consumer import any_waiting, hand_back, pop, pop_many, pops_many, put_back, record_finished, worker_heartbeat
 from .messages import (
     EXECUTOR,
     count_missed_runs,
@@ -70,11 +70,14 @@ __all__ = [
     "current_rq_worker_name",
     "get_connection",
     "get_queue",
+    "hand_back",
     "live_workers",
     "missed_runs",
     "missing_messages",
     "ping",
     "pop",
+    "pop_many",
+    "pops_many",
     "position",
     "push",
     "put_back",

@@ -44,6 +44,47 @@ def pop(
     return None
 
 
+def pop_many(
+    connection: Redis,
+    queue_keys: Sequence[str],
+    timeout: float | None,
+    count: int,
+    finished: Sequence[tuple[str, str]] = (),
+) -> list[tuple[str, str]]:
+    """Pop up to ``count`` message ids from the first non-empty queue, in order, in one round trip.
+
+    ``LMPOP`` (burst mode) or ``BLMPOP`` (blocking up to ``timeout`` seconds, and returning
+    as soon as one id is there) with ``COUNT``: Redis >= 7.0 (:func:`pops_many`). A queue
+    listed first is drained before the next is touched. ``count`` 1 is :func:`pop`, with
+    the commands of older servers. ``finished`` is recorded in the same round trip.
+    Returns ``[(queue_key, job_id), ...]`` in the order the ids were queued.
+    """
+    if count <= 1:
+        popped = pop(connection, queue_keys, timeout, finished)
+        return [] if popped is None else [popped]
+    names = list(queue_keys)
+    with connection.pipeline(transaction=False) as pipe:
+        record_finished(connection, finished, pipeline=pipe)
+        if timeout is None:
+            pipe.lmpop(len(names), *names, direction="LEFT", count=count)
+        else:
+            pipe.blmpop(max(1, int(timeout)), len(names), *names, direction="LEFT", count=count)
+        reply = pipe.execute()[-1]
+    if not reply:
+        return []
+    key = text(reply[0])
+    return [(key, _message(job_id)) for job_id in reply[1]]
+
+
+def pops_many(connection: Redis) -> bool:
+    """Whether the server has ``LMPOP``/``BLMPOP`` (Redis or Valkey >= 7.0): one round trip."""
+    version = str(connection.info("server").get("redis_version", "0"))
+    try:
+        return tuple(int(part) for part in version.split(".")[:2]) >= (7, 0)
+    except ValueError:
+        return False
+
+
 def record_finished(
     connection: Redis, finished: Sequence[tuple[str, str]], *, pipeline: Pipeline | None = None
 ) -> None:
@@ -68,6 +109,23 @@ def put_back(connection: Redis, queue_key: str, job_id: str, *, pipeline: Pipeli
     """Return a popped message to the front of its queue (a worker asked to stop meanwhile)."""
     with commands(connection, pipeline) as pipe:
         pipe.lpush(queue_key, job_id)
+
+
+def hand_back(
+    connection: Redis, unstarted: Sequence[tuple[str, str]], finished: Sequence[tuple[str, str]] = ()
+) -> None:
+    """Return popped ``(queue_key, job_id)`` messages a worker did not start to the front of
+    their queues, in their order, and record ``finished``: one round trip (a stopping worker)."""
+    if not unstarted and not finished:
+        return
+    with connection.pipeline(transaction=False) as pipe:
+        record_finished(connection, finished, pipeline=pipe)
+        by_key: dict[str, list[str]] = {}
+        for key, job_id in unstarted:
+            by_key.setdefault(key, []).append(job_id)
+        for key, job_ids in by_key.items():
+            pipe.lpush(key, *reversed(job_ids))  # LPUSH a b c leaves c b a: pushed last-first
+        pipe.execute()
 
 
 def any_waiting(connection: Redis, queue_keys: Sequence[str]) -> bool:

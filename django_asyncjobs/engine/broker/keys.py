@@ -8,12 +8,13 @@ counters start from zero. ``docs/deployment.md`` has the same list as a table.
     Written: ``push`` (SADD of the queue's list key, as RQ's ``enqueue`` does).
     Read: RQ's and django-rq's tools.
 ``rq:queue:<queue>`` (list of job ids; never expires, drained by pops)
-    Written: ``push`` (RPUSH; LPUSH for ``priority`` > 0), the worker's ``put_back`` (LPUSH).
-    Read: the worker (LPOP, or BLPOP when not in burst mode), ``queue_stats`` (LLEN,
+    Written: ``push`` (RPUSH; LPUSH for ``priority`` > 0), the worker's ``put_back`` and
+    ``hand_back`` (LPUSH). Read: the worker (``pop_many``: LMPOP, or BLMPOP when not in
+    burst mode, with COUNT ``WORKER_PREFETCH``; with 1, LPOP or BLPOP), ``queue_stats`` (LLEN,
     LINDEX), ``position`` (LPOS), ``waiting_ids`` (LRANGE), ``any_waiting`` (LLEN).
 ``rq:job:<job id>`` (hash, the fields ``rq.job.Job.restore`` reads; ``MESSAGE_TTL``)
     Written: ``push`` (HSET, EXPIRE). Deleted: the worker once the job is done (UNLINK,
-    in the round trip of its next pop).
+    in the round trip of its next pop, or of its stop).
     Read: stock RQ workers, ``queue_stats`` (HGET ``enqueued_at`` of the head message),
     ``missing_messages`` (EXISTS).
 ``asyncjobs:finished:<queue>:<bucket>`` (string counter; ``THROUGHPUT_BUCKET_TTL``, 80 s)
