@@ -256,12 +256,13 @@ class AppSettings:
         "[worker.md](worker.md#database-connections).",
     )
     WORKER_PREFETCH: Setting[int] = Setting(
-        20,
+        1,
         rules.count(),
         "Most message ids a worker pops in one Redis round trip when a queue is deep (`LMPOP`/`BLMPOP`,"
         " Redis >= 7.0; an older server gets 1). The worker runs them in order before it pops again; a stop"
         " puts the ones not started back at the front of their queue, after a crash recovery pushes them"
-        " again. `1` pops one id per job. See [worker.md](worker.md#prefetch).",
+        " again. `1` (the default) pops one id per job: a worker never holds ids behind a long job. See"
+        " [worker.md](worker.md#prefetch).",
     )
     UNKNOWN_JOB_TIMEOUT: Setting[float] = Setting(
         3600.0,

@@ -120,6 +120,8 @@ if importlib.util.find_spec("django.tasks") is not None:
 
 ASYNCJOBS = {
     "RETRY_BACKOFF": 0,
+    # The suite runs with prefetch on (the default is 1); tests of the default set 1 themselves.
+    "WORKER_PREFETCH": 20,
     "PROGRESS_INTERVAL": 0.2,
     # Worker subprocesses of the recovery tests beat faster than the default 10 s.
     "HEARTBEAT_INTERVAL": float(os.environ.get("ASYNCJOBS_TEST_HEARTBEAT_INTERVAL", "10")),

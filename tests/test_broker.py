@@ -184,7 +184,7 @@ def test_worker_with_prefetch_1_makes_one_round_trip_per_job(counted, run_worker
 
 
 def test_worker_makes_one_round_trip_per_prefetched_batch(counted, run_worker) -> None:
-    """With the default ``WORKER_PREFETCH`` (20), 100 waiting jobs take 5 pops that return
+    """With ``WORKER_PREFETCH`` 20 (tests/settings.py), 100 waiting jobs take 5 pops that return
     ids and one that finds the queue empty; each but the first also drops and counts
     the messages of the jobs the previous pop handed out."""
     add.enqueue_many([(i, i) for i in range(100)])
