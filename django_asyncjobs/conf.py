@@ -256,13 +256,28 @@ class AppSettings:
         "[worker.md](worker.md#database-connections).",
     )
     WORKER_PREFETCH: Setting[int] = Setting(
-        1,
+        32,
         rules.count(),
-        "Most message ids a worker pops in one Redis round trip when a queue is deep (`LMPOP`/`BLMPOP`,"
-        " Redis >= 7.0; an older server gets 1). The worker runs them in order before it pops again; a stop"
-        " puts the ones not started back at the front of their queue, after a crash recovery pushes them"
-        " again. `1` (the default) pops one id per job: a worker never holds ids behind a long job. See"
-        " [worker.md](worker.md#prefetch).",
+        "Most jobs a worker pops (one Redis round trip, `LMPOP`/`BLMPOP`, Redis >= 7.0) and claims (one"
+        " UPDATE) at once; their successes are then written in one transaction with the next claim. The"
+        " batch is sized from recent run times to last about `WORKER_BATCH_WINDOW`, so slow jobs go one"
+        " at a time; ids that wait behind a job running over 0.25 s are released for other workers. `1`"
+        " turns batching off: one claim and one outcome write per job. An older Redis gets 1. See"
+        " [worker.md](worker.md#batches).",
+    )
+    WORKER_BATCH_WINDOW: Setting[float] = Setting(
+        0.005,
+        rules.number(unit="seconds"),
+        "How long a batching worker (`WORKER_PREFETCH` > 1) may hold a finished job's success before it is"
+        " written (with at most 64 waiting): the bound on how much later than the job's end its row says"
+        " `succeeded`, and what a batch is sized to last. See [worker.md](worker.md#batches).",
+    )
+    WORKER_BATCH_HOLD: Setting[float] = Setting(
+        0.25,
+        rules.number(unit="seconds"),
+        "How long jobs claimed in a batch may wait behind a job that runs long before the worker releases"
+        " them (`queued` again, the attempt given back, their ids at the front of the queue) for other"
+        " workers. See [worker.md](worker.md#batches).",
     )
     UNKNOWN_JOB_TIMEOUT: Setting[float] = Setting(
         3600.0,

@@ -37,12 +37,16 @@ ALLOWED_IMPORTS = {
     # The worker is an RQ SimpleWorker (registration, pub/sub commands, death penalty,
     # suspension): it uses RQ's worker API; its own Redis commands go through the broker.
     "worker/loop.py": {"rq", "rq.defaults", "rq.exceptions", "rq.serializers", "rq.worker"},
+    # ...and reads RQ's pub/sub commands (``stop-job``) as RQ does.
+    "worker/stopping.py": {"rq.command"},
     # JobTimeout subclasses RQ's JobTimeoutException, so that RQ's death penalty raises ours.
     "exceptions.py": {"rq.timeouts"},
     # The test helper hands tests a client of the private server it started (never the
     # application's queues): for flushing it between tests.
     "testing.py": {"redis"},
 }
+#: Calls named like Redis ones that are not: psycopg 3's pipeline of a batch's SQL statements.
+NOT_REDIS_CALLS = {"engine/batched.py": {"raw.pipeline"}}
 #: Broker functions that hand out a raw client or RQ queue: for the broker itself only.
 RAW_HANDLES = {"get_connection", "get_queue"}
 
@@ -70,6 +74,8 @@ def _redis_uses(name: str, tree: ast.Module) -> list[str]:
             continue
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             target = node.func.value
+            if ast.unparse(node.func) in NOT_REDIS_CALLS.get(name, set()):
+                continue
             if node.func.attr == "pipeline" or (isinstance(target, ast.Attribute) and target.attr == "connection"):
                 found.append(f"calls {ast.unparse(node.func)}() on line {node.lineno}")
             continue

@@ -30,10 +30,19 @@ from .connections import refresh_connections
 class JobHeartbeat(threading.Thread):
     """Beats for the job between :meth:`begin` and :meth:`end`; idle (one wait) otherwise."""
 
-    def __init__(self, worker_name: str, refresh_registration: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        worker_name: str,
+        refresh_registration: Callable[[], Any] | None = None,
+        backstop: Callable[[], float | None] | None = None,
+    ) -> None:
         super().__init__(name="asyncjobs-heartbeat", daemon=True)
         self.worker_name = worker_name
         self.refresh_registration = refresh_registration
+        #: Called on every wake-up; returns the seconds until it wants the next (a batching
+        #: worker's :meth:`~.batching.Batch.backstop`), or ``None``.
+        self.backstop = backstop
+        self._backstop_in: float | None = None
         self._lock = threading.Lock()
         self._job_id: str | None = None
         self._next_beat = 0.0
@@ -57,10 +66,18 @@ class JobHeartbeat(threading.Thread):
         self._stopped = True
         self._wake.set()
 
+    def nudge(self) -> None:
+        """Wake up now to call :attr:`backstop` (a batch was claimed)."""
+        self._wake.set()
+
     def run(self) -> None:
         try:
             while not self._stopped:
-                self._wake.wait(self.interval)
+                wait = self.interval if self._backstop_in is None else min(self.interval, self._backstop_in)
+                self._wake.wait(wait)
+                self._wake.clear()
+                if self.backstop is not None and not self._stopped:
+                    self._call_backstop()
                 with self._lock:
                     job_id = self._job_id if time.monotonic() >= self._next_beat else None
                     if job_id is not None:
@@ -74,6 +91,14 @@ class JobHeartbeat(threading.Thread):
                         log_event(worker_logger, logging.ERROR, "heartbeat.error", **fields, exc_info=True)
         finally:
             connections.close_all()
+
+    def _call_backstop(self) -> None:
+        assert self.backstop is not None
+        try:
+            self._backstop_in = self.backstop()
+        except Exception:  # noqa: BLE001 - logged with its traceback; the next wake-up tries again
+            self._backstop_in = 1.0
+            log_event(worker_logger, logging.ERROR, "heartbeat.backstop_error", worker=self.worker_name, exc_info=True)
 
     def beat(self, job_id: str) -> None:
         # This thread's own connection, kept between beats: one that broke (server restart,
