@@ -137,8 +137,10 @@ class Batch:
             self._running_since = None
         self._average = took if self._average is None else self._average + RECENT_WEIGHT * (took - self._average)
         self.announce_flushed()
+        # With no claimed id left, the next claim (after one pop) writes them.
         if self._pending and (
-            len(self._pending) >= MAX_PENDING or time.monotonic() - self._pending_since >= self.window
+            len(self._pending) >= MAX_PENDING
+            or (self._claimed and time.monotonic() - self._pending_since >= self.window)
         ):
             self.flush()
 
@@ -181,7 +183,8 @@ class Batch:
         with self._lock:
             now = time.monotonic()
             if self._running_since is not None:
-                if self._pending and now - self._pending_since >= self.window:
+                # Only behind a job that runs long: between short jobs the main thread writes them.
+                if self._pending and now - self._running_since >= self.window:
                     pending, self._pending = self._pending, []
                     written = self._commit_or_keep(pending, [])[0]
                     self._unannounced.extend(
