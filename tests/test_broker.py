@@ -46,7 +46,7 @@ ALLOWED_IMPORTS = {
     "testing.py": {"redis"},
 }
 #: Calls named like Redis ones that are not: psycopg 3's pipeline of a batch's SQL statements.
-NOT_REDIS_CALLS = {"engine/batched.py": {"raw.pipeline"}}
+NOT_REDIS_CALLS = {"engine/batched.py": {"raw.pipeline", "raw.cursor"}}
 #: Broker functions that hand out a raw client or RQ queue: for the broker itself only.
 RAW_HANDLES = {"get_connection", "get_queue"}
 

@@ -97,6 +97,8 @@ def commit(successes: Sequence[Success], claim: Sequence[uuid.UUID], worker_name
                 return committed
         with transaction.atomic(using=alias):
             connection = connections[alias]
+            if connection.vendor == "postgresql" and hasattr(connection.connection, "pipeline"):
+                return _pipelined(connection, alias, successes, claim, worker_name)
             written = _succeed_all(connection, successes)
             return written, claim_many(claim, worker_name)
 
@@ -116,23 +118,42 @@ def commit(successes: Sequence[Success], claim: Sequence[uuid.UUID], worker_name
     return written, claimed
 
 
-def _succeed_all(connection: BaseDatabaseWrapper, successes: Sequence[Success]) -> list[bool]:
-    if not successes:
-        return []
-    sql = statements.succeed(connection)
-    params = [statements.succeed_params(connection, s.job, s.result, s.finished_at) for s in successes]
+def _pipelined(
+    connection: BaseDatabaseWrapper,
+    alias: str,
+    successes: Sequence[Success],
+    claim: Sequence[uuid.UUID],
+    worker_name: str,
+) -> tuple[list[bool], list[Job]]:
+    """PostgreSQL with psycopg 3: the successes in one ``UPDATE ... FROM (VALUES ...)`` and the
+    claim, sent in one pipeline (one round trip; the commit is the second)."""
     raw = connection.connection
-    if connection.vendor == "postgresql" and hasattr(raw, "pipeline"):
-        # psycopg 3: all UPDATEs in one round trip, each with its own row count.
-        with raw.pipeline():
-            cursors = [raw.cursor() for _ in params]
-            for cursor, values in zip(cursors, params, strict=True):
-                cursor.execute(sql, values)
-        return [cursor.rowcount == 1 for cursor in cursors]
+    with raw.pipeline():
+        succeeded = raw.cursor() if successes else None
+        if succeeded is not None:
+            rows = [(s.job, s.result, s.finished_at) for s in successes]
+            succeeded.execute(
+                statements.succeed_many(connection, len(rows)), statements.succeed_many_params(connection, rows)
+            )
+        claimed = raw.cursor() if claim else None
+        if claimed is not None:
+            statement = statements.claim(connection, len(claim))
+            claimed.execute(statement.sql, states.claim_params(connection, claim, worker_name, now_value(alias)))
+        done = {row[0] for row in succeeded.fetchall()} if succeeded is not None else set()
+        rows_claimed = claimed.fetchall() if claimed is not None else []
+    jobs = statements.claim(connection, len(claim)).jobs(connection, alias, rows_claimed) if claim else []
+    order = {pk: index for index, pk in enumerate(claim)}
+    return [s.job.pk in done for s in successes], sorted(jobs, key=lambda job: order[job.pk])
+
+
+def _succeed_all(connection: BaseDatabaseWrapper, successes: Sequence[Success]) -> list[bool]:
     written = []
     with connection.cursor() as cursor:
-        for values in params:
-            cursor.execute(sql, values)
+        for success in successes:
+            cursor.execute(
+                statements.succeed(connection),
+                statements.succeed_params(connection, success.job, success.result, success.finished_at),
+            )
             written.append(cursor.rowcount == 1)
     return written
 

@@ -17,6 +17,9 @@ statement               what it says
 ``succeed``             ``UPDATE job SET status = succeeded, result, progress 100,
                         finished_at WHERE id = ? AND worker = ? AND attempts = ? AND
                         status = running``
+``succeed_many(n)``     PostgreSQL: the same for n rows in one statement, ``UPDATE ...
+                        FROM (VALUES (id, worker, attempts, result, finished_at), ...)
+                        RETURNING id`` (the rows written)
 ======================= ==================================================================
 """
 
@@ -125,3 +128,49 @@ def succeed_params(connection: BaseDatabaseWrapper, job: Job, result: Any, finis
         job.attempts,
         JobStatus.RUNNING.value,
     ]
+
+
+_many_successes: dict[tuple[str, int], str] = {}
+
+
+def succeed_many(connection: BaseDatabaseWrapper, count: int) -> str:
+    """PostgreSQL's ``succeed`` of ``count`` rows. Parameters: status succeeded, then per row
+    id, worker, attempts, result, finished_at, then status running."""
+    key = (connection.alias, count)
+    sql = _many_successes.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        meta = Job._meta
+        columns = ("id", "worker", "attempts", "result", "finished_at")
+        casts = [str(meta.get_field(name).db_type(connection)) for name in columns]
+        row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+        table = quote(meta.db_table)
+        matches = " AND ".join(f"{table}.{quote(name)} = v.{quote(name)}" for name in columns[:3])
+        sql = _many_successes.setdefault(
+            key,
+            f"UPDATE {table} SET {quote('status')} = %s, {quote('result')} = v.{quote('result')}, "
+            f"{quote('progress')} = 100, {quote('finished_at')} = v.{quote('finished_at')} "
+            f"FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(quote(name) for name in columns)}) "
+            f"WHERE {matches} AND {table}.{quote('status')} = %s RETURNING {table}.{quote('id')}",
+        )
+    return sql
+
+
+def succeed_many_params(connection: BaseDatabaseWrapper, rows: Sequence[tuple[Job, Any, datetime]]) -> list[Any]:
+    meta = Job._meta
+    id_field, result_field, finished_field = (
+        meta.get_field("id"),
+        meta.get_field("result"),
+        meta.get_field("finished_at"),
+    )
+    params: list[Any] = [JobStatus.SUCCEEDED.value]
+    for job, result, finished_at in rows:
+        params += [
+            id_field.get_db_prep_value(job.pk, connection),
+            job.worker,
+            job.attempts,
+            result_field.get_db_prep_save(result, connection=connection),
+            finished_field.get_db_prep_save(finished_at, connection=connection),
+        ]
+    params.append(JobStatus.RUNNING.value)
+    return params

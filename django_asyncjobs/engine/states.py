@@ -160,12 +160,12 @@ def claim_rows(
     """The claim of ``pks`` as one ``UPDATE ... RETURNING`` (see :mod:`.statements`)."""
     statement = statements.claim(connection, len(pks))
     with connection.cursor() as cursor:
-        cursor.execute(statement.sql, _claim_params(connection, pks, worker_name, now))
+        cursor.execute(statement.sql, claim_params(connection, pks, worker_name, now))
         rows = cursor.fetchall()
     return statement.jobs(connection, alias, rows)
 
 
-def _claim_params(
+def claim_params(
     connection: BaseDatabaseWrapper, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now
 ) -> list[Any]:
     field = Job._meta.pk
