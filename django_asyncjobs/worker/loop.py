@@ -276,6 +276,14 @@ class Worker(StopSignals, SimpleWorker):
     def get_current_job_id(self) -> str | None:
         return self._current_job_id
 
+    def unsubscribe(self) -> None:
+        """RQ's, with the command listener told to stop before the channel is left: in RQ's
+        order it then waits for a subscription that never comes, and every worker exit
+        (each burst run, each test's worker) waited out the 1 s join timeout."""
+        if self.pubsub_thread:
+            self.pubsub_thread.stop()
+        super().unsubscribe()  # type: ignore[no-untyped-call]
+
     def teardown(self) -> None:
         try:
             if self._batch is not None:
