@@ -128,7 +128,8 @@ def _pipelined(
     """PostgreSQL with psycopg 3: the successes in one ``UPDATE ... FROM (VALUES ...)`` and the
     claim, sent in one pipeline (one round trip; the commit is the second)."""
     raw = connection.connection
-    with raw.pipeline():
+    # Driver errors become Django's (a broken connection: OperationalError, which persist retries).
+    with connection.wrap_database_errors, raw.pipeline():
         succeeded = raw.cursor() if successes else None
         if succeeded is not None:
             rows = [(s.job, s.result, s.finished_at) for s in successes]

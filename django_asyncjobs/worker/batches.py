@@ -37,10 +37,15 @@ def run_batched(
         return run_job(job_id, worker_name=batch.worker_name, guard=guard, stop_requested=stop_requested)
     job = batch.take(job_id)
     if job is NOT_CLAIMED:
-        ids = [(queue_key, pk), *_take_ids(prefetched, batch.size - 1)]
+        more = _take_ids(prefetched, batch.size - 1)
         refresh_connections()
-        with giving_up_when(stop_requested):
-            batch.claim(ids)
+        try:
+            with giving_up_when(stop_requested):
+                batch.claim([(queue_key, pk), *more])
+        except BaseException:
+            # Not claimed: the ids after this one wait again (a stop hands them back).
+            prefetched.extendleft((key, str(other)) for key, other in reversed(more))
+            raise
         heartbeat.nudge()
         job = batch.take(job_id)
     if job is None or job is NOT_CLAIMED:
