@@ -38,7 +38,8 @@ from ..engine.broker import (
 from ..engine.connections import refresh_connections
 from ..engine.execution import Outcome, run_job
 from ..engine.heartbeat import JobHeartbeat
-from ..exceptions import JobInterrupted
+from ..engine.reconnecting import giving_up_when
+from ..exceptions import DatabaseAway, JobInterrupted
 from ..logs import log_event, worker_logger
 from ..scheduling.firing import promote_due_jobs
 from ..scheduling.scheduler import SchedulerThread
@@ -285,10 +286,15 @@ class Worker(StopSignals, SimpleWorker):
         super().unsubscribe()  # type: ignore[no-untyped-call]
 
     def teardown(self) -> None:
+        if self._batch is not None:
+            try:
+                with giving_up_when(self._cold):  # a database away holds a warm stop until a cold one
+                    self._batch.flush()
+                    self._prefetched.extendleft(reversed(self._batch.unstarted()))
+            except (DatabaseAway, DatabaseError) as exc:
+                # Still running in their rows: recovery takes them (see worker.md#batches).
+                log_event(worker_logger, logging.ERROR, "worker.batch_not_written", worker=self.name, reason=str(exc))
         try:
-            if self._batch is not None:
-                self._batch.flush()
-                self._prefetched.extendleft(reversed(self._batch.unstarted()))
             hand_back(self.connection, self._prefetched, self._finished)
         except RedisError as exc:
             # The popped rows are still queued: recovery pushes their messages again.
