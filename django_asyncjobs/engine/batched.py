@@ -64,15 +64,7 @@ def claim_many(pks: Sequence[uuid.UUID], worker_name: str) -> list[Job]:
     if statements.supports_returning(connection):
         rows = states.claim_rows(connection, alias, pks, worker_name, now)
     else:
-        Job.objects.using(alias).filter(pk__in=pks, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING,
-            started_at=now,
-            heartbeat_at=None,
-            attempts=F("attempts") + 1,
-            worker=worker_name,
-            progress=0,
-            progress_message="",
-        )
+        states.claim_without_returning(alias, pks, worker_name, now)
         rows = list(Job.objects.using(alias).filter(pk__in=pks, worker=worker_name, status=JobStatus.RUNNING))
     order = {pk: index for index, pk in enumerate(pks)}
     return sorted(rows, key=lambda job: order[job.pk])

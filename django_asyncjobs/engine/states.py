@@ -89,6 +89,9 @@ INSERT_BATCH = 500
 RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
 WAITING_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED)
 
+#: Public functions that are not transitions: parts of them that ``batched`` shares.
+HELPERS = ("this_attempt", "claim_rows", "claim_params", "claim_without_returning")
+
 #: ``heartbeat_at`` not compared: the attempt ends whatever its heartbeat.
 ANY_HEARTBEAT: Any = object()
 
@@ -138,20 +141,26 @@ def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
     if statements.supports_returning(connection):
         claimed = claim_rows(connection, alias, [pk], worker_name, now)
         return claimed[0] if claimed else None
-    updated = (
+    updated = claim_without_returning(alias, [pk], worker_name, now)
+    return Job.objects.using(alias).get(pk=pk) if updated else None
+
+
+def claim_without_returning(alias: str, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now) -> int:
+    """The claim where the database has no ``UPDATE ... RETURNING``: how many rows it moved
+    (the caller reads them). ``heartbeat_at`` as :mod:`.statements` says."""
+    return (
         Job.objects.using(alias)
-        .filter(pk=pk, status=JobStatus.QUEUED)
+        .filter(pk__in=pks, status=JobStatus.QUEUED)
         .update(
             status=JobStatus.RUNNING,
             started_at=now,
-            heartbeat_at=now,
+            heartbeat_at=now if len(pks) == 1 else None,
             attempts=F("attempts") + 1,
             worker=worker_name,
             progress=0,
             progress_message="",
         )
     )
-    return Job.objects.using(alias).get(pk=pk) if updated else None
 
 
 def claim_rows(
