@@ -87,6 +87,8 @@ def commit(successes: Sequence[Success], claim: Sequence[uuid.UUID], worker_name
             committed = _committed(successes, claim, worker_name, alias)
             if committed is not None:
                 return committed
+        if not successes:  # one statement: no transaction to open (an idle worker's next job)
+            return [], claim_many(claim, worker_name)
         with transaction.atomic(using=alias):
             connection = connections[alias]
             if connection.vendor == "postgresql" and hasattr(connection.connection, "pipeline"):

@@ -46,7 +46,8 @@ def run_batched(
             # Not claimed: the ids after this one wait again (a stop hands them back).
             prefetched.extendleft((key, str(other)) for key, other in reversed(more))
             raise
-        heartbeat.nudge()
+        if more:  # the heartbeat thread keeps the batch's bounds (one job alone has none)
+            heartbeat.nudge()
         job = batch.take(job_id)
     if job is None or job is NOT_CLAIMED:
         return not_claimed(pk)
