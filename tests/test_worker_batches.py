@@ -15,6 +15,7 @@ from django_asyncjobs.engine.execution import cancel_job
 from django_asyncjobs.engine.outcomes import Outcome, record_lost_attempt
 from django_asyncjobs.exceptions import WorkerLost, WorkerLostBeforeStart
 from django_asyncjobs.scheduling.firing import promote_due_jobs
+from django_asyncjobs.scheduling.recovery import recover
 from django_asyncjobs.times.clock import database_now
 from tests.conftest import wait_for
 from tests.testapp.jobs import add, record, waits_for_file
@@ -136,3 +137,30 @@ def test_releasing_gives_the_attempt_back_and_only_to_this_attempt() -> None:
     assert [r.pk for r in released] == [job.pk]
     assert (Job.objects.get(pk=job.pk).status, Job.objects.get(pk=job.pk).attempts) == (JobStatus.QUEUED, 0)
     assert Job.objects.get(pk=other.pk).status == JobStatus.RUNNING
+
+
+def test_sigkill_mid_batch_reruns_only_what_was_not_recorded(
+    start_worker, subprocess_env, asyncjobs_worker, tmp_path: Path
+) -> None:
+    subprocess_env["ASYNCJOBS_TEST_BATCH_HOLD"] = "600"  # the batch stays with the worker
+    release = tmp_path / "release"
+    before = [record.enqueue(f"before-{i}", queue="default") for i in range(3)]
+    blocker = waits_for_file.enqueue(str(release))
+    after = [record.enqueue(f"after-{i}", queue="default") for i in range(2)]
+    process = start_worker("default")
+    wait_for(
+        lambda: Job.objects.filter(pk__in=[job.pk for job in before], status=JobStatus.SUCCEEDED).count() == 3,
+        what="the jobs before the blocker to be recorded",
+    )
+    assert Job.objects.get(pk=blocker.pk).status == JobStatus.RUNNING
+    process.kill()
+    process.wait(10)
+    report = recover(grace=0, heartbeat_timeout=0)
+    assert set(report.put_back) == {str(blocker.pk), *(str(job.pk) for job in after)}
+    release.touch()
+    asyncjobs_worker("default")
+    assert sorted(Call.objects.values_list("label", flat=True)) == sorted(
+        [f"before-{i}" for i in range(3)] + [f"after-{i}" for i in range(2)]
+    )  # each ran once: the recorded ones were not run again
+    rows = Job.objects.filter(pk__in=[job.pk for job in [*before, blocker, *after]])
+    assert set(rows.values_list("status", "attempts")) == {(JobStatus.SUCCEEDED, 1)}
