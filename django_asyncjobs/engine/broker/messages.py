@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
@@ -12,8 +13,6 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.command import send_command
-from rq.utils import now as rq_now
-from rq.utils import utcformat
 
 from ...conf import app_settings
 from ...exceptions import EnqueueError
@@ -97,7 +96,7 @@ def push(jobs: Sequence[Job], *, pipeline: Pipeline | None = None) -> None:
     for name in by_queue:
         connection = get_connection(name)
         by_server.setdefault(id(connection), (connection, []))[1].append(name)
-    created_at = utcformat(rq_now())
+    created_at = _rq_timestamp()
     for connection, names in by_server.values():
         if pipeline is None:
             _push_by_script(connection, names, by_queue, created_at)
@@ -105,24 +104,27 @@ def push(jobs: Sequence[Job], *, pipeline: Pipeline | None = None) -> None:
             _push_by_commands(pipeline, names, by_queue, created_at)
 
 
+#: ``data`` of a message is this text with the job's id in between (``json.dumps`` of RQ's call).
+_DATA_BEFORE, _DATA_AFTER = json.dumps([EXECUTOR, None, ["@"], {}]).split("@")
+
 #: Writes the messages of jobs on one server. KEYS: ``rq:queues``, the list key of each
 #: queue, the hash key of each job. ARGV: created_at, MESSAGE_TTL, FAILURE_TTL, the number
-#: of queues, the text of ``data`` before and after the id, each queue's name, then five
-#: per job: id, its queue (1-based), description, timeout, 1 for the front or 0.
-PUSH_SCRIPT = """
+#: of queues, each queue's name, then five per job: id, its queue (1-based), description,
+#: timeout, 1 for the front or 0.
+PUSH_SCRIPT = f"""
 local created, ttl, failure_ttl, queues = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local before, after = ARGV[5], ARGV[6]
-local back, front = {}, {}
+local before, after = [=[{_DATA_BEFORE}]=], [=[{_DATA_AFTER}]=]
+local back, front = {{}}, {{}}
 for q = 1, queues do
   redis.call('SADD', KEYS[1], KEYS[1 + q])
-  back[q], front[q] = {}, {}
+  back[q], front[q] = {{}}, {{}}
 end
 local job = 0
-for i = 7 + queues, #ARGV, 5 do
+for i = 5 + queues, #ARGV, 5 do
   job = job + 1
   local id, q = ARGV[i], tonumber(ARGV[i + 1])
   local key = KEYS[1 + queues + job]
-  redis.call('HSET', key, 'data', before .. id .. after, 'origin', ARGV[6 + q], 'description', ARGV[i + 2],
+  redis.call('HSET', key, 'data', before .. id .. after, 'origin', ARGV[4 + q], 'description', ARGV[i + 2],
     'status', 'queued', 'created_at', created, 'enqueued_at', created, 'timeout', ARGV[i + 3],
     'result_ttl', '0', 'failure_ttl', failure_ttl)
   redis.call('EXPIRE', key, ttl)
@@ -142,8 +144,10 @@ return job
 #: Lua's ``unpack()`` takes a few thousand values at most.
 PUSH_CHUNK = 1000
 
-#: ``data`` of a message is this text with the job's id in between (``json.dumps`` of RQ's call).
-_DATA_BEFORE, _DATA_AFTER = json.dumps([EXECUTOR, None, ["@"], {}]).split("@")
+
+def _rq_timestamp() -> str:
+    """Now, as RQ writes times (``rq.utils.utcformat``: ``%Y-%m-%dT%H:%M:%S.%fZ``), without strftime's cost."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _push_by_script(connection: Redis, names: list[str], by_queue: dict[str, list[Job]], created_at: str) -> None:
@@ -155,7 +159,7 @@ def _push_by_script(connection: Redis, names: list[str], by_queue: dict[str, lis
     # Chunks of front jobs go last chunk first: each lands ahead of the ones pushed before it.
     chunks = [back[i : i + PUSH_CHUNK] for i in range(0, len(back), PUSH_CHUNK)]
     chunks += [front[i : i + PUSH_CHUNK] for i in reversed(range(0, len(front), PUSH_CHUNK))]
-    head = [created_at, app_settings.MESSAGE_TTL, FAILURE_TTL, len(names), _DATA_BEFORE, _DATA_AFTER, *names]
+    head = [created_at, app_settings.MESSAGE_TTL, FAILURE_TTL, len(names), *names]
     queue_keys = [keys.QUEUES_SET, *[keys.queue_key(name) for name in names]]
     for chunk in chunks:
         args: list[Any] = list(head)
