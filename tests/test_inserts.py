@@ -155,6 +155,13 @@ def test_receivers_for_other_models_leave_the_plain_insert(monkeypatch) -> None:
     assert Job.objects.get(pk=job.pk).args == [1, 2]
 
 
+def test_no_field_of_a_job_changes_its_value_on_save() -> None:
+    """What the plain INSERT skips of save(): a field's pre_save (auto_now and the like)."""
+    for field in Job._meta.concrete_fields:
+        assert not getattr(field, "auto_now", False) and not getattr(field, "auto_now_add", False), field
+        assert type(field).__module__.startswith("django.db.models."), field
+
+
 def test_the_statement_is_built_once_per_database() -> None:
     inserts._statements.clear()
     add.enqueue(1, 2)

@@ -8,11 +8,12 @@ Here the SQL is built once per database alias, in one of two forms:
 - ``INSERT ... VALUES (%s, ...), ...``: one job, or many on databases other than
   PostgreSQL. Each value goes through its field's ``get_db_prep_save``, unless it is a
   ``None``, ``str`` or ``int`` that the field would pass on unchanged.
-- ``INSERT ... SELECT ... FROM jsonb_populate_recordset(NULL::<table>, %s)``: many jobs on
+- ``INSERT ... SELECT ... FROM json_populate_recordset(NULL::<table>, %s)``: many jobs on
   PostgreSQL, their rows as one JSON parameter. The same statement whatever the number
   of rows (thousands of placeholders cost psycopg more to bind than the server to insert).
   UUIDs and times travel as text (``isoformat()`` of what the field prepares), JSON columns
-  as JSON; PostgreSQL converts them to the columns' types, ``null`` to ``NULL``.
+  as JSON; PostgreSQL converts them to the columns' types, and the columns a row leaves
+  out (its ``None`` values) are ``NULL``.
 
 What is skipped: ``pre_save``/``post_save`` (a single job still goes through ``save()``
 while a receiver listens to them for ``Job``; ``bulk_create`` never sent them), and
@@ -72,7 +73,7 @@ class Statement:
         self.from_json: str | None = None
         self.json_columns: list[Column] = []
         if connection.vendor == "postgresql":
-            rows = f"jsonb_populate_recordset(NULL::{table}, %s)"
+            rows = f"json_populate_recordset(NULL::{table}, %s::json)"
             self.from_json = f"INSERT INTO {table} ({names}) SELECT {names} FROM {rows}"
             self.json_columns = [_json_column(field) for field in fields]
         limit = connection.features.max_query_params
@@ -182,36 +183,57 @@ def _statement(connection: BaseDatabaseWrapper, alias: str) -> Statement:
 
 
 def _execute(connection: BaseDatabaseWrapper, statement: Statement, jobs: Sequence[Job]) -> None:
+    shared: dict[int, Any] = {}
     if len(jobs) > 1 and statement.from_json is not None:
         sql = statement.from_json
-        params: list[Any] = [json.dumps([_json_row(connection, statement.json_columns, job) for job in jobs])]
+        rows = [_json_row(connection, statement.json_columns, job, shared) for job in jobs]
+        params: list[Any] = [json.dumps(rows, separators=(",", ":"))]
     else:
         sql = statement.values_head + ", ".join([statement.values_row] * len(jobs))
-        params = [value for job in jobs for value in _row(connection, statement.columns, job)]
+        params = [value for job in jobs for value in _row(connection, statement.columns, job, shared)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
 
-def _row(connection: BaseDatabaseWrapper, columns: list[Column], job: Job) -> list[Any]:
+def _passes(value: Any, plain: type | None) -> bool:
+    """Whether ``get_db_prep_save`` would return ``value`` unchanged (a TextChoices member too)."""
+    return value is None or type(value) is plain or (plain is str and isinstance(value, str))
+
+
+def _prepared(
+    connection: BaseDatabaseWrapper, column: Column, value: Any, shared: dict[int, Any], as_json: bool = False
+) -> Any:
+    if type(value) is datetime:  # the jobs of one call share their times: one object, prepared once
+        prepared = shared.get(id(value))
+        if prepared is None:
+            prepared = column.prepare(value, connection)
+            prepared = shared[id(value)] = _as_json(prepared) if as_json else prepared
+        return prepared
+    prepared = column.prepare(value, connection)
+    return _as_json(prepared) if as_json else prepared
+
+
+def _row(connection: BaseDatabaseWrapper, columns: list[Column], job: Job, shared: dict[int, Any]) -> list[Any]:
     values = job.__dict__
     row = []
     for column in columns:
         value = values[column.attname]
-        if value is None or type(value) is column.plain or (column.plain is str and isinstance(value, str)):
-            row.append(value)  # what get_db_prep_save would return unchanged (a TextChoices member too)
-        else:
-            row.append(column.prepare(value, connection))
+        row.append(value if _passes(value, column.plain) else _prepared(connection, column, value, shared))
     return row
 
 
-def _json_row(connection: BaseDatabaseWrapper, columns: list[Column], job: Job) -> dict[str, Any]:
+def _json_row(
+    connection: BaseDatabaseWrapper, columns: list[Column], job: Job, shared: dict[int, Any]
+) -> dict[str, Any]:
+    """The row as a JSON object; ``NULL`` columns left out (``json_populate_recordset`` fills them in)."""
     values = job.__dict__
     row = {}
     for column in columns:
         value = values[column.attname]
-        plain = column.plain
-        if not (value is None or plain is _ANY or type(value) is plain or (plain is str and isinstance(value, str))):
-            value = _as_json(column.prepare(value, connection))
+        if value is None:
+            continue
+        if column.plain is not _ANY and not _passes(value, column.plain):
+            value = _prepared(connection, column, value, shared, as_json=True)
         row[column.name] = value
     return row
 

@@ -108,28 +108,32 @@ def push(jobs: Sequence[Job], *, pipeline: Pipeline | None = None) -> None:
 _DATA_BEFORE, _DATA_AFTER = json.dumps([EXECUTOR, None, ["@"], {}]).split("@")
 
 #: Writes the messages of jobs on one server. KEYS: ``rq:queues``, the list key of each
-#: queue, the hash key of each job. ARGV: created_at, MESSAGE_TTL, FAILURE_TTL, the number
-#: of queues, each queue's name, then five per job: id, its queue (1-based), description,
-#: timeout, 1 for the front or 0.
+#: queue. ARGV: created_at, MESSAGE_TTL, FAILURE_TTL, the prefix of message keys, the number
+#: of queues, each queue's name, then runs of jobs alike: their queue (1-based), description,
+#: timeout, 1 for the front or 0, how many, and their ids.
 PUSH_SCRIPT = f"""
-local created, ttl, failure_ttl, queues = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local created, ttl, failure_ttl, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local queues = tonumber(ARGV[5])
 local before, after = [=[{_DATA_BEFORE}]=], [=[{_DATA_AFTER}]=]
 local back, front = {{}}, {{}}
 for q = 1, queues do
   redis.call('SADD', KEYS[1], KEYS[1 + q])
   back[q], front[q] = {{}}, {{}}
 end
-local job = 0
-for i = 5 + queues, #ARGV, 5 do
-  job = job + 1
-  local id, q = ARGV[i], tonumber(ARGV[i + 1])
-  local key = KEYS[1 + queues + job]
-  redis.call('HSET', key, 'data', before .. id .. after, 'origin', ARGV[4 + q], 'description', ARGV[i + 2],
-    'status', 'queued', 'created_at', created, 'enqueued_at', created, 'timeout', ARGV[i + 3],
-    'result_ttl', '0', 'failure_ttl', failure_ttl)
-  redis.call('EXPIRE', key, ttl)
-  local ids = ARGV[i + 4] == '1' and front[q] or back[q]
-  ids[#ids + 1] = id
+local i, jobs = 6 + queues, 0
+while i <= #ARGV do
+  local q, description, timeout, count = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 4])
+  local origin, ids = ARGV[5 + q], ARGV[i + 3] == '1' and front[q] or back[q]
+  for k = i + 5, i + 4 + count do
+    local id = ARGV[k]
+    local key = prefix .. id
+    redis.call('HSET', key, 'data', before .. id .. after, 'origin', origin, 'description', description,
+      'status', 'queued', 'created_at', created, 'enqueued_at', created, 'timeout', timeout,
+      'result_ttl', '0', 'failure_ttl', failure_ttl)
+    redis.call('EXPIRE', key, ttl)
+    ids[#ids + 1] = id
+  end
+  jobs, i = jobs + count, i + 5 + count
 end
 for q = 1, queues do
   if #back[q] > 0 then redis.call('RPUSH', KEYS[1 + q], unpack(back[q])) end
@@ -137,7 +141,7 @@ for q = 1, queues do
   for k = 1, math.floor(#ids / 2) do ids[k], ids[#ids + 1 - k] = ids[#ids + 1 - k], ids[k] end
   if #ids > 0 then redis.call('LPUSH', KEYS[1 + q], unpack(ids)) end  -- LPUSH a b c leaves c b a
 end
-return job
+return jobs
 """
 
 #: Most jobs one run of :data:`PUSH_SCRIPT` writes: Redis runs nothing else meanwhile, and
@@ -159,16 +163,21 @@ def _push_by_script(connection: Redis, names: list[str], by_queue: dict[str, lis
     # Chunks of front jobs go last chunk first: each lands ahead of the ones pushed before it.
     chunks = [back[i : i + PUSH_CHUNK] for i in range(0, len(back), PUSH_CHUNK)]
     chunks += [front[i : i + PUSH_CHUNK] for i in reversed(range(0, len(front), PUSH_CHUNK))]
-    head = [created_at, app_settings.MESSAGE_TTL, FAILURE_TTL, len(names), *names]
+    head = [created_at, app_settings.MESSAGE_TTL, FAILURE_TTL, keys.MESSAGE_PREFIX, len(names), *names]
     queue_keys = [keys.QUEUES_SET, *[keys.queue_key(name) for name in names]]
     for chunk in chunks:
         args: list[Any] = list(head)
-        message_keys = []
+        run: tuple[str, str, int, int] | None = None
+        count_at = 0
         for job in chunk:
-            job_id = str(job.pk)
-            message_keys.append(keys.message_key(job_id))
-            args += [job_id, index[job.queue], job.name, timeout_for(job.name), 1 if job.priority > 0 else 0]
-        push_script(keys=[*queue_keys, *message_keys], args=args)
+            alike = (index[job.queue], job.name, timeout_for(job.name), 1 if job.priority > 0 else 0)
+            if alike != run:
+                run = alike
+                count_at = len(args) + 4
+                args += [*alike, 0]
+            args[count_at] += 1
+            args.append(str(job.pk))
+        push_script(keys=queue_keys, args=args)
 
 
 def _push_by_commands(pipe: Pipeline, names: list[str], by_queue: dict[str, list[Job]], created_at: str) -> None:
