@@ -92,6 +92,14 @@ def test_new_jobs_are_what_the_model_builds_from_keywords(user, schedule) -> Non
     assert queries.captured_queries == []
 
 
+def test_a_wrong_or_unsaved_related_object_is_refused_as_save_refuses_it(user) -> None:
+    with pytest.raises(ValueError, match=r'"Job\.owner" must be a "User" instance'):
+        new_jobs([([], {})], owner=7)
+    with pytest.raises(ValueError, match="unsaved related object 'owner'"):
+        add.enqueue(1, 2, owner=get_user_model()(username="not saved"))
+    assert not Job.objects.exists()
+
+
 def test_many_rows_are_inserted_all_or_none() -> None:
     jobs = add.enqueue_many([(i, i) for i in range(1200)])  # 3 statements on PostgreSQL, 31 on SQLite
     Job.objects.all().delete()

@@ -60,7 +60,7 @@ class Column(NamedTuple):
 
 
 class Statement:
-    """The INSERT of ``Job`` rows on one database alias, with placeholders for ``rows`` rows."""
+    """The INSERT of ``Job`` rows on one database alias: its forms, its columns, its batch size."""
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         quote = connection.ops.quote_name
@@ -99,7 +99,7 @@ def new_jobs(calls: Sequence[tuple[list[Any], dict[str, Any]]], **columns: Any) 
         value = columns[name]
         if field is not None and value is not None:
             related.append((field, value))
-            value = getattr(value, field.target_field.attname)
+            value = _related_key(field, value)
         template[index] = value
     build: Callable[..., Job] = Job
     jobs = []
@@ -113,6 +113,19 @@ def new_jobs(calls: Sequence[tuple[list[Any], dict[str, Any]]], **columns: Any) 
             field.set_cached_value(job, value)
         jobs.append(job)
     return jobs
+
+
+def _related_key(field: ForeignKey[Any, Any], value: Any) -> Any:
+    """The key ``field`` stores for the object ``value``; Django's errors for a wrong or unsaved one."""
+    model = field.remote_field.model
+    if not isinstance(value, model._meta.concrete_model):
+        raise ValueError(
+            f'Cannot assign "{value!r}": "{Job.__name__}.{field.name}" must be a "{model._meta.object_name}" instance.'
+        )
+    key = getattr(value, field.target_field.attname)
+    if key is None:
+        raise ValueError(f"save() prohibited to prevent data loss due to unsaved related object '{field.name}'.")
+    return key
 
 
 class _Plan:
