@@ -68,8 +68,12 @@ def installed(system: System) -> bool:
     return all(any(present(name) for name in names.split("|")) for names in system.requires)
 
 
-def db_url(base: str, system: System) -> str:
-    return base.rstrip("/") + f"/asyncjobs_peers_{system.database}"
+def db_name(args: argparse.Namespace, system: System) -> str:
+    return f"{args.database_prefix}_{system.database}"
+
+
+def db_url(base: str, args: argparse.Namespace, system: System) -> str:
+    return base.rstrip("/") + "/" + db_name(args, system)
 
 
 def child_env(system: System, args: argparse.Namespace, redis_url: str, workdir: Path) -> dict[str, str]:
@@ -81,7 +85,7 @@ def child_env(system: System, args: argparse.Namespace, redis_url: str, workdir:
     )
     env.pop("DJANGO_SETTINGS_MODULE", None)
     if system.database:
-        env["ASYNCJOBS_PEERS_DB_URL"] = db_url(args.postgres_url, system)
+        env["ASYNCJOBS_PEERS_DB_URL"] = db_url(args.postgres_url, args, system)
     if system.name == "ours-sqlite":
         env.update(ASYNCJOBS_BENCH_DB="sqlite", ASYNCJOBS_BENCH_SQLITE=str(workdir / "ours.sqlite3"))
     elif system.name == "ours-postgres":
@@ -152,7 +156,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, list[Any]], dict[str, s
         if admin is not None:
             info["postgres"] = "PostgreSQL " + admin.execute("SHOW server_version").fetchone()[0]
         for system in databases:
-            name = f'"asyncjobs_peers_{system.database}"'
+            name = f'"{db_name(args, system)}"'
             if name not in created:
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
                 admin.execute(f"CREATE DATABASE {name}")
@@ -311,6 +315,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--postgres-url",
         default=os.environ.get("ASYNCJOBS_BENCH_POSTGRES_SERVER", DEFAULT_POSTGRES_URL),
         help="the server where the asyncjobs_peers_* databases are created and dropped",
+    )
+    parser.add_argument(
+        "--database-prefix",
+        default=os.environ.get("ASYNCJOBS_PEERS_DB_PREFIX", "asyncjobs_peers"),
+        help="names of those databases: <prefix>_<system> (another prefix lets runs share the server)",
     )
     parser.add_argument("--no-docs", action="store_true", help=f"print only; leave {DOCS_PAGE.name} alone")
     args = parser.parse_args(argv)

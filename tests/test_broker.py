@@ -7,6 +7,7 @@ packet it sends (``tests/roundtrips.py``).
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ from redis import Redis
 import django_asyncjobs
 from django_asyncjobs import Job
 from django_asyncjobs.engine.broker import (
+    EXECUTOR,
     batch,
     count_missed_runs,
     get_connection,
     keys,
+    messages,
     missed_runs,
     push,
     queue_stats,
@@ -158,10 +161,65 @@ def test_enqueue_pushes_in_one_round_trip(counted) -> None:
     add.enqueue(0, 0)  # the client's connection handshake is not the enqueue's
     with recording() as trips:
         add.enqueue(1, 2)
-    assert trips == [("SADD", "HSET", "EXPIRE", "RPUSH")]
+    assert trips == [("EVALSHA",)]  # one command (the push script), whatever the number of jobs
     with recording() as trips:
         add.enqueue_many([(i, i) for i in range(20)])
-    assert len(trips) == 1
+    assert trips == [("EVALSHA",)]
+
+
+def _messages(redis: Redis, queue: str) -> list[tuple[str, dict[bytes, bytes], int]]:
+    """The messages waiting in ``queue``, in order: id, hash (its times left out), seconds to live."""
+    found = []
+    for raw in redis.lrange(keys.queue_key(queue), 0, -1):
+        key = keys.message_key(raw.decode())
+        fields = redis.hgetall(key)
+        assert fields[b"created_at"] == fields[b"enqueued_at"]
+        found.append((raw.decode(), {k: v for k, v in fields.items() if not k.endswith(b"_at")}, redis.ttl(key)))
+    return found
+
+
+def _unsaved_jobs(count: int, **fields: object) -> list[Job]:
+    return [Job(name=fields.pop("name", "tests.testapp.jobs.add"), queue="default", **fields) for _ in range(count)]
+
+
+@pytest.mark.parametrize("queues", [("default",), ("default", "high")])
+def test_the_push_script_writes_what_the_commands_write(redis, queues: tuple[str, ...]) -> None:
+    """The two ways of pushing (a script; commands joining a caller's pipeline) write the same messages."""
+    jobs = _unsaved_jobs(3) + _unsaved_jobs(2, priority=1) + _unsaved_jobs(1, name="tests.testapp.jobs.sleeps")
+    jobs += [Job(name="tests.testapp.jobs.record", queue=queue, priority=1) for queue in queues]
+    push(jobs)
+    by_script = {queue: _messages(redis, queue) for queue in queues}
+    redis.flushdb()
+    with batch("default") as pipe:
+        push(jobs, pipeline=pipe)
+    by_commands = {queue: _messages(redis, queue) for queue in queues}
+    assert by_script == by_commands
+    assert {k.decode() for k in redis.smembers(keys.QUEUES_SET)} == {keys.queue_key(queue) for queue in queues}
+    adds, urgent_adds, sleeps, records = jobs[:3], jobs[3:5], jobs[5], jobs[6:]
+    expected = [*urgent_adds, records[0], *adds, sleeps]  # priority above 0 first, in their order
+    assert [job_id for job_id, _, _ in by_script["default"]] == [str(job.pk) for job in expected]
+    message = dict((job_id, fields) for job_id, fields, _ in by_script["default"])[str(sleeps.pk)]
+    assert message[b"timeout"] == b"1"  # sleeps' own time limit
+    assert message[b"description"] == b"tests.testapp.jobs.sleeps"
+    assert json.loads(message[b"data"]) == [EXECUTOR, None, [str(sleeps.pk)], {}]
+    assert all(0 < ttl <= 7 * 24 * 3600 for _, _, ttl in by_script["default"])
+
+
+def test_a_push_of_many_jobs_keeps_their_order(counted, redis, monkeypatch) -> None:
+    """More jobs than one run of the script writes: they go in chunks, and keep their order."""
+    monkeypatch.setattr(messages, "PUSH_CHUNK", 7)
+    back = [*_unsaved_jobs(30), *[Job(name="tests.testapp.jobs.record", queue="high") for _ in range(9)]]
+    front = [*_unsaved_jobs(25, priority=1), Job(name="tests.testapp.jobs.record", queue="high", priority=1)]
+    redis.rpush(keys.queue_key("default"), "waiting")
+    redis.script_load(messages.PUSH_SCRIPT)  # the server has it: no round trip to load it is counted
+    with recording() as trips:
+        push([job for pair in zip(back, front, strict=False) for job in pair] + back[len(front) :])
+    assert len(trips) == 10  # 39 back, 26 front: 6 + 4 chunks of 7
+    waiting = [raw.decode() for raw in redis.lrange(keys.queue_key("default"), 0, -1)]
+    assert waiting == [str(job.pk) for job in front[:25]] + ["waiting"] + [str(job.pk) for job in back[:30]]
+    high = [raw.decode() for raw in redis.lrange(keys.queue_key("high"), 0, -1)]
+    assert high == [str(front[25].pk)] + [str(job.pk) for job in back[30:]]
+    assert redis.exists(*[keys.message_key(str(job.pk)) for job in back + front]) == 65
 
 
 HEARTBEATS = {("MULTI", "HSET", "EXPIRE", "EXPIRE", "EXEC"), ("MULTI", "HSET", "HSET", "EXPIRE", "EXPIRE", "EXEC")}

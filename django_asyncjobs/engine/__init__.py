@@ -3,7 +3,8 @@
 - :mod:`.functions` (``@job``, ``JobFunction``, ``JobOptions``) and :mod:`.registry`
   (job functions by name: the only code a worker runs);
 - :mod:`.states`: the job state machine, the only module that writes ``Job.status``;
-- :mod:`.enqueueing`: validate, insert, push on commit;
+- :mod:`.enqueueing`: validate, insert, push on commit; :mod:`.inserts`: new rows and
+  their one ``INSERT`` (without ``Model.save()``);
 - :mod:`.broker`: the only code that speaks to Redis and RQ (its key schema);
 - :mod:`.capacity`: the back-pressure estimate (how full a queue is, how long the wait);
 - :mod:`.execution`, :mod:`.outcomes`, :mod:`.heartbeat`, :mod:`.reconnecting`: claim and

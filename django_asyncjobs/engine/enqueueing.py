@@ -2,7 +2,7 @@
 push their messages once the transaction commits.
 
 :func:`enqueue_calls` does it in steps: :meth:`EnqueueOptions.resolve` (defaults and
-checks), :func:`_new_job` (one unsaved row per call, its arguments checked), back
+checks), :func:`_new_jobs` (one unsaved row per call, its arguments checked), back
 pressure, the INSERT (:func:`.states.enqueue`), then :func:`_push_on_commit`.
 """
 
@@ -27,6 +27,7 @@ from ..validators import require_count
 from . import states
 from .broker import ring, validate_queue
 from .capacity import check as check_backpressure
+from .inserts import new_jobs
 from .registry import job_function_by_name
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def enqueue_calls(
         priority=priority,
         django_task=django_task,
     )
-    jobs = [_new_job(job_function.name, call, options) for call in calls]
+    jobs = _new_jobs(job_function.name, calls, options)
     existing = _existing_job(job_function.name, options.idempotency_key)
     if existing is None:
         if not options.delayed:
@@ -156,14 +157,16 @@ class EnqueueOptions:
         )
 
 
-def _new_job(name: str, call: ArgsKwargs, options: EnqueueOptions) -> Job:
-    """The unsaved row of one call (its first status is set by :func:`.states.enqueue`)."""
-    args, kwargs = _checked_call(name, call)
-    return Job(
+def _new_jobs(name: str, calls: Sequence[ArgsKwargs], options: EnqueueOptions) -> list[Job]:
+    """The unsaved rows of ``calls``, their arguments checked (first status: :func:`.states.enqueue`)."""
+    checked = []
+    for call in calls:
+        args, kwargs = _checked_call(name, call)
+        checked.append((list(args), dict(kwargs)))
+    return new_jobs(
+        checked,
         name=name,
         queue=options.queue,
-        args=list(args),
-        kwargs=dict(kwargs),
         max_attempts=options.max_attempts,
         owner=options.owner,
         idempotency_key=options.idempotency_key,

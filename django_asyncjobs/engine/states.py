@@ -2,7 +2,7 @@
 
 No other module writes ``status`` (``tests/test_states.py`` scans the package for it).
 Each function below writes with one statement: the INSERT of new jobs (one per 500
-rows), else an ``UPDATE ... WHERE status IN (...)`` (for a running attempt, also
+rows, :mod:`.inserts`), else an ``UPDATE ... WHERE status IN (...)`` (for a running attempt, also
 ``AND worker = ... AND attempts = ...``). A transition from any other status changes
 nothing and returns ``False`` (``None``, ``0``): two callers racing on one row cannot
 both move it. Reads that decide a transition (which rows are due, which attempt is
@@ -80,10 +80,8 @@ from ..models import Job, JobStatus
 from ..payloads import storable_text
 from ..times.clock import now_value
 from . import statements
+from .inserts import insert_jobs
 from .reconnecting import persist
-
-#: Rows per INSERT when many jobs are enqueued at once.
-INSERT_BATCH = 500
 
 #: Statuses a job is retried from by :func:`retry_finished`, and cancelled from before it runs.
 RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -100,13 +98,10 @@ ANY_HEARTBEAT: Any = object()
 
 
 def enqueue(jobs: Sequence[Job], *, now: datetime, run_at: datetime | None) -> None:
-    """INSERT the unsaved ``jobs``: ``scheduled`` until ``run_at`` if given, else ``queued``."""
+    """INSERT the unsaved ``jobs`` (:mod:`.inserts`): ``scheduled`` until ``run_at`` if given, else ``queued``."""
     for job in jobs:
         _first_status(job, now, run_at)
-    if len(jobs) == 1:
-        jobs[0].save(force_insert=True)
-    else:
-        Job.objects.bulk_create(jobs, batch_size=INSERT_BATCH)
+    insert_jobs(jobs)
 
 
 def enqueue_once(job: Job, *, now: datetime, run_at: datetime | None) -> Job | None:
@@ -115,7 +110,7 @@ def enqueue_once(job: Job, *, now: datetime, run_at: datetime | None) -> Job | N
     _first_status(job, now, run_at)
     try:
         with transaction.atomic(using=router.db_for_write(Job)):
-            job.save(force_insert=True)
+            insert_jobs([job])
     except IntegrityError:
         existing = Job.objects.filter(name=job.name, idempotency_key=job.idempotency_key).first()
         if existing is None:

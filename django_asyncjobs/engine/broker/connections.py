@@ -25,6 +25,8 @@ QUEUE_ONLY_KEYS = frozenset(
 )
 
 _connections: dict[str, Redis] = {}
+#: Queue name -> its client (one of ``_connections``), so that the hot path skips building the key.
+_by_queue: dict[str, Redis] = {}
 _queues: dict[str, Queue] = {}
 _scripts: weakref.WeakKeyDictionary[Redis, dict[str, Script]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
@@ -42,6 +44,7 @@ def reset_connections() -> None:
         for connection in _connections.values():
             connection.close()
         _connections.clear()
+        _by_queue.clear()
         _queues.clear()
 
 
@@ -60,6 +63,9 @@ def get_connection(queue: str) -> Redis:
 
     Queues with the same connection settings share one cached client.
     """
+    connection = _by_queue.get(queue)
+    if connection is not None:
+        return connection
     config = app_settings.rq_queues.get(queue)
     if config is None:
         raise UnknownQueue(queue, queue_names())
@@ -71,6 +77,7 @@ def get_connection(queue: str) -> Redis:
             from django_rq.connection_utils import get_redis_connection
 
             connection = _connections.setdefault(key, get_redis_connection(config))
+    _by_queue[queue] = connection
     return connection
 
 

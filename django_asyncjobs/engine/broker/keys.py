@@ -5,7 +5,8 @@ are the truth, so everything here may be lost: recovery pushes the messages agai
 counters start from zero. ``docs/deployment.md`` has the same list as a table.
 
 ``rq:queues`` (set; never expires)
-    Written: ``push`` (SADD of the queue's list key, as RQ's ``enqueue`` does).
+    Written: ``push`` (SADD of the queue's list key, as RQ's ``enqueue`` does; a push
+    runs its commands in ``messages.PUSH_SCRIPT``, or in a caller's pipeline).
     Read: RQ's and django-rq's tools.
 ``rq:queue:<queue>`` (list of job ids; never expires, drained by pops)
     Written: ``push`` (RPUSH; LPUSH for ``priority`` > 0), the worker's ``put_back`` and
