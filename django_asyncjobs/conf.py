@@ -264,6 +264,14 @@ class AppSettings:
         " again. `1` (the default) pops one id per job: a worker never holds ids behind a long job. See"
         " [worker.md](worker.md#prefetch).",
     )
+    WORKER_THREADS: Setting[int] = Setting(
+        1,
+        rules.count(),
+        "Jobs one `asyncjobs_worker` process runs at once, each in an executor thread of its own with its"
+        " own database connection (`--threads` overrides it). `async def` jobs run as tasks on one event"
+        " loop of the process and count towards the same number. `1` (the default) runs one job at a time"
+        " in the worker's main thread. For I/O-bound jobs; see [worker.md](worker.md#threads).",
+    )
     UNKNOWN_JOB_TIMEOUT: Setting[float] = Setting(
         3600.0,
         rules.number(unit="seconds"),

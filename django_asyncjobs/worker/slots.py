@@ -1,0 +1,205 @@
+"""The executor slots of a threaded worker: which job a thread runs, its time limit, its interrupts.
+
+A signal cannot be aimed at one thread of a process (Python runs handlers in the main
+thread; ``SIGALRM`` and ``SIGUSR1`` are what the single-thread worker uses), so a threaded
+worker stops one job function the way RQ's ``TimerDeathPenalty`` does: CPython's
+``PyThreadState_SetAsyncExc`` makes an exception rise in that thread at its next bytecode.
+The :class:`Watchdog` thread does it at a job's deadline; a cancel (``stop-job``) or a cold
+stop does it for the jobs concerned. For an ``async def`` job, running as a task of the
+worker's event loop (:mod:`.aio`), the task is cancelled instead.
+
+As in the single-thread worker, the exception rises only inside the job function: a
+:class:`Slot` opens that window when the function is called and closes it, under a lock
+the raising side also takes, when the function returns; closing also clears an exception
+raised but not yet delivered. So a claim or an outcome write is never interrupted, and an
+attempt is interrupted at most once.
+
+Limits (docs/worker.md#threads): the exception is delivered when the thread runs Python
+bytecode again. A thread blocked in C (``time.sleep``, a socket read, a database query)
+is interrupted only once that call returns; a job that catches ``BaseException`` can
+swallow it, as it can swallow the single-thread worker's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from ..exceptions import JobInterrupted, JobTimeout
+
+#: Longest sleep of the watchdog between two looks at the deadlines.
+WATCHDOG_MAX_WAIT = 1.0
+
+
+class TimeLimitReached(BaseException):
+    """Raised asynchronously in a job's thread at its deadline; the slot turns it into ``JobTimeout``."""
+
+
+class Interrupted(BaseException):
+    """Raised asynchronously in a job's thread for a cancel or a cold stop (``JobInterrupted``)."""
+
+
+def timeout_message(seconds: int) -> str:
+    """The error of a job past its time limit (the words of RQ's death penalty, as in a single-thread worker)."""
+    return f"Task exceeded maximum timeout value ({seconds} seconds)"
+
+
+def raise_in_thread(ident: int, exception: type[BaseException] | None) -> None:
+    """Make ``exception`` rise in thread ``ident`` at its next bytecode (``None``: clear one not yet risen)."""
+    value = ctypes.py_object(exception) if exception is not None else None  # None is C's NULL: clears
+    changed = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), value)
+    if changed > 1:  # "you've done something wrong": undo, as the C API's documentation says
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+
+
+class Slot:
+    """One executor thread of a threaded worker and the job it runs (claim to outcome)."""
+
+    def __init__(self, index: int, watchdog: Watchdog, stopping: Callable[[], bool] = lambda: False) -> None:
+        self.index = index
+        self.watchdog = watchdog
+        #: Whether the worker is stopping cold: a job function then does not start.
+        self.stopping = stopping
+        self.ident: int | None = None  # the thread's, set when it starts
+        self.job_id: str | None = None
+        #: When the job function's time is up (``time.monotonic()``), while the watchdog enforces it.
+        self.deadline: float | None = None
+        self._lock = threading.Lock()
+        self._window = False  # inside the job function
+        self._ends_at = 0.0
+        self._seconds = 0
+        self._interrupt = False  # a cancel of this job, or a cold stop, came
+        self._fired: type[BaseException] | None = None  # what was raised (or cancelled) in this window
+        self._cancel_coroutine: Callable[[], None] | None = None
+
+    def begin(self, job_id: str) -> None:
+        with self._lock:
+            self.job_id = job_id
+            self._interrupt = False
+
+    def end(self) -> None:
+        with self._lock:
+            self.job_id = None
+            self._interrupt = False
+
+    def interrupt(self, job_id: str | None = None) -> bool:
+        """Interrupt the job (``job_id``'s, or any with ``None``): at once inside its function, else
+        as the function starts; nothing once it has returned. Whether this slot runs that job."""
+        with self._lock:
+            if self.job_id is None or (job_id is not None and job_id != self.job_id):
+                return False
+            self._interrupt = True
+            if self._window:
+                self._fire(Interrupted)
+            return True
+
+    def expire(self, now: float) -> None:
+        """Called by the watchdog: raise ``TimeLimitReached`` if the job's deadline has passed."""
+        with self._lock:
+            if self._window and self.deadline is not None and now >= self.deadline:
+                self._fire(TimeLimitReached)
+
+    def _fire(self, kind: type[BaseException]) -> None:  # with the lock held
+        if self._fired is not None:
+            return
+        self._fired = kind
+        self.deadline = None
+        if self._cancel_coroutine is not None:
+            self._cancel_coroutine()
+        elif self.ident is not None:
+            raise_in_thread(self.ident, kind)
+
+    # -- the window: what the executor thread calls -----------------------------------------
+
+    @contextmanager
+    def guard(self, seconds: int, job_id: str) -> Iterator[None]:
+        """``run_job``'s guard: the job function's time limit, and the only window in which a
+        cancel or a cold stop interrupts it."""
+        try:
+            try:
+                self._open(seconds)
+                yield
+            finally:
+                self._close()
+        except TimeLimitReached as exc:
+            raise JobTimeout(timeout_message(seconds)) from exc
+        except Interrupted as exc:
+            raise JobInterrupted() from exc
+
+    def _open(self, seconds: int) -> None:
+        with self._lock:
+            if self._interrupt or self.stopping():  # came while the job was being claimed or started
+                raise JobInterrupted()
+            self._window = True
+            self._fired = None
+            self._seconds = seconds
+            self._ends_at = time.monotonic() + seconds
+            self.deadline = self._ends_at
+        self.watchdog.wake()
+
+    def _close(self) -> None:
+        while True:
+            try:
+                with self._lock:
+                    self._window = False
+                    self.deadline = None
+                    self._cancel_coroutine = None
+                    if self.ident is not None:
+                        raise_in_thread(self.ident, None)  # raised before the window closed, not risen yet
+                return
+            except (TimeLimitReached, Interrupted):
+                # It rose after the function had returned: the outcome is recorded as it happened.
+                continue
+
+    def to_coroutine(self, cancel: Callable[[], None]) -> tuple[float, int]:
+        """The job function is a coroutine about to run on the event loop: from now on ``cancel()``
+        (thread-safe) interrupts it, and the loop enforces the time left. Returns the seconds
+        left and the job's time limit."""
+        with self._lock:
+            if self._fired is not None:  # raised in this thread before the switch: raise it here
+                if self.ident is not None:
+                    raise_in_thread(self.ident, None)
+                raise self._fired()
+            self._cancel_coroutine = cancel
+            self.deadline = None
+            return max(0.0, self._ends_at - time.monotonic()), self._seconds
+
+    def fired(self) -> type[BaseException] | None:
+        """What interrupted the job function in this window, if anything did."""
+        return self._fired
+
+
+class Watchdog(threading.Thread):
+    """Raises ``TimeLimitReached`` in the threads whose job function is past its deadline."""
+
+    def __init__(self, slots: Sequence[Slot] = ()) -> None:
+        super().__init__(name="asyncjobs-watchdog", daemon=True)
+        self.slots: list[Slot] = list(slots)
+        self._wake = threading.Event()
+        self._stopped = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stopped:
+            now = time.monotonic()
+            nearest: float | None = None
+            for slot in self.slots:
+                deadline = slot.deadline
+                if deadline is None:
+                    continue
+                if deadline <= now:
+                    slot.expire(now)
+                elif nearest is None or deadline < nearest:
+                    nearest = deadline
+            wait = WATCHDOG_MAX_WAIT if nearest is None else min(WATCHDOG_MAX_WAIT, nearest - now)
+            self._wake.wait(max(0.0, wait))
+            self._wake.clear()
