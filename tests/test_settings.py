@@ -68,6 +68,8 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("UNKNOWN_JOB_TIMEOUT", -1, "below 0"),
     ("WORKER_PREFETCH", 0, "less than 1"),
     ("WORKER_PREFETCH", 2.5, "a float, not an integer"),
+    ("WORKER_THREADS", 0, "less than 1"),
+    ("WORKER_THREADS", "4", "a str, not an integer"),
     ("AGGREGATION_MAX_CATCH_UP", 0, "less than 1"),
     ("STATS_RETENTION", "forever", "not a positive duration"),
     ("STATS_RETENTION", 0, "not a positive duration"),

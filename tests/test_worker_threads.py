@@ -167,8 +167,10 @@ def test_a_cancel_interrupts_only_the_thread_running_that_job(start_worker, tmp_
     wait_for(lambda: Call.objects.filter(label__endswith=":start").count() == 4, what="the functions to start")
     assert cancelled.cancel() and async_cancelled.cancel()
     wait_for(
-        lambda: Call.objects.filter(label__in=["cancelled:end", "async-cancelled:end"]).count() == 0
-        and Job.objects.filter(pk__in=[j.pk for j in kept], status=JobStatus.RUNNING).count() == 2,
+        lambda: (
+            Call.objects.filter(label__in=["cancelled:end", "async-cancelled:end"]).count() == 0
+            and Job.objects.filter(pk__in=[j.pk for j in kept], status=JobStatus.RUNNING).count() == 2
+        ),
         what="the others to keep running",
     )
     time.sleep(0.5)  # the stop-job commands reach the worker meanwhile

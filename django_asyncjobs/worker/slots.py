@@ -137,8 +137,9 @@ class Slot:
             self._fired = None
             self._seconds = seconds
             self._ends_at = time.monotonic() + seconds
+            # The watchdog looks at least every WATCHDOG_MAX_WAIT (1 s, the shortest time limit):
+            # it need not be woken for a new deadline.
             self.deadline = self._ends_at
-        self.watchdog.wake()
 
     def _close(self) -> None:
         while True:

@@ -2,7 +2,7 @@
 
 For I/O-bound jobs. The main thread is the only one that pops: when a thread is free it
 pops as many ids as threads are free (one ``BLMPOP``/``LMPOP`` round trip, which also drops
-the finished messages), never more, and hands them to N executor threads. Each executor
+the finished messages), and hands them to N executor threads. Each executor
 thread runs the same per-job pipeline as the single-thread worker
 (:func:`~django_asyncjobs.engine.execution.run_job`: claim with one conditional
 ``UPDATE``, run, record) on its own database connection, closed when the thread ends, so a
@@ -15,8 +15,9 @@ Stops: a warm stop (first signal) pops nothing more, lets every running job fini
 pushes the ids not started back to the front of their queues; a cold stop (a second
 signal, more than a second later) interrupts every running job function, and each attempt
 is recorded failed (retried if attempts are left) by its thread. A ``stop-job`` command
-(``Job.cancel()``) interrupts only the thread running that job. ``WORKER_PREFETCH`` is the
-single-thread worker's: here the bound is the number of free threads.
+(``Job.cancel()``) interrupts only the thread running that job. ``WORKER_PREFETCH`` above 1
+lets up to ``WORKER_PREFETCH - 1`` more ids (at most one per thread) wait for the next free
+thread, which then starts without waiting for a pop.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class ThreadedWorker(Worker):
     def __init__(self, queues: Sequence[Queue], *args: Any, threads: int | None = None, **kwargs: Any) -> None:
         super().__init__(queues, *args, **kwargs)
         self.threads = require_count(app_settings.WORKER_THREADS if threads is None else threads, "threads")
-        self._jobs = threading.Condition()  # guards what follows, and _finished and outcomes
+        self._jobs = threading.Lock()  # guards what follows, and _finished and outcomes
+        self._id_handed_out = threading.Condition(self._jobs)  # executor threads wait on it
+        self._job_ended = threading.Condition(self._jobs)  # the main thread waits on it
         self._inbox: deque[tuple[str, str]] = deque()  # popped (queue_key, job_id) no thread took yet
         self._busy = 0  # ids taken by a thread and not finished
         self._closing = False
@@ -69,6 +72,7 @@ class ThreadedWorker(Worker):
         self._event_loop: EventLoopThread | None = None
         self._event_loop_lock = threading.Lock()
         self._many_per_pop: bool | None = None
+        self._held: int | None = None  # most ids running or waiting for a thread
 
     # -- the main thread: pop and hand out ----------------------------------------------------
 
@@ -157,15 +161,19 @@ class ThreadedWorker(Worker):
             return self._busy + len(self._inbox)
 
     def _wait_for_a_free_thread(self) -> int:
+        """How many ids to pop: one per free thread, plus up to ``WORKER_PREFETCH - 1`` (at most
+        one per thread) waiting for the next thread to be free."""
+        if self._held is None:
+            self._held = self.threads + min(self.threads, app_settings.WORKER_PREFETCH - 1)
         with self._jobs:
-            if self._busy + len(self._inbox) >= self.threads:
-                self._jobs.wait(POP_WAIT)
-            return max(0, self.threads - self._busy - len(self._inbox))
+            if self._busy + len(self._inbox) >= self._held:
+                self._job_ended.wait(POP_WAIT)
+            return max(0, self._held - self._busy - len(self._inbox))
 
     def _wait_for_a_job_to_end(self) -> None:
         with self._jobs:
             if self._busy + len(self._inbox):
-                self._jobs.wait(POP_WAIT)
+                self._job_ended.wait(POP_WAIT)
 
     def _pop(self, count: int, burst: bool) -> list[tuple[str, str]]:
         """Up to ``count`` ids (as many as threads are free) in one round trip, which also drops
@@ -194,7 +202,7 @@ class ThreadedWorker(Worker):
     def _hand_out(self, popped: list[tuple[str, str]]) -> None:
         with self._jobs:
             self._inbox.extend(popped)
-            self._jobs.notify_all()
+            self._id_handed_out.notify(len(popped))
 
     # -- the executor threads -----------------------------------------------------------------
 
@@ -219,7 +227,7 @@ class ThreadedWorker(Worker):
                 finally:
                     with self._jobs:
                         self._busy -= 1
-                        self._jobs.notify_all()
+                        self._job_ended.notify()
         finally:
             connections.close_all()
 
@@ -231,7 +239,7 @@ class ThreadedWorker(Worker):
                 if self._inbox:
                     self._busy += 1
                     return self._inbox.popleft()
-                self._jobs.wait()
+                self._id_handed_out.wait()
 
     def _execute(self, slot: Slot, job_id: str, queue: Queue) -> None:
         heartbeat = self._heartbeat_thread()
@@ -270,7 +278,7 @@ class ThreadedWorker(Worker):
             self._closing = True
             self._prefetched.extend(self._inbox)
             self._inbox.clear()
-            self._jobs.notify_all()
+            self._id_handed_out.notify_all()
         for thread in self._executors:
             while thread.is_alive() and not self._left_behind():
                 thread.join(0.2)  # short, so that a second signal (a cold stop) is handled meanwhile
