@@ -261,8 +261,9 @@ class AppSettings:
         "Most message ids a worker pops in one Redis round trip when a queue is deep (`LMPOP`/`BLMPOP`,"
         " Redis >= 7.0; an older server gets 1). The worker runs them in order before it pops again; a stop"
         " puts the ones not started back at the front of their queue, after a crash recovery pushes them"
-        " again. `1` (the default) pops one id per job: a worker never holds ids behind a long job. See"
-        " [worker.md](worker.md#prefetch).",
+        " again. `1` (the default) pops one id per job: a worker never holds ids behind a long job. With"
+        " `--threads`, up to `WORKER_PREFETCH - 1` ids (at most one per thread) wait for the next free thread."
+        " See [worker.md](worker.md#prefetch).",
     )
     WORKER_THREADS: Setting[int] = Setting(
         1,
