@@ -188,9 +188,7 @@ def render(
     ideal = args.threads / args.sleep
     rows = []
     for name, rounds in results.items():
-        label = (
-            SYSTEMS[name][0].replace("N", str(args.threads)) if "N threads" in SYSTEMS[name][0] else SYSTEMS[name][0]
-        )
+        label = SYSTEMS[name][0].replace("N threads", f"{args.threads} threads")
         label = label.replace("`--threads N`", f"`--threads {args.threads}`")
         good = [r for r in rounds if "error" not in r]
         if not good:
