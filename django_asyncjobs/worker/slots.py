@@ -10,9 +10,12 @@ worker's event loop (:mod:`.aio`), the task is cancelled instead.
 
 As in the single-thread worker, the exception rises only inside the job function: a
 :class:`Slot` opens that window when the function is called and closes it, under a lock
-the raising side also takes, when the function returns; closing also clears an exception
-raised but not yet delivered. So a claim or an outcome write is never interrupted, and an
-attempt is interrupted at most once.
+the raising side also takes, when the function returns. At most one exception is raised
+per window, and one raised just before the window closed is let rise (and caught) before
+the guard is left; it is never cleared with ``PyThreadState_SetAsyncExc(id, NULL)``, which
+would leave CPython's "asynchronous exception pending" flag set and every thread of the
+process on the interpreter's slow path. So a claim or an outcome write is never
+interrupted, and an attempt is interrupted at most once.
 
 Limits (docs/worker.md#threads): the exception is delivered when the thread runs Python
 bytecode again. A thread blocked in C (``time.sleep``, a socket read, a database query)
@@ -34,12 +37,8 @@ from ..exceptions import JobInterrupted, JobTimeout
 WATCHDOG_MAX_WAIT = 1.0
 
 
-class TimeLimitReached(BaseException):
-    """Raised asynchronously in a job's thread at its deadline; the slot turns it into ``JobTimeout``."""
-
-
-class Interrupted(BaseException):
-    """Raised asynchronously in a job's thread for a cancel or a cold stop (``JobInterrupted``)."""
+#: The time limit of the job function running in this thread (the message of its ``JobTimeout``).
+_limits = threading.local()
 
 
 def timeout_message(seconds: int) -> str:
@@ -47,12 +46,48 @@ def timeout_message(seconds: int) -> str:
     return f"Task exceeded maximum timeout value ({seconds} seconds)"
 
 
-def raise_in_thread(ident: int, exception: type[BaseException] | None) -> None:
-    """Make ``exception`` rise in thread ``ident`` at its next bytecode (``None``: clear one not yet risen)."""
-    value = ctypes.py_object(exception) if exception is not None else None  # None is C's NULL: clears
-    changed = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), value)
+class TimeLimitReached(JobTimeout):
+    """The ``JobTimeout`` raised asynchronously in a job's thread at its deadline. Whereever it
+    rises, it is the public exception (recorded as ``django_asyncjobs.exceptions.JobTimeout``);
+    ``PyThreadState_SetAsyncExc`` takes a class, so the message comes from the thread."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args or (timeout_message(getattr(_limits, "seconds", 0)),))
+
+
+class Interrupted(JobInterrupted):
+    """The ``JobInterrupted`` raised asynchronously in a job's thread for a cancel or a cold stop."""
+
+
+for _raised, _public in ((TimeLimitReached, JobTimeout), (Interrupted, JobInterrupted)):
+    # Recorded under the public name (the attempt's ``exception_class``), as in a single-thread worker.
+    _raised.__module__ = _public.__module__
+    _raised.__qualname__ = _raised.__name__ = _public.__qualname__
+
+
+#: Calls made to let an exception raised in this thread rise, before taking it for swallowed by the job.
+RISE_CHECKPOINTS = 3
+
+
+def raise_in_thread(ident: int, exception: type[BaseException]) -> None:
+    """Make ``exception`` rise in thread ``ident`` at its next bytecode check (a call, a loop)."""
+    changed = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exception))
     if changed > 1:  # "you've done something wrong": undo, as the C API's documentation says
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+
+
+def _checkpoint() -> None:
+    """A call: the interpreter raises a pending asynchronous exception as it enters it."""
+
+
+def let_rise() -> BaseException | None:
+    """Let an exception raised in this thread (and not risen yet) rise here; it, or ``None``."""
+    for _ in range(RISE_CHECKPOINTS):
+        try:
+            _checkpoint()
+        except (TimeLimitReached, Interrupted) as exc:
+            return exc
+    return None
 
 
 class Slot:
@@ -84,6 +119,9 @@ class Slot:
         with self._lock:
             self.job_id = None
             self._interrupt = False
+            self._window = False  # closed already, unless what was raised rose as the guard was entered
+            self.deadline = None
+            self._cancel_coroutine = None
 
     def interrupt(self, job_id: str | None = None) -> bool:
         """Interrupt the job (``job_id``'s, or any with ``None``): at once inside its function, else
@@ -117,17 +155,17 @@ class Slot:
     @contextmanager
     def guard(self, seconds: int, job_id: str) -> Iterator[None]:
         """``run_job``'s guard: the job function's time limit, and the only window in which a
-        cancel or a cold stop interrupts it."""
+        cancel or a cold stop interrupts it (what it raises is ``JobTimeout``/``JobInterrupted``
+        wherever it rises, so the attempt is recorded as such)."""
+        risen = False
         try:
-            try:
-                self._open(seconds)
-                yield
-            finally:
-                self._close()
-        except TimeLimitReached as exc:
-            raise JobTimeout(timeout_message(seconds)) from exc
-        except Interrupted as exc:
-            raise JobInterrupted() from exc
+            self._open(seconds)
+            yield
+        except (TimeLimitReached, Interrupted):
+            risen = True
+            raise
+        finally:
+            self._close(risen)
 
     def _open(self, seconds: int) -> None:
         with self._lock:
@@ -135,38 +173,36 @@ class Slot:
                 raise JobInterrupted()
             self._window = True
             self._fired = None
-            self._seconds = seconds
+            self._seconds = _limits.seconds = seconds
             self._ends_at = time.monotonic() + seconds
             # The watchdog looks at least every WATCHDOG_MAX_WAIT (1 s, the shortest time limit):
             # it need not be woken for a new deadline.
             self.deadline = self._ends_at
 
-    def _close(self) -> None:
-        while True:
-            try:
-                with self._lock:
-                    self._window = False
-                    self.deadline = None
-                    self._cancel_coroutine = None
-                    if self.ident is not None:
-                        raise_in_thread(self.ident, None)  # raised before the window closed, not risen yet
-                return
-            except (TimeLimitReached, Interrupted):
-                # It rose after the function had returned: the outcome is recorded as it happened.
-                continue
+    def _close(self, risen: bool) -> None:
+        with self._lock:  # from here on, nothing is raised in this thread
+            self._window = False
+            self.deadline = None
+            pending = self._fired is not None and self._cancel_coroutine is None and not risen
+            self._cancel_coroutine = None
+        if pending:
+            # Raised just as the function returned: it rises here, and the outcome is recorded
+            # as it happened. (Had it risen inside the lock's block, it would have left this
+            # method with the window closed, and the guard turned it into the job's error.)
+            let_rise()
 
     def to_coroutine(self, cancel: Callable[[], None]) -> tuple[float, int]:
         """The job function is a coroutine about to run on the event loop: from now on ``cancel()``
         (thread-safe) interrupts it, and the loop enforces the time left. Returns the seconds
         left and the job's time limit."""
         with self._lock:
-            if self._fired is not None:  # raised in this thread before the switch: raise it here
-                if self.ident is not None:
-                    raise_in_thread(self.ident, None)
-                raise self._fired()
-            self._cancel_coroutine = cancel
-            self.deadline = None
-            return max(0.0, self._ends_at - time.monotonic()), self._seconds
+            fired = self._fired
+            if fired is None:
+                self._cancel_coroutine = cancel
+                self.deadline = None
+                return max(0.0, self._ends_at - time.monotonic()), self._seconds
+        # Raised in this thread before the switch: it rises here (or rose already and was caught).
+        raise let_rise() or fired()
 
     def fired(self) -> type[BaseException] | None:
         """What interrupted the job function in this window, if anything did."""
