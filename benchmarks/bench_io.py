@@ -132,7 +132,6 @@ def child_env(name: str, args: argparse.Namespace, redis: str, workdir: Path) ->
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env["ASYNCJOBS_BENCH_REDIS_URL"] = redis
-    env["ASYNCJOBS_BENCH_WORKER_PREFETCH"] = str(args.prefetch)
     database = SYSTEMS[name][1]
     if database == "sqlite":
         env.update(ASYNCJOBS_BENCH_DB="sqlite", ASYNCJOBS_BENCH_SQLITE=str(workdir / "ours.sqlite3"))
@@ -231,8 +230,7 @@ def render(
             f"{args.threads} threads drains them; the rate is taken between the first and the last end after the "
             f"warm-up. `{args.threads} / {args.sleep:g} s` = {ideal:,.0f} jobs/s is the ceiling. Rounds in rotating "
             f"order, medians of {args.rounds}; the ratio is to Dramatiq in the same round. Ours: `asyncjobs_worker "
-            f"--threads {args.threads}` with `benchmarks/settings.py` (SQLite in WAL mode, persistent connections), "
-            f"`WORKER_PREFETCH` {args.prefetch}.",
+            f"--threads {args.threads}` with `benchmarks/settings.py` (SQLite in WAL mode, persistent connections).",
             "",
             *table(["system", "drain /s", "of the ceiling", "÷ Dramatiq"], rows, "lrrr"),
         ]
@@ -245,9 +243,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--sleep", type=float, default=0.02, help="seconds each job blocks (default 0.02)")
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument(
-        "--prefetch", type=int, default=1, help="our WORKER_PREFETCH: ids waiting for a free thread, + 1 (default 1)"
-    )
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of: {', '.join(SYSTEMS)}")
     parser.add_argument(
         "--postgres-url", default=os.environ.get("ASYNCJOBS_BENCH_POSTGRES_SERVER", DEFAULT_POSTGRES_URL)
@@ -261,8 +256,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.systems) - set(SYSTEMS))
     if unknown:
         parser.error(f"unknown systems: {', '.join(unknown)}")
-    if args.rounds < 1 or args.jobs < 10 or args.threads < 1 or args.sleep < 0 or args.prefetch < 1:
-        parser.error("--rounds, --threads and --prefetch must be >= 1, --jobs >= 10, --sleep >= 0")
+    if args.rounds < 1 or args.jobs < 10 or args.threads < 1 or args.sleep < 0:
+        parser.error("--rounds and --threads must be >= 1, --jobs >= 10, --sleep >= 0")
     return args
 
 

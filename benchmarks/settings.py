@@ -9,7 +9,6 @@ the worker and web server subprocesses they start):
 - ``ASYNCJOBS_BENCH_SQLITE``: path of the SQLite file (a temp dir).
 - ``ASYNCJOBS_BENCH_SQLITE_CONN_MAX_AGE``: ``0`` (Django's default) or ``none`` (persistent connections).
 - ``ASYNCJOBS_BENCH_POSTGRES_URL``: ``postgres://user@host:port/dbname`` of the dedicated database.
-- ``ASYNCJOBS_BENCH_WORKER_PREFETCH``: ``WORKER_PREFETCH`` (default 1), set by ``bench_io.py --prefetch``.
 
 The queues ``web`` and ``busy``, the views in ``benchmarks/benchapp/views.py`` and the
 middleware stacks other than ``MIDDLEWARE`` (see ``benchmarks/wsgi.py``) are used by
@@ -81,8 +80,6 @@ ASYNCJOBS = {
     "QUEUE_LIMITS": {"web": {"MAX_DEPTH": 1_000_000, "MAX_AGE": 3600}, "busy": {"MAX_DEPTH": 1}},
     # Guarded paths that the benchmark's views do not match: what every other request pays for them.
     "BACKPRESSURE_PATHS": {r"^/api/import/": "web", r"^/uploads/": "web"},
-    # bench_io.py --prefetch: ids waiting for the next free thread of a threaded worker.
-    "WORKER_PREFETCH": int(os.environ.get("ASYNCJOBS_BENCH_WORKER_PREFETCH", "1")),
 }
 
 # A small, common stack. Signed-cookie sessions: an anonymous request costs no query for them.

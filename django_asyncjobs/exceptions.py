@@ -87,6 +87,11 @@ class WorkerLost(AsyncJobsError):
     """Recorded by recovery for an attempt whose worker died (never raised inside a job)."""
 
 
+class WorkerLostBeforeStart(WorkerLost):
+    """Recorded by recovery for a row its dead worker had claimed in a batch and may not have
+    started: the attempt is given back, once per job."""
+
+
 class QueueFull(AsyncJobsError):
     """The queue is saturated; try again in ``retry_after`` seconds. Nothing was saved."""
 

@@ -122,6 +122,7 @@ ASYNCJOBS = {
     "RETRY_BACKOFF": 0,
     # The suite runs with prefetch on (the default is 1); tests of the default set 1 themselves.
     "WORKER_PREFETCH": 20,
+    "WORKER_BATCH_HOLD": float(os.environ.get("ASYNCJOBS_TEST_BATCH_HOLD", "0.25")),
     "PROGRESS_INTERVAL": 0.2,
     # Worker subprocesses of the recovery tests beat faster than the default 10 s.
     "HEARTBEAT_INTERVAL": float(os.environ.get("ASYNCJOBS_TEST_HEARTBEAT_INTERVAL", "10")),

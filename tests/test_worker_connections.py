@@ -95,8 +95,9 @@ def test_worker_conn_max_age_recycles_a_connection_older_than_it(run_worker) -> 
     assert len({probe["token"] for probe in probes(jobs)}) == 1
 
 
-def test_a_connection_killed_between_jobs_is_replaced_before_the_next_claim(run_worker, caplog) -> None:
+def test_a_connection_killed_between_jobs_is_replaced_before_the_next_claim(run_worker, caplog, settings) -> None:
     needs_postgresql()
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "WORKER_PREFETCH": 1}  # a claim per job (a batch claims both at once)
     first, second = connection_probe.enqueue_many([(), ()])
     killed: list[int] = []
 

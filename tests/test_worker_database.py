@@ -53,8 +53,11 @@ def test_connections_killed_during_300_jobs_leave_none_running_and_run_each_once
     print(f"\n300 jobs, {kills} connections killed, {elapsed:.1f}s, 0 running, 0 duplicates")
 
 
-def test_the_worker_waits_for_the_database_and_takes_no_job_meanwhile(start_worker, tmp_path, redis) -> None:
+def test_the_worker_waits_for_the_database_and_takes_no_job_meanwhile(
+    start_worker, subprocess_env, tmp_path, redis
+) -> None:
     needs_postgresql()
+    subprocess_env["ASYNCJOBS_TEST_BATCH_HOLD"] = "600"  # the batch stays with the worker meanwhile
     release = tmp_path / "release"
     first = waits_for_file.enqueue(str(release))
     later = add.enqueue_many([(i, i) for i in range(3)])
@@ -68,10 +71,10 @@ def test_the_worker_waits_for_the_database_and_takes_no_job_meanwhile(start_work
             terminate_workers(side)
             release.touch()
             wait_for(lambda: output.count("database.not_answering") >= 2, what="the worker to wait")
-            # The next ids came with the first in one pop (WORKER_PREFETCH): held, not claimed.
+            # The next ids came with the first in one batch: claimed, waiting their turn, not started.
             assert redis.llen(get_queue("default").key) == 0
-            statuses = Job.objects.filter(pk__in=[j.pk for j in later]).values_list("status", flat=True)
-            assert list(statuses) == [JobStatus.QUEUED] * 3
+            rows = Job.objects.filter(pk__in=[j.pk for j in later]).values_list("status", "heartbeat_at")
+            assert list(rows) == [(JobStatus.RUNNING, None)] * 3
         finally:
             admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     back = time.monotonic()

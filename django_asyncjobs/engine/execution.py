@@ -45,7 +45,17 @@ from .outcomes import (
 from .reconnecting import giving_up_when, persist
 from .registry import get_job_function
 
-__all__ = ["Outcome", "cancel_job", "current_job", "perform", "record_lost_attempt", "record_progress", "run_job"]
+__all__ = [
+    "Outcome",
+    "cancel_job",
+    "current_job",
+    "not_claimed",
+    "perform",
+    "record_lost_attempt",
+    "record_progress",
+    "run_claimed",
+    "run_job",
+]
 
 _current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("asyncjobs_current_job", default=None)
 _last_progress_write: dict[Any, float] = {}
@@ -53,6 +63,9 @@ _last_progress_write: dict[Any, float] = {}
 #: The context a job function runs in, given its time limit and job id: the worker's time
 #: limit, and the only window in which the worker may interrupt the job (a cancel, a cold stop).
 JobGuard = Callable[[int, str], AbstractContextManager[Any]]
+
+#: Records a job's success: ``(job, return value, job function) -> Outcome``.
+SuccessRecorder = Callable[[Job, Any, Any], Outcome]
 
 #: Of a message that is not a job id, this much is logged.
 LOGGED_MESSAGE_CHARS = 64
@@ -124,13 +137,31 @@ def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None, rele
     alias = router.db_for_write(Job)
     job = _claim(pk, worker_name, alias)
     if job is None:
-        if persist(Job.objects.filter(pk=pk).exists, what=f"the check of job {pk}", alias=alias):
-            # Taken by another delivery, cancelled, or finished.
-            log_event(jobs_logger, logging.INFO, "job.not_claimed", job=pk)
-            return Outcome.SKIPPED
-        # Plain RQ jobs must use queues that asyncjobs workers do not serve.
-        log_event(worker_logger, logging.ERROR, "message.dropped", content=pk, reason="no such job")
-        return Outcome.REFUSED
+        return not_claimed(pk)
+    return run_claimed(job, guard=guard, release=release)
+
+
+def not_claimed(pk: uuid.UUID) -> Outcome:
+    """The outcome of a message whose row could not be claimed."""
+    if persist(Job.objects.filter(pk=pk).exists, what=f"the check of job {pk}", alias=router.db_for_write(Job)):
+        # Taken by another delivery, cancelled, or finished.
+        log_event(jobs_logger, logging.INFO, "job.not_claimed", job=pk)
+        return Outcome.SKIPPED
+    # Plain RQ jobs must use queues that asyncjobs workers do not serve.
+    log_event(worker_logger, logging.ERROR, "message.dropped", content=pk, reason="no such job")
+    return Outcome.REFUSED
+
+
+def run_claimed(
+    job: Job,
+    *,
+    guard: JobGuard | None = None,
+    release: bool = True,
+    succeed: SuccessRecorder = record_success,
+) -> Outcome:
+    """Run the claimed ``job`` once and record its outcome; a success through ``succeed``
+    (a batching worker defers it to a group commit). ``release``: roll back what the job
+    left uncommitted before its outcome is written."""
     try:
         job_function = get_job_function(job.name)
     except JobNotRegistered as exc:
@@ -156,7 +187,7 @@ def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None, rele
         return record_failure(
             job, describe(raised), error_class=path_of(type(raised)), retry=True, job_function=job_function
         )
-    return record_success(job, result, job_function)
+    return succeed(job, result, job_function)
 
 
 def _claim(pk: uuid.UUID, worker_name: str, alias: str) -> Job | None:

@@ -32,10 +32,19 @@ from .connections import refresh_connections
 class JobHeartbeat(threading.Thread):
     """Beats for the jobs between their :meth:`begin` and :meth:`end`; idle (one wait) otherwise."""
 
-    def __init__(self, worker_name: str, refresh_registration: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        worker_name: str,
+        refresh_registration: Callable[[], Any] | None = None,
+        backstop: Callable[[], float | None] | None = None,
+    ) -> None:
         super().__init__(name="asyncjobs-heartbeat", daemon=True)
         self.worker_name = worker_name
         self.refresh_registration = refresh_registration
+        #: Called on every wake-up; returns the seconds until it wants the next (a batching
+        #: worker's :meth:`~.batching.Batch.backstop`), or ``None``.
+        self.backstop = backstop
+        self._backstop_in: float | None = None
         self._lock = threading.Lock()
         #: job id -> when it is due for its next beat (``time.monotonic()``).
         self._due: dict[str, float] = {}
@@ -62,10 +71,20 @@ class JobHeartbeat(threading.Thread):
         self._stopped = True
         self._wake.set()
 
+    def nudge(self) -> None:
+        """Wake up now to call :attr:`backstop` (a batch was claimed)."""
+        self._wake.set()
+
     def run(self) -> None:
         try:
             while not self._stopped:
-                self._wake.wait(self._until_next_beat())
+                wait = self._until_next_beat()
+                if self._backstop_in is not None:
+                    wait = min(wait, self._backstop_in)
+                self._wake.wait(wait)
+                self._wake.clear()
+                if self.backstop is not None and not self._stopped:
+                    self._call_backstop()
                 job_ids = self._take_due()
                 if job_ids and not self._stopped:
                     try:
@@ -76,6 +95,14 @@ class JobHeartbeat(threading.Thread):
                         log_event(worker_logger, logging.ERROR, "heartbeat.error", **fields, exc_info=True)
         finally:
             connections.close_all()
+
+    def _call_backstop(self) -> None:
+        assert self.backstop is not None
+        try:
+            self._backstop_in = self.backstop()
+        except Exception:  # noqa: BLE001 - logged with its traceback; the next wake-up tries again
+            self._backstop_in = 1.0
+            log_event(worker_logger, logging.ERROR, "heartbeat.backstop_error", worker=self.worker_name, exc_info=True)
 
     def _until_next_beat(self) -> float:
         with self._lock:

@@ -20,7 +20,14 @@ from django.db import router
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..exceptions import JobInterrupted, JobNotRegistered, OutcomeRefused, SerializationError, WorkerLost
+from ..exceptions import (
+    JobInterrupted,
+    JobNotRegistered,
+    OutcomeRefused,
+    SerializationError,
+    WorkerLost,
+    WorkerLostBeforeStart,
+)
 from ..logs import duration_ms, job_fields, jobs_logger, last_line, log_event
 from ..models import Job, JobStatus
 from ..payloads import json_problem, storable_text
@@ -66,26 +73,49 @@ def describe(exc: BaseException) -> str:
 
 
 def record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | None = None) -> Outcome:
+    stored, failed = storable_result(job, result, job_function)
+    if failed is not None:
+        return failed
+    return write_success(job, stored, job_function)
+
+
+def storable_result(job: Job, result: Any, job_function: JobFunction[Any, Any] | None) -> tuple[Any, Outcome | None]:
+    """``result`` as it is to be stored; or, when it cannot be, ``(None, outcome)`` of the
+    attempt, recorded failed instead."""
     try:
         result = job_function.prepare_result(result) if job_function else result
     except (TypeError, ValueError) as exc:
-        return record_failure(
+        failed = record_failure(
             job, describe(exc), error_class=path_of(type(exc)), retry=False, job_function=job_function
         )
+        return None, failed
     problem = json_problem(result)
     if problem is not None:
-        return _record_unstorable(job, f"the return value of job {job.name!r} {problem}", job_function)
+        return None, _record_unstorable(job, f"the return value of job {job.name!r} {problem}", job_function)
+    return result, None
+
+
+def write_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | None) -> Outcome:
+    """End the attempt ``succeeded`` with a :func:`storable_result`, and announce it."""
     try:
         written = states.succeed(job, result=result, now=timezone.now())
     except OutcomeRefused as exc:
         return _record_unstorable(job, f"the database refused it ({exc})", job_function)
-    if not written:
-        return _cancelled_meanwhile(job)
+    return announce_success(job, job_function) if written else _cancelled_meanwhile(job)
+
+
+def announce_success(job: Job, job_function: JobFunction[Any, Any] | None) -> Outcome:
+    """Log and signal a success once its row is written."""
     took = duration_ms(job.started_at, job.finished_at)
     log_event(jobs_logger, logging.INFO, "job.succeeded", **job_fields(job), duration_ms=took)
     notify(job_succeeded, job)
     notify(job_finished, job, job_function=job_function)
     return Outcome.SUCCEEDED
+
+
+def discard_outcome(job: Job) -> Outcome:
+    """The row left the attempt (cancelled, or taken as lost) before its outcome was written."""
+    return _cancelled_meanwhile(job)
 
 
 def _record_unstorable(job: Job, reason: str, job_function: JobFunction[Any, Any] | None) -> Outcome:
@@ -251,7 +281,14 @@ def record_lost_attempt(job: Job, error: str) -> Outcome:
 
     Applied only if the row still shows the heartbeat recovery judged stale, so a
     worker that beat in the meantime keeps its job. ``SKIPPED`` when it did.
+
+    A row claimed in a batch that never beat (``heartbeat_at`` NULL) may never have
+    started: the first time, it is put back with the attempt given back
+    (:class:`~django_asyncjobs.exceptions.WorkerLostBeforeStart`); a job lost so again
+    has its attempt counted, so one that kills its worker cannot come back forever.
     """
+    if job.heartbeat_at is None and not _lost_before_start_earlier(job):
+        return _put_back_lost(job, error)
     outcome = record_failure(
         job,
         error,
@@ -261,6 +298,30 @@ def record_lost_attempt(job: Job, error: str) -> Outcome:
         heartbeat_at=job.heartbeat_at,
     )
     return Outcome.SKIPPED if outcome is Outcome.CANCELLED else outcome
+
+
+def _lost_before_start_earlier(job: Job) -> bool:
+    marker = path_of(WorkerLostBeforeStart)
+    return any(
+        isinstance(entry, dict) and entry.get("exception_class") == marker for entry in job.failed_attempts or []
+    )
+
+
+def _put_back_lost(job: Job, error: str) -> Outcome:
+    now = database_now()
+    error = (
+        f"{error} The job was claimed in a batch and had not sent a heartbeat, so it may not have "
+        "started: this attempt is not counted (once per job)."
+    )
+    history = [*(job.failed_attempts or []), _failed_attempt(job, now, error, path_of(WorkerLostBeforeStart))]
+    try:
+        written = states.put_back(job, now=now, run_at=now, error=error, failed_attempts=history)
+    except OutcomeRefused as exc:
+        return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", None, None)
+    if not written:
+        return Outcome.SKIPPED
+    log_event(jobs_logger, logging.WARNING, "job.put_back", **job_fields(job), retry_in_s=0, reason="worker lost")
+    return Outcome.PUT_BACK
 
 
 def lookup(name: str) -> JobFunction[Any, Any] | None:

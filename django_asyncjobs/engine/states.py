@@ -78,7 +78,8 @@ from django.db.models.functions import Now
 from ..exceptions import OutcomeRefused
 from ..models import Job, JobStatus
 from ..payloads import storable_text
-from ..times.clock import now_sql, now_value
+from ..times.clock import now_value
+from . import statements
 from .reconnecting import persist
 
 #: Rows per INSERT when many jobs are enqueued at once.
@@ -87,6 +88,9 @@ INSERT_BATCH = 500
 #: Statuses a job is retried from by :func:`retry_finished`, and cancelled from before it runs.
 RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
 WAITING_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED)
+
+#: Public functions that are not transitions: parts of them that ``batched`` shares.
+HELPERS = ("this_attempt", "claim_rows", "claim_params", "claim_without_returning")
 
 #: ``heartbeat_at`` not compared: the attempt ends whatever its heartbeat.
 ANY_HEARTBEAT: Any = object()
@@ -128,90 +132,63 @@ def _first_status(job: Job, now: datetime, run_at: datetime | None) -> None:
 
 # queued -> running
 
-_claim_statements: dict[tuple[str, str], tuple[str, list[str], list[list[Callable[..., Any]]]]] = {}
-
 
 def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
     """``queued`` → ``running``: the claimed row, or ``None`` when it was not ``queued``."""
     alias = router.db_for_write(Job)
     connection = connections[alias]
     now = now_value(alias)
-    if _supports_returning(connection):
-        return _claim_returning(connection, alias, pk, worker_name, now)
-    claimed = (
+    if statements.supports_returning(connection):
+        claimed = claim_rows(connection, alias, [pk], worker_name, now)
+        return claimed[0] if claimed else None
+    updated = claim_without_returning(alias, [pk], worker_name, now)
+    return Job.objects.using(alias).get(pk=pk) if updated else None
+
+
+def claim_without_returning(alias: str, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now) -> int:
+    """The claim where the database has no ``UPDATE ... RETURNING``: how many rows it moved
+    (the caller reads them). ``heartbeat_at`` as :mod:`.statements` says."""
+    return (
         Job.objects.using(alias)
-        .filter(pk=pk, status=JobStatus.QUEUED)
+        .filter(pk__in=pks, status=JobStatus.QUEUED)
         .update(
             status=JobStatus.RUNNING,
             started_at=now,
-            heartbeat_at=now,
+            heartbeat_at=now if len(pks) == 1 else None,
             attempts=F("attempts") + 1,
             worker=worker_name,
             progress=0,
             progress_message="",
         )
     )
-    return Job.objects.using(alias).get(pk=pk) if claimed else None
 
 
-def _supports_returning(connection: BaseDatabaseWrapper) -> bool:
-    if connection.vendor == "postgresql":
-        return True
-    if connection.vendor == "sqlite":
-        return bool(connection.Database.sqlite_version_info >= (3, 35, 0))  # type: ignore[attr-defined]
-    return False
+def claim_rows(
+    connection: BaseDatabaseWrapper, alias: str, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now
+) -> list[Job]:
+    """The claim of ``pks`` as one ``UPDATE ... RETURNING`` (see :mod:`.statements`)."""
+    statement = statements.claim(connection, len(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, claim_params(connection, pks, worker_name, now))
+        rows = cursor.fetchall()
+    return statement.jobs(connection, alias, rows)
 
 
-def _claim_returning(
-    connection: BaseDatabaseWrapper, alias: str, pk: uuid.UUID, worker_name: str, now: datetime | Now
-) -> Job | None:
-    sql, names, converters = _claim_statement(connection, alias)
+def claim_params(
+    connection: BaseDatabaseWrapper, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now
+) -> list[Any]:
     field = Job._meta.pk
     assert field is not None
-    # The database's clock is in the SQL (Now()), or on SQLite passed as a parameter.
-    times = [] if isinstance(now, Now) else [Job._meta.get_field("started_at").get_db_prep_value(now, connection)] * 2
-    params = [
+    # The database's clock is in the SQL (Now()), or on SQLite passed as a parameter:
+    # for started_at, and for heartbeat_at of a single claim.
+    times = [] if isinstance(now, Now) else [Job._meta.get_field("started_at").get_db_prep_value(now, connection)]
+    return [
         JobStatus.RUNNING.value,
-        *times,
+        *(times * (2 if len(pks) == 1 else 1)),
         worker_name,
-        field.get_db_prep_value(pk, connection),
+        *(field.get_db_prep_value(pk, connection) for pk in pks),
         JobStatus.QUEUED.value,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = list(row)
-    for index, field_converters in enumerate(converters):
-        for convert in field_converters:
-            values[index] = convert(values[index], None, connection)
-    return Job.from_db(alias, names, values)
-
-
-def _claim_statement(
-    connection: BaseDatabaseWrapper, alias: str
-) -> tuple[str, list[str], list[list[Callable[..., Any]]]]:
-    key = (alias, connection.vendor)
-    statement = _claim_statements.get(key)
-    if statement is None:
-        quote = connection.ops.quote_name
-        fields = Job._meta.concrete_fields
-        columns = ", ".join(quote(str(f.column)) for f in fields)
-        now = now_sql(connection) or "%s"
-        sql = (
-            f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('started_at')} = {now}, "
-            f"{quote('heartbeat_at')} = {now}, "
-            f"{quote('attempts')} = {quote('attempts')} + 1, {quote('worker')} = %s, "
-            f"{quote('progress')} = 0, {quote('progress_message')} = '' "
-            f"WHERE {quote('id')} = %s AND {quote('status')} = %s RETURNING {columns}"
-        )
-        converters = []
-        for f in fields:
-            expression = f.get_col(Job._meta.db_table)
-            converters.append(connection.ops.get_db_converters(expression) + f.get_db_converters(connection))
-        statement = _claim_statements.setdefault(key, (sql, [f.attname for f in fields], converters))
-    return statement
 
 
 # running -> succeeded | failed | scheduled | queued
@@ -228,43 +205,13 @@ def succeed(job: Job, *, result: Any, now: datetime) -> bool:
     UPDATE is built once per connection, like the claim's, not by the ORM for every job."""
 
     def update(connection: BaseDatabaseWrapper) -> int:
-        meta = Job._meta
-        params = [
-            JobStatus.SUCCEEDED.value,
-            meta.get_field("result").get_db_prep_save(result, connection=connection),
-            meta.get_field("finished_at").get_db_prep_save(now, connection=connection),
-            meta.get_field("id").get_db_prep_value(job.pk, connection),
-            job.worker,
-            job.attempts,
-            JobStatus.RUNNING.value,
-        ]
         with connection.cursor() as cursor:
-            cursor.execute(_succeed_sql(connection), params)
+            cursor.execute(statements.succeed(connection), statements.succeed_params(connection, job, result, now))
             return int(cursor.rowcount)
 
     return _end_attempt(
         job, JobStatus.SUCCEEDED, ANY_HEARTBEAT, update=update, result=result, progress=100, finished_at=now
     )
-
-
-_succeed_statements: dict[tuple[str, str], str] = {}
-
-
-def _succeed_sql(connection: BaseDatabaseWrapper) -> str:
-    """The UPDATE of :func:`succeed`, what ``filter(**this_attempt(job)).update(...)`` says."""
-    key = (connection.alias, connection.vendor)
-    sql = _succeed_statements.get(key)
-    if sql is None:
-        quote = connection.ops.quote_name
-        placeholder = getattr(Job._meta.get_field("result"), "get_placeholder", None)
-        result = placeholder(None, None, connection) if placeholder else "%s"
-        sql = _succeed_statements.setdefault(
-            key,
-            f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('result')} = {result}, "
-            f"{quote('progress')} = 100, {quote('finished_at')} = %s WHERE {quote('id')} = %s "
-            f"AND {quote('worker')} = %s AND {quote('attempts')} = %s AND {quote('status')} = %s",
-        )
-    return sql
 
 
 def fail(job: Job, *, now: datetime, error: str, heartbeat_at: Any = ANY_HEARTBEAT, **values: Any) -> bool:

@@ -43,8 +43,11 @@ class RecoveryReport:
     lost: list[str] = field(default_factory=list)
     #: ...of which these were given another attempt...
     retried: list[str] = field(default_factory=list)
-    #: ...and these had none left and failed.
+    #: ...these had none left and failed...
     failed: list[str] = field(default_factory=list)
+    #: ...and these, claimed in a batch and maybe never started, were put back with the
+    #: attempt given back (``WorkerLostBeforeStart``).
+    put_back: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.requeued or self.lost)
@@ -57,7 +60,8 @@ class RecoveryReport:
         else:
             lines.append(
                 f"{len(self.lost)} running job(s) lost with their worker: "
-                f"{len(self.retried)} retried, {len(self.failed)} failed (no attempts left)."
+                f"{len(self.retried)} retried, {len(self.failed)} failed (no attempts left), "
+                f"{len(self.put_back)} put back (claimed in a batch, maybe never started)."
             )
         return "\n".join(lines)
 
@@ -131,6 +135,8 @@ def _recover_lost_jobs(now: datetime, timeout: float, report: RecoveryReport, ba
             report.retried.append(str(job.pk))
         elif outcome is Outcome.FAILED:
             report.failed.append(str(job.pk))
+        elif outcome is Outcome.PUT_BACK:
+            report.put_back.append(str(job.pk))
         else:
             report.lost.remove(str(job.pk))  # its worker beat again, or it was cancelled meanwhile
 

@@ -15,9 +15,8 @@ Stops: a warm stop (first signal) pops nothing more, lets every running job fini
 pushes the ids not started back to the front of their queues; a cold stop (a second
 signal, more than a second later) interrupts every running job function, and each attempt
 is recorded failed (retried if attempts are left) by its thread. A ``stop-job`` command
-(``Job.cancel()``) interrupts only the thread running that job. ``WORKER_PREFETCH`` above 1
-lets up to ``WORKER_PREFETCH - 1`` more ids (at most one per thread) wait for the next free
-thread, which then starts without waiting for a pop.
+(``Job.cancel()``) interrupts only the thread running that job. Batching (``WORKER_PREFETCH``:
+one claim for many ids, group commit of successes) is the single-thread worker's.
 """
 
 from __future__ import annotations
@@ -72,7 +71,6 @@ class ThreadedWorker(Worker):
         self._event_loop: EventLoopThread | None = None
         self._event_loop_lock = threading.Lock()
         self._many_per_pop: bool | None = None
-        self._held: int | None = None  # most ids running or waiting for a thread
 
     # -- the main thread: pop and hand out ----------------------------------------------------
 
@@ -161,14 +159,11 @@ class ThreadedWorker(Worker):
             return self._busy + len(self._inbox)
 
     def _wait_for_a_free_thread(self) -> int:
-        """How many ids to pop: one per free thread, plus up to ``WORKER_PREFETCH - 1`` (at most
-        one per thread) waiting for the next thread to be free."""
-        if self._held is None:
-            self._held = self.threads + min(self.threads, app_settings.WORKER_PREFETCH - 1)
+        """How many ids to pop: one per free thread (no id is held that no thread is free for)."""
         with self._jobs:
-            if self._busy + len(self._inbox) >= self._held:
+            if self._busy + len(self._inbox) >= self.threads:
                 self._job_ended.wait(POP_WAIT)
-            return max(0, self._held - self._busy - len(self._inbox))
+            return max(0, self.threads - self._busy - len(self._inbox))
 
     def _wait_for_a_job_to_end(self) -> None:
         with self._jobs:
@@ -312,7 +307,7 @@ class ThreadedWorker(Worker):
         """RQ's pub/sub commands; ``stop-job`` interrupts the thread running that job, if any."""
         job_id = stopped_job_id(message)
         if job_id is None:
-            super().handle_payload(message)  # type: ignore[no-untyped-call]
+            super().handle_payload(message)
             return
         if not any(slot.interrupt(job_id) for slot in self._slots):
             self.log.warning("Worker %s: not working on job %s, command ignored", self.name, job_id)

@@ -1,0 +1,176 @@
+"""The SQL text of the worker's hot-path transitions, built once per connection and count.
+
+The worker claims and ends attempts thousands of times a second, so these statements
+are not built by the ORM per job. Each says what a ``Job.objects.filter(...).update(...)``
+of :mod:`.states` would, and only :mod:`.states` executes them (it is still the one module
+that writes ``status``). On PostgreSQL, psycopg 3 prepares a statement on the server once
+it has been executed a few times with the same text.
+
+======================= ==================================================================
+statement               what it says
+======================= ==================================================================
+``claim``               ``UPDATE job SET status = running, started_at = now,
+                        heartbeat_at = now, attempts + 1, worker, progress 0 WHERE id = ?
+                        AND status = queued RETURNING *``
+``claim_many(n)``       the same for ``id IN (n ids)``, with ``heartbeat_at = NULL``: the
+                        rows of a batch have not started yet (see ``states.claim_many``)
+``succeed``             ``UPDATE job SET status = succeeded, result, progress 100,
+                        finished_at WHERE id = ? AND worker = ? AND attempts = ? AND
+                        status = running``
+``succeed_many(n)``     PostgreSQL: the same for n rows in one statement, ``UPDATE ...
+                        FROM (VALUES (id, worker, attempts, result, finished_at), ...)
+                        RETURNING id`` (the rows written)
+======================= ==================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from ..models import Job, JobStatus
+from ..times.clock import now_sql
+
+#: Column names and the converters of each column's value, for ``Job.from_db``.
+Converters = list[list[Callable[..., Any]]]
+
+
+class Returning:
+    """An ``UPDATE ... RETURNING`` of whole ``Job`` rows and how to read what it returns."""
+
+    __slots__ = ("converters", "names", "sql")
+
+    def __init__(self, sql: str, names: list[str], converters: Converters) -> None:
+        self.sql = sql
+        self.names = names
+        self.converters = converters
+
+    def jobs(self, connection: BaseDatabaseWrapper, alias: str, rows: Sequence[Sequence[Any]]) -> list[Job]:
+        jobs = []
+        for row in rows:
+            values = list(row)
+            for index, field_converters in enumerate(self.converters):
+                for convert in field_converters:
+                    values[index] = convert(values[index], None, connection)
+            jobs.append(Job.from_db(alias, self.names, values))
+        return jobs
+
+
+_claims: dict[tuple[str, str, int], Returning] = {}
+_successes: dict[tuple[str, str], str] = {}
+
+
+def claim(connection: BaseDatabaseWrapper, count: int = 1) -> Returning:
+    """The claim of one id (``count`` 1) or of ``count`` ids. Parameters: status running,
+    the time twice (only where the database's clock is not in the SQL), worker, the ids,
+    status queued. ``None`` when the database has no ``UPDATE ... RETURNING``."""
+    key = (connection.alias, connection.vendor, count)
+    statement = _claims.get(key)
+    if statement is None:
+        quote = connection.ops.quote_name
+        fields = Job._meta.concrete_fields
+        columns = ", ".join(quote(str(f.column)) for f in fields)
+        now = now_sql(connection) or "%s"
+        heartbeat = now if count == 1 else "NULL"
+        ids = "= %s" if count == 1 else f"IN ({', '.join(['%s'] * count)})"
+        sql = (
+            f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('started_at')} = {now}, "
+            f"{quote('heartbeat_at')} = {heartbeat}, "
+            f"{quote('attempts')} = {quote('attempts')} + 1, {quote('worker')} = %s, "
+            f"{quote('progress')} = 0, {quote('progress_message')} = '' "
+            f"WHERE {quote('id')} {ids} AND {quote('status')} = %s RETURNING {columns}"
+        )
+        converters = []
+        for f in fields:
+            expression = f.get_col(Job._meta.db_table)
+            converters.append(connection.ops.get_db_converters(expression) + f.get_db_converters(connection))
+        statement = _claims.setdefault(key, Returning(sql, [f.attname for f in fields], converters))
+    return statement
+
+
+def supports_returning(connection: BaseDatabaseWrapper) -> bool:
+    if connection.vendor == "postgresql":
+        return True
+    if connection.vendor == "sqlite":
+        return bool(connection.Database.sqlite_version_info >= (3, 35, 0))  # type: ignore[attr-defined]
+    return False
+
+
+def succeed(connection: BaseDatabaseWrapper) -> str:
+    """The UPDATE of ``states.succeed``. Parameters: status succeeded, result, finished_at,
+    id, worker, attempts, status running."""
+    key = (connection.alias, connection.vendor)
+    sql = _successes.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        placeholder = getattr(Job._meta.get_field("result"), "get_placeholder", None)
+        result = placeholder(None, None, connection) if placeholder else "%s"
+        sql = _successes.setdefault(
+            key,
+            f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('result')} = {result}, "
+            f"{quote('progress')} = 100, {quote('finished_at')} = %s WHERE {quote('id')} = %s "
+            f"AND {quote('worker')} = %s AND {quote('attempts')} = %s AND {quote('status')} = %s",
+        )
+    return sql
+
+
+def succeed_params(connection: BaseDatabaseWrapper, job: Job, result: Any, finished_at: datetime) -> list[Any]:
+    meta = Job._meta
+    return [
+        JobStatus.SUCCEEDED.value,
+        meta.get_field("result").get_db_prep_save(result, connection=connection),
+        meta.get_field("finished_at").get_db_prep_save(finished_at, connection=connection),
+        meta.get_field("id").get_db_prep_value(job.pk, connection),
+        job.worker,
+        job.attempts,
+        JobStatus.RUNNING.value,
+    ]
+
+
+_many_successes: dict[tuple[str, int], str] = {}
+
+
+def succeed_many(connection: BaseDatabaseWrapper, count: int) -> str:
+    """PostgreSQL's ``succeed`` of ``count`` rows. Parameters: status succeeded, then per row
+    id, worker, attempts, result, finished_at, then status running."""
+    key = (connection.alias, count)
+    sql = _many_successes.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        meta = Job._meta
+        columns = ("id", "worker", "attempts", "result", "finished_at")
+        casts = [str(meta.get_field(name).db_type(connection)) for name in columns]
+        row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+        table = quote(meta.db_table)
+        matches = " AND ".join(f"{table}.{quote(name)} = v.{quote(name)}" for name in columns[:3])
+        sql = _many_successes.setdefault(
+            key,
+            f"UPDATE {table} SET {quote('status')} = %s, {quote('result')} = v.{quote('result')}, "
+            f"{quote('progress')} = 100, {quote('finished_at')} = v.{quote('finished_at')} "
+            f"FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(quote(name) for name in columns)}) "
+            f"WHERE {matches} AND {table}.{quote('status')} = %s RETURNING {table}.{quote('id')}",
+        )
+    return sql
+
+
+def succeed_many_params(connection: BaseDatabaseWrapper, rows: Sequence[tuple[Job, Any, datetime]]) -> list[Any]:
+    meta = Job._meta
+    id_field, result_field, finished_field = (
+        meta.get_field("id"),
+        meta.get_field("result"),
+        meta.get_field("finished_at"),
+    )
+    params: list[Any] = [JobStatus.SUCCEEDED.value]
+    for job, result, finished_at in rows:
+        params += [
+            id_field.get_db_prep_value(job.pk, connection),
+            job.worker,
+            job.attempts,
+            result_field.get_db_prep_save(result, connection=connection),
+            finished_field.get_db_prep_save(finished_at, connection=connection),
+        ]
+    params.append(JobStatus.RUNNING.value)
+    return params
