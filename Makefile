@@ -8,7 +8,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 DEMO_STAMP := $(VENV)/.installed-demo
 PEERS_STAMP := $(VENV)/.installed-peers
 
-.PHONY: demo demo-reset test lint typecheck bench bench-web bench-admin bench-peers screenshots docs clean
+.PHONY: demo demo-reset test lint typecheck bench bench-web bench-admin bench-peers bench-io screenshots docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,12 @@ bench-admin: $(STAMP)
 # BENCH_PEERS_ARGS='--systems rq,ours-sqlite,huey --rounds 5' or '--quick'.
 bench-peers: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_peers.py $(BENCH_PEERS_ARGS)
+
+# I/O-bound jobs (each sleeps 20 ms): one worker process with 8 threads, ours (`--threads 8`, also
+# `async def` jobs) against Dramatiq's; 3 rounds, about 2 minutes. BENCH_IO_ARGS go to bench_io.py,
+# e.g. BENCH_IO_ARGS='--systems dramatiq,ours-postgres --rounds 5'.
+bench-io: $(PEERS_STAMP)
+	$(BIN)/python benchmarks/bench_io.py $(BENCH_IO_ARGS)
 
 # Saves the admin screenshots of docs/admin.md (needs Chromium: Debian's "chromium" package).
 screenshots: $(STAMP)

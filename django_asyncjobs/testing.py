@@ -241,7 +241,8 @@ def run_jobs(*queues: str, **worker_options: Any) -> BurstRun:
 
     The worker pops, claims, runs and records exactly as ``asyncjobs_worker`` does; it
     also runs due delayed jobs and retries. ``worker_options`` go to
-    :func:`django_asyncjobs.worker.build_worker` (``name``, ``worker_class``). The signal
+    :func:`django_asyncjobs.worker.build_worker` (``name``, ``worker_class``; ``threads=N``
+    with ``worker_class=ThreadedWorker`` runs N jobs at once). The signal
     handlers the worker installs are put back afterwards. Messages are pushed when the
     creating transaction commits: use a transactional test (``TransactionTestCase``,
     ``django_db(transaction=True)``), or ``captureOnCommitCallbacks(execute=True)``.
@@ -261,7 +262,17 @@ def run_jobs(*queues: str, **worker_options: Any) -> BurstRun:
 
 
 def _record_outcomes(worker: Worker, ran: list[tuple[str, Outcome]]) -> None:
-    """Wraps ``worker.execute_job`` so that each message's job id and outcome land in ``ran``."""
+    """Wraps ``worker.execute_job`` so that each message's job id and outcome land in ``ran``
+    (a threaded worker's ``count_outcome``: its jobs end in its threads, several at once)."""
+    count = getattr(worker, "count_outcome", None)
+    if count is not None:
+
+        def count_and_record(job_id: str, queue: Any, outcome: Outcome) -> None:
+            count(job_id, queue, outcome)
+            ran.append((job_id, outcome))
+
+        worker.count_outcome = count_and_record  # type: ignore[attr-defined]
+        return
     execute = worker.execute_job
 
     def execute_and_record(job: Any, queue: Any) -> None:

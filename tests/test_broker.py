@@ -40,8 +40,7 @@ ALLOWED_IMPORTS = {
     # The worker is an RQ SimpleWorker (registration, pub/sub commands, death penalty,
     # suspension): it uses RQ's worker API; its own Redis commands go through the broker.
     "worker/loop.py": {"rq", "rq.defaults", "rq.exceptions", "rq.serializers", "rq.worker"},
-    # ...and reads RQ's pub/sub commands (``stop-job``) as RQ does.
-    "worker/stopping.py": {"rq.command"},
+    "worker/threads.py": {"rq", "rq.defaults", "rq.exceptions", "rq.worker"},
     # JobTimeout subclasses RQ's JobTimeoutException, so that RQ's death penalty raises ours.
     "exceptions.py": {"rq.timeouts"},
     # The test helper hands tests a client of the private server it started (never the

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from django_asyncjobs import conf
+from django_asyncjobs import conf, settings_reference
 from django_asyncjobs.conf import DEFAULTS, SETTINGS, AppSettings, app_settings
 from django_asyncjobs.validators import require_count
 
@@ -68,6 +68,8 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("UNKNOWN_JOB_TIMEOUT", -1, "below 0"),
     ("WORKER_PREFETCH", 0, "less than 1"),
     ("WORKER_PREFETCH", 2.5, "a float, not an integer"),
+    ("WORKER_THREADS", 0, "less than 1"),
+    ("WORKER_THREADS", "4", "a str, not an integer"),
     ("WORKER_BATCH_WINDOW", -1, "below 0"),
     ("WORKER_BATCH_HOLD", "soon", "a str, not a number"),
     ("AGGREGATION_MAX_CATCH_UP", 0, "less than 1"),
@@ -235,7 +237,7 @@ def test_the_declared_types_are_precise() -> None:
 
 def test_the_settings_page_is_in_step_with_the_declaration() -> None:
     page = SETTINGS_PAGE.read_text()
-    assert conf.with_reference(page) == page, (
+    assert settings_reference.with_reference(page) == page, (
         "docs/settings.md is out of step with django_asyncjobs/conf.py: "
         "run `python -m django_asyncjobs.conf --write docs/settings.md`"
     )
@@ -253,12 +255,12 @@ def test_the_settings_page_is_in_step_with_the_declaration() -> None:
 def test_the_step_test_fails_on_a_changed_table(old: str, new: str) -> None:
     page = SETTINGS_PAGE.read_text()
     assert old in page
-    assert conf.with_reference(page.replace(old, new)) != page.replace(old, new)
+    assert settings_reference.with_reference(page.replace(old, new)) != page.replace(old, new)
 
 
 def test_the_page_keeps_its_prose_around_the_reference() -> None:
     page = SETTINGS_PAGE.read_text()
-    before, after = page.split(conf.REFERENCE_START)[0], page.split(conf.REFERENCE_END)[1]
+    before, after = page.split(settings_reference.REFERENCE_START)[0], page.split(settings_reference.REFERENCE_END)[1]
     assert before.startswith("# Settings\n") and "## `RQ_QUEUES`" in after
 
 

@@ -32,3 +32,23 @@ def peer_noop(mark: bool = False) -> None:
         from benchmarks.peers.marks import mark as report_start
 
         report_start()
+
+
+@job
+def io_sleep(seconds: float) -> None:
+    """``bench_io.py``'s I/O-bound job: blocks its thread ``seconds``, then reports its end."""
+    from benchmarks.peers.marks import mark_end
+
+    time.sleep(seconds)
+    mark_end()
+
+
+@job
+async def io_async_sleep(seconds: float) -> None:
+    """The same as a coroutine: ``asyncio.sleep`` (reporting its end is a quick blocking call)."""
+    import asyncio
+
+    from benchmarks.peers.marks import mark_end
+
+    await asyncio.sleep(seconds)
+    mark_end()

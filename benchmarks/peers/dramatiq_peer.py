@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from benchmarks.peers.harness import Adapter
 from benchmarks.peers.marks import mark as report_start
-from benchmarks.peers.marks import redis_url
+from benchmarks.peers.marks import mark_end, redis_url
 
 dramatiq.set_broker(RedisBroker(url=redis_url()))
 
@@ -18,6 +19,13 @@ dramatiq.set_broker(RedisBroker(url=redis_url()))
 def noop(mark: bool = False) -> None:
     if mark:
         report_start()
+
+
+@dramatiq.actor(max_retries=0)
+def io_sleep(seconds: float) -> None:
+    """``bench_io.py``'s I/O-bound job (ours is ``benchmarks.benchapp.jobs.io_sleep``)."""
+    time.sleep(seconds)
+    mark_end()
 
 
 class Dramatiq(Adapter):

@@ -12,6 +12,8 @@ from typing import Any
 
 #: The Redis list the marks go to (the run's private server, database 0, flushed between systems).
 MARK_KEY = "asyncjobs-peers:mark"
+#: The Redis list where ``bench_io.py``'s jobs report when they ended.
+END_KEY = "asyncjobs-io:ends"
 
 _client: Any = None
 
@@ -30,3 +32,14 @@ def mark() -> None:
 
         _client = Redis.from_url(redis_url())
     _client.rpush(MARK_KEY, repr(started))
+
+
+def mark_end() -> None:
+    """Push the wall-clock time at which the calling job ended (``bench_io.py``: every job does it)."""
+    global _client
+    ended = time.time()
+    if _client is None:
+        from redis import Redis
+
+        _client = Redis.from_url(redis_url())
+    _client.rpush(END_KEY, repr(ended))

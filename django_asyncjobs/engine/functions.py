@@ -6,6 +6,7 @@ functions by name is :mod:`.registry`.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,22 @@ R = TypeVar("R")
 
 #: Keyword arguments of ``enqueue()`` that configure the job instead of reaching the function.
 JOB_OPTIONS = frozenset({"queue", "max_attempts", "run_at", "delay", "owner", "idempotency_key", "strict"})
+
+
+#: Runs an ``async def`` job function's call (a coroutine function without arguments) and
+#: returns its result; see :func:`use_coroutine_runner`.
+CoroutineRunner = Callable[[Callable[[], Awaitable[Any]]], Any]
+
+_coroutine_runner: contextvars.ContextVar[CoroutineRunner | None] = contextvars.ContextVar(
+    "asyncjobs_coroutine_runner", default=None
+)
+
+
+def use_coroutine_runner(runner: CoroutineRunner | None) -> None:
+    """Run the ``async def`` job functions invoked in the current context (a thread's, for
+    the rest of its life) with ``runner`` instead of ``async_to_sync``; ``None`` restores it.
+    A threaded worker's executor threads run them as tasks of one shared event loop."""
+    _coroutine_runner.set(runner)
 
 
 class Call(NamedTuple):
@@ -198,10 +215,15 @@ class JobFunction(Generic[P, R]):
         return self.options
 
     def invoke(self, job: Job) -> Any:
-        """Run the function with ``job``'s arguments (``async def`` ones with ``async_to_sync``,
-        whose ``sync_to_async`` calls then use this thread's database connection)."""
+        """Run the function with ``job``'s arguments (``async def`` ones with ``async_to_sync``, or
+        the runner of :func:`use_coroutine_runner`; either way their thread-sensitive
+        ``sync_to_async`` calls use this thread's database connection)."""
         if self.is_async:
-            return async_to_sync(cast(Callable[..., Awaitable[Any]], self.func))(*job.args, **job.kwargs)
+            coroutine_function = cast(Callable[..., Awaitable[Any]], self.func)
+            runner = _coroutine_runner.get()
+            if runner is not None:
+                return runner(functools.partial(coroutine_function, *job.args, **job.kwargs))
+            return async_to_sync(coroutine_function)(*job.args, **job.kwargs)
         return self.func(*job.args, **job.kwargs)
 
     def prepare_result(self, value: Any) -> Any:

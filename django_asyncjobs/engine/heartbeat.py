@@ -1,10 +1,12 @@
-"""A worker's heartbeat while a job runs, written into the job's row.
+"""A worker's heartbeat while its jobs run, written into the jobs' rows.
 
-The worker runs a job in its main thread, so a long job would otherwise go
-silent. This thread writes ``Job.heartbeat_at`` every ``HEARTBEAT_INTERVAL``
-seconds while the job runs (and refreshes the worker's registration in Redis,
-so RQ tools keep seeing it). Recovery takes a running job whose heartbeat is
-older than ``HEARTBEAT_TIMEOUT`` as lost with its worker.
+The worker runs a job in its main thread (or, with ``--threads``, up to N jobs in
+executor threads), so a long job would otherwise go silent. This thread writes
+``Job.heartbeat_at`` of every job that has run for ``HEARTBEAT_INTERVAL`` seconds
+since it began or was last beaten, all of them in one ``UPDATE ... WHERE id IN (...)``
+(and refreshes the worker's registration in Redis, so RQ tools keep seeing it).
+Recovery takes a running job whose heartbeat is older than ``HEARTBEAT_TIMEOUT`` as
+lost with its worker.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +30,7 @@ from .connections import refresh_connections
 
 
 class JobHeartbeat(threading.Thread):
-    """Beats for the job between :meth:`begin` and :meth:`end`; idle (one wait) otherwise."""
+    """Beats for the jobs between their :meth:`begin` and :meth:`end`; idle (one wait) otherwise."""
 
     def __init__(
         self,
@@ -44,8 +46,8 @@ class JobHeartbeat(threading.Thread):
         self.backstop = backstop
         self._backstop_in: float | None = None
         self._lock = threading.Lock()
-        self._job_id: str | None = None
-        self._next_beat = 0.0
+        #: job id -> when it is due for its next beat (``time.monotonic()``).
+        self._due: dict[str, float] = {}
         self._wake = threading.Event()
         self._stopped = False
 
@@ -55,12 +57,15 @@ class JobHeartbeat(threading.Thread):
 
     def begin(self, job_id: str) -> None:
         with self._lock:
-            self._job_id = job_id
-            self._next_beat = time.monotonic() + self.interval
+            self._due[job_id] = time.monotonic() + self.interval
 
-    def end(self) -> None:
+    def end(self, job_id: str | None = None) -> None:
+        """Stop beating for ``job_id`` (``None``: for every job)."""
         with self._lock:
-            self._job_id = None
+            if job_id is None:
+                self._due.clear()
+            else:
+                self._due.pop(job_id, None)
 
     def stop(self) -> None:
         self._stopped = True
@@ -73,21 +78,20 @@ class JobHeartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stopped:
-                wait = self.interval if self._backstop_in is None else min(self.interval, self._backstop_in)
+                wait = self._until_next_beat()
+                if self._backstop_in is not None:
+                    wait = min(wait, self._backstop_in)
                 self._wake.wait(wait)
                 self._wake.clear()
                 if self.backstop is not None and not self._stopped:
                     self._call_backstop()
-                with self._lock:
-                    job_id = self._job_id if time.monotonic() >= self._next_beat else None
-                    if job_id is not None:
-                        self._next_beat = time.monotonic() + self.interval
-                if job_id is not None and not self._stopped:
+                job_ids = self._take_due()
+                if job_ids and not self._stopped:
                     try:
-                        self.beat(job_id)
+                        self.beat(job_ids)
                     except Exception:  # noqa: BLE001 - logged with its traceback
                         # A thread that dies would let recovery take a live job for a lost one.
-                        fields = {"worker": self.worker_name, "job": job_id}
+                        fields = {"worker": self.worker_name, "job": ",".join(job_ids)[:200]}
                         log_event(worker_logger, logging.ERROR, "heartbeat.error", **fields, exc_info=True)
         finally:
             connections.close_all()
@@ -100,19 +104,33 @@ class JobHeartbeat(threading.Thread):
             self._backstop_in = 1.0
             log_event(worker_logger, logging.ERROR, "heartbeat.backstop_error", worker=self.worker_name, exc_info=True)
 
-    def beat(self, job_id: str) -> None:
+    def _until_next_beat(self) -> float:
+        with self._lock:
+            first = min(self._due.values(), default=None)
+        if first is None:
+            return self.interval
+        return min(self.interval, max(0.0, first - time.monotonic()))
+
+    def _take_due(self) -> list[str]:
+        with self._lock:
+            now = time.monotonic()
+            job_ids = [job_id for job_id, due in self._due.items() if due <= now]
+            for job_id in job_ids:
+                self._due[job_id] = now + self.interval
+        return job_ids
+
+    def beat(self, job_ids: Sequence[str]) -> None:
         # This thread's own connection, kept between beats: one that broke (server restart,
         # failover, idle timeout) is replaced by this beat, or the next.
         refresh_connections()
         try:
             alias = router.db_for_write(Job)
             # The database's clock, which recovery compares it with (on any host).
-            Job.objects.using(alias).filter(pk=job_id, status=JobStatus.RUNNING, worker=self.worker_name).update(
-                heartbeat_at=now_value(alias)
-            )
+            running = Job.objects.using(alias).filter(status=JobStatus.RUNNING, worker=self.worker_name)
+            running.filter(pk__in=list(job_ids)).update(heartbeat_at=now_value(alias))
         except DatabaseError as exc:
             connections.close_all()
-            fields = {"worker": self.worker_name, "job": job_id, "reason": str(exc)}
+            fields = {"worker": self.worker_name, "job": ",".join(job_ids)[:200], "reason": str(exc)}
             log_event(worker_logger, logging.WARNING, "heartbeat.not_written", **fields)
         if self.refresh_registration is not None:
             try:

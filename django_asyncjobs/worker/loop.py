@@ -368,7 +368,10 @@ class Worker(StopSignals, SimpleWorker):
                 log_event(worker_logger, logging.WARNING, "worker.promotion_failed", **fields)
 
 
-def build_worker(queue_names: Sequence[str], *, name: str | None = None, worker_class: type[Worker] = Worker) -> Worker:
-    """A worker for ``queue_names`` (all on one Redis connection, as RQ requires)."""
+def build_worker(
+    queue_names: Sequence[str], *, name: str | None = None, worker_class: type[Worker] = Worker, **options: Any
+) -> Worker:
+    """A worker for ``queue_names`` (all on one Redis connection, as RQ requires); ``options``
+    go to ``worker_class`` (``threads=`` for a ``ThreadedWorker``)."""
     connection, queues = worker_queues(queue_names)
-    return worker_class(queues, connection=connection, name=name)
+    return worker_class(queues, connection=connection, name=name, **options)

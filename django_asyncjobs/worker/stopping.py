@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from rq.command import parse_payload
-
+from ..engine.broker import stopped_job_id
 from ..exceptions import JobInterrupted, JobTimeout
 from ..logs import log_event, worker_logger
 
@@ -107,16 +106,14 @@ class StopSignals:
     def handle_payload(self, message: Any) -> None:
         """RQ's commands; a ``stop-job`` of an id claimed in this worker's batch and not started
         drops it (RQ's would ignore it: it is not the current job)."""
-        try:
-            payload = parse_payload(message)
-        except (TypeError, ValueError, KeyError):  # anything in Redis is untrusted
-            log_event(worker_logger, logging.ERROR, "worker.command_refused", worker=self.name, reason="not a command")
-            return
-        job_id = payload.get("job_id") if isinstance(payload, dict) else None
+        job_id = stopped_job_id(message)
         batch = self._batch
-        if payload.get("command") == "stop-job" and isinstance(job_id, str) and batch and batch.drop(job_id):
+        if job_id is not None and batch is not None and batch.drop(job_id):
             return
-        super().handle_payload(message)  # type: ignore[misc]
+        try:
+            super().handle_payload(message)  # type: ignore[misc]
+        except (TypeError, ValueError, KeyError, AttributeError):  # anything in Redis is untrusted
+            log_event(worker_logger, logging.ERROR, "worker.command_refused", worker=self.name, reason="not a command")
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Called by RQ's ``stop-job`` command (from the pub/sub thread): interrupt the job."""

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
+from ..conf import app_settings
 from ..engine.broker import reset_connections
 from ..logs import log_event, worker_logger
 from ..scheduling.scheduler import Scheduler
 from ..validators import require_count
 from .loop import Worker, build_worker
+from .threads import threaded
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkProcess
@@ -49,9 +51,12 @@ def run_workers(
     logging_level: str = "INFO",
     worker_class: type[Worker] | None = None,
     with_scheduler: bool = False,
+    threads: int | None = None,
 ) -> int:
     """Run ``concurrency`` worker processes until they stop; returns an exit status.
 
+    ``threads`` (default ``ASYNCJOBS["WORKER_THREADS"]``) above 1 runs that many jobs at once
+    in each process (``worker_class`` with :class:`~.threads.ThreadedWorker`'s loop).
     ``with_scheduler`` runs the scheduler loop in a thread of the (first) worker.
     With ``concurrency > 1`` the current process forks that many workers (after
     closing its database and Redis connections, which must not be shared across a
@@ -60,6 +65,7 @@ def run_workers(
     require_count(concurrency, "concurrency")
     if max_jobs is not None:
         require_count(max_jobs, "max_jobs")
+    threads = require_count(app_settings.WORKER_THREADS if threads is None else threads, "threads")
     work = WorkerRun(
         queue_names=queue_names,
         name=name,
@@ -69,6 +75,7 @@ def run_workers(
         logging_level=logging_level,
         worker_class=worker_class or Worker,
         with_scheduler=with_scheduler,
+        threads=threads,
     )
     if with_scheduler:
         Scheduler().sync()  # here, so that a bad declaration stops the command, not one child
@@ -91,10 +98,16 @@ class WorkerRun:
     worker_class: type[Worker]
     #: The scheduler thread runs in the worker of index 0.
     with_scheduler: bool
+    #: Jobs run at once in each process.
+    threads: int = 1
 
     def __call__(self, index: int) -> int:
         worker_name = f"{self.name}-{index}" if self.name and self.numbered else self.name
-        worker = build_worker(self.queue_names, name=worker_name, worker_class=self.worker_class)
+        if self.threads > 1:
+            worker_class = threaded(self.worker_class)
+            worker = build_worker(self.queue_names, name=worker_name, worker_class=worker_class, threads=self.threads)
+        else:
+            worker = build_worker(self.queue_names, name=worker_name, worker_class=self.worker_class)
         if self.with_scheduler and index == 0:
             worker.start_scheduler(sync=False)
         worker.work(burst=self.burst, max_jobs=self.max_jobs, logging_level=self.logging_level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 import uuid
 from typing import Any
@@ -203,6 +204,75 @@ def scheduled_ping() -> str:
 
 
 from . import aggregations  # noqa: E402,F401  (registers the test aggregations)
+
+#: Longest wait of the barrier jobs for the others: past it they fail (a test then fails, not hangs).
+BARRIER_WAIT = 30.0
+
+
+@job(timeout=120)
+def meets(label: str, count: int, hold: float = 0.0) -> str:
+    """Arrives at a barrier and waits until ``count`` jobs of ``label`` have arrived: they all
+    succeed only if they ran at the same time. Then holds ``hold`` seconds more."""
+    Call.objects.create(label=label, data={"thread": threading.current_thread().name})
+    deadline = time.monotonic() + BARRIER_WAIT
+    while Call.objects.filter(label=label).count() < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {Call.objects.filter(label=label).count()} of {count} arrived")
+        time.sleep(0.02)
+    time.sleep(hold)
+    return threading.current_thread().name
+
+
+@job(timeout=120)
+async def async_meets(label: str, count: int) -> dict[str, str]:
+    """:func:`meets` as a coroutine: the ORM through ``sync_to_async``, waiting with ``asyncio.sleep``."""
+    from asgiref.sync import sync_to_async
+
+    loop_thread = threading.current_thread().name
+    orm_thread = await sync_to_async(lambda: threading.current_thread().name)()
+    await Call.objects.acreate(label=label, data={"loop": loop_thread, "orm": orm_thread})
+    deadline = time.monotonic() + BARRIER_WAIT
+    while await Call.objects.filter(label=label).acount() < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only some of {count} arrived")
+        await asyncio.sleep(0.02)
+    this = current_job()
+    assert this is not None
+    return {"loop": loop_thread, "orm": orm_thread, "job": str(this.pk)}
+
+
+@job(timeout=1, max_attempts=1)
+def spins(label: str) -> str:
+    """Runs Python code (short sleeps) until stopped: its time limit (1 s) ends it."""
+    Call.objects.create(label=f"{label}:start")
+    while True:
+        time.sleep(0.01)
+
+
+@job(timeout=1, max_attempts=1)
+async def async_spins(label: str) -> str:
+    await Call.objects.acreate(label=f"{label}:start")
+    while True:
+        await asyncio.sleep(0.01)
+
+
+@job(timeout=300, max_attempts=2)
+def spins_until(path: str, label: str) -> str:
+    """Runs Python code until the file ``path`` exists (or it is interrupted)."""
+    Call.objects.create(label=f"{label}:start")
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    Call.objects.create(label=f"{label}:end")
+    return label
+
+
+@job(timeout=300, max_attempts=2)
+async def async_spins_until(path: str, label: str) -> str:
+    await Call.objects.acreate(label=f"{label}:start")
+    while not os.path.exists(path):
+        await asyncio.sleep(0.01)
+    await Call.objects.acreate(label=f"{label}:end")
+    return label
 
 
 @job

@@ -41,6 +41,7 @@ from .messages import (
     push,
     ring,
     send_stop,
+    stopped_job_id,
 )
 from .reads import (
     MEMBERSHIP_SCAN_LIMIT,
@@ -87,6 +88,7 @@ __all__ = [
     "reset_connections",
     "ring",
     "send_stop",
+    "stopped_job_id",
     "validate_queue",
     "waiting_ids",
     "worker_heartbeat",

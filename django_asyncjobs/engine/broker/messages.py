@@ -12,7 +12,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import get_current_job
-from rq.command import send_command
+from rq.command import parse_payload, send_command
 
 from ...conf import app_settings
 from ...exceptions import EnqueueError
@@ -199,6 +199,19 @@ def _push_by_commands(pipe: Pipeline, names: list[str], by_queue: dict[str, list
 def send_stop(queue: str, worker_name: str, job_id: str) -> None:
     """Ask ``worker_name`` to stop ``job_id`` (RQ's ``stop-job`` command)."""
     send_command(get_connection(queue), worker_name, "stop-job", job_id=job_id)
+
+
+def stopped_job_id(message: dict[Any, Any]) -> str | None:
+    """The job id of a ``stop-job`` command received on a worker's pub/sub channel; ``None``
+    for any other command (RQ's ``shutdown``, ``kill-horse``, ...)."""
+    try:
+        payload = parse_payload(message)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if not isinstance(payload, dict) or payload.get("command") != "stop-job":
+        return None
+    job_id = payload.get("job_id")
+    return str(job_id) if job_id else None
 
 
 def current_rq_worker_name() -> str | None:

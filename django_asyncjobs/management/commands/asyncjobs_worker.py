@@ -19,6 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Queues to work on, highest priority first.")
         parser.add_argument("--burst", action="store_true", help="Stop when the queues are empty.")
         parser.add_argument("--concurrency", type=int, default=1, help="Number of worker processes (default 1).")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            help="Jobs each worker process runs at once, in threads (default ASYNCJOBS['WORKER_THREADS'], 1).",
+        )
         parser.add_argument("--name", help="Worker name (suffixed with -N when --concurrency > 1).")
         parser.add_argument("--max-jobs", type=int, help="Stop after this many jobs (per process).")
         parser.add_argument(
@@ -37,6 +42,8 @@ class Command(BaseCommand):
         queue_names: list[str] = options["queues"] or [app_settings.DEFAULT_QUEUE]
         if options["concurrency"] < 1:
             raise CommandError(f"--concurrency must be at least 1, got {options['concurrency']}.")
+        if options["threads"] is not None and options["threads"] < 1:
+            raise CommandError(f"--threads must be at least 1, got {options['threads']}.")
         if options["max_jobs"] is not None and options["max_jobs"] < 1:
             raise CommandError(f"--max-jobs must be at least 1, got {options['max_jobs']}.")
         try:
@@ -63,6 +70,7 @@ class Command(BaseCommand):
                 logging_level=level,
                 worker_class=worker_class,
                 with_scheduler=options["with_scheduler"],
+                threads=options["threads"],
             )
         except AsyncJobsError as exc:
             raise CommandError(str(exc)) from exc

@@ -1,0 +1,320 @@
+"""A worker that runs up to N jobs at once in one process: ``asyncjobs_worker --threads N``.
+
+For I/O-bound jobs. The main thread is the only one that pops: when a thread is free it
+pops as many ids as threads are free (one ``BLMPOP``/``LMPOP`` round trip, which also drops
+the finished messages), and hands them to N executor threads. Each executor
+thread runs the same per-job pipeline as the single-thread worker
+(:func:`~django_asyncjobs.engine.execution.run_job`: claim with one conditional
+``UPDATE``, run, record) on its own database connection, closed when the thread ends, so a
+job still starts at most once per attempt however often its id is delivered. One
+heartbeat thread beats for all running jobs in one statement; a watchdog thread enforces
+each job's time limit (:mod:`.slots`); ``async def`` jobs run as tasks of one event loop
+(:mod:`.aio`), holding their thread's slot meanwhile.
+
+Stops: a warm stop (first signal) pops nothing more, lets every running job finish and
+pushes the ids not started back to the front of their queues; a cold stop (a second
+signal, more than a second later) interrupts every running job function, and each attempt
+is recorded failed (retried if attempts are left) by its thread. A ``stop-job`` command
+(``Job.cancel()``) interrupts only the thread running that job. Batching (``WORKER_PREFETCH``:
+one claim for many ids, group commit of successes) is the single-thread worker's.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from django.db import connections
+from rq import Queue
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import StopRequested
+from rq.worker import DequeueStrategy, WorkerStatus
+
+from ..conf import app_settings
+from ..engine.broker import RedisError, any_waiting, pop_many, pops_many, stopped_job_id
+from ..engine.execution import Outcome, run_job
+from ..engine.functions import use_coroutine_runner
+from ..logs import log_event, worker_logger
+from ..validators import require_count
+from .aio import EventLoopThread
+from .loop import POP_WAIT, Worker
+from .slots import Slot, Watchdog
+
+#: After a cold stop, how long the worker waits for its threads to record their interrupted
+#: jobs; a thread still blocked in C code then is left behind (recovery repairs its row).
+COLD_STOP_GRACE = 10.0
+
+
+class ThreadedWorker(Worker):
+    """Runs up to ``threads`` jobs at once (default ``ASYNCJOBS["WORKER_THREADS"]``)."""
+
+    def __init__(self, queues: Sequence[Queue], *args: Any, threads: int | None = None, **kwargs: Any) -> None:
+        super().__init__(queues, *args, **kwargs)
+        self.threads = require_count(app_settings.WORKER_THREADS if threads is None else threads, "threads")
+        self._jobs = threading.Lock()  # guards what follows, and _finished and outcomes
+        self._id_handed_out = threading.Condition(self._jobs)  # executor threads wait on it
+        self._job_ended = threading.Condition(self._jobs)  # the main thread waits on it
+        self._inbox: deque[tuple[str, str]] = deque()  # popped (queue_key, job_id) no thread took yet
+        self._busy = 0  # ids taken by a thread and not finished
+        self._closing = False
+        self._cold_stop_at: float | None = None
+        self._abandoned = False
+        self._watchdog = Watchdog()
+        self._slots = [Slot(index, self._watchdog, self._cold) for index in range(self.threads)]
+        self._watchdog.slots = self._slots
+        self._executors: list[threading.Thread] = []
+        self._event_loop: EventLoopThread | None = None
+        self._event_loop_lock = threading.Lock()
+        self._many_per_pop: bool | None = None
+
+    # -- the main thread: pop and hand out ----------------------------------------------------
+
+    def work(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+        max_jobs: int | None = None,
+        max_idle_time: int | None = None,
+        with_scheduler: bool = False,
+        dequeue_strategy: DequeueStrategy = DequeueStrategy.DEFAULT,
+    ) -> bool:
+        """The single-thread worker's loop, but a message is handed to a free executor thread."""
+        self.bootstrap(logging_level, date_format, log_format)
+        self._dequeue_strategy = dequeue_strategy
+        if with_scheduler:
+            self._start_scheduler(burst, logging_level, date_format, log_format)
+        self._install_signal_handlers()
+        self._start_threads()
+        handed_out = 0
+        backoff = 1.0
+        idle_since = time.monotonic()
+        try:
+            while not self._stop_requested:
+                try:
+                    self.check_for_suspension(burst)
+                    if self.should_run_maintenance_tasks:
+                        self.run_maintenance_tasks()  # type: ignore[no-untyped-call]
+                    self.set_state(WorkerStatus.BUSY if self._assigned() else WorkerStatus.IDLE)
+                    self.heartbeat()
+                    self._promote_due_jobs()
+                    if self._stop_requested:
+                        break
+                    room = None if max_jobs is None else max_jobs - handed_out
+                    if room == 0:
+                        if self._assigned():  # the ids handed out are run before the worker quits
+                            self._wait_for_a_job_to_end()
+                            continue
+                        self.log.info("Worker %s: finished executing %d jobs, quitting", self.name, handed_out)
+                        break
+                    free = self._wait_for_a_free_thread()
+                    if free == 0:
+                        continue
+                    popped = self._pop(free if room is None else min(free, room), burst)
+                    backoff = 1.0
+                    if popped:
+                        idle_since = time.monotonic()
+                        self._hand_out(popped)
+                        handed_out += len(popped)
+                        continue
+                    if burst:
+                        if self._assigned():  # a running job may still push a retry
+                            self._wait_for_a_job_to_end()
+                            continue
+                        self._promote_due_jobs(force=True)
+                        if not any_waiting(self.connection, self.queue_keys()):
+                            self.log.info("Worker %s: done, quitting", self.name)
+                            break
+                    elif self._assigned():
+                        idle_since = time.monotonic()
+                    elif max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                        self.log.info("Worker %s: idle for %d seconds, quitting", self.name, max_idle_time)
+                        break
+                except StopRequested:  # RQ's, e.g. suspended in burst mode
+                    break
+                except RedisError as exc:
+                    fields = {"worker": self.name, "reason": str(exc), "retry_in_s": backoff}
+                    log_event(worker_logger, logging.WARNING, "worker.redis_error", **fields)
+                    self._pause(backoff)
+                    backoff = min(backoff * 2, float(self.max_connection_wait_time))
+                except Exception:  # noqa: BLE001 - logged with its traceback
+                    log_event(worker_logger, logging.ERROR, "worker.quitting", worker=self.name, exc_info=True)
+                    self.exit_status = 1
+                    break
+            if self._stop_requested:
+                self.log.info("Worker %s: stopping on request", self.name)
+        finally:
+            self._stop_threads()
+            self.teardown()
+        return bool(handed_out)
+
+    def _assigned(self) -> int:
+        with self._jobs:
+            return self._busy + len(self._inbox)
+
+    def _wait_for_a_free_thread(self) -> int:
+        """How many ids to pop: one per free thread (no id is held that no thread is free for)."""
+        with self._jobs:
+            if self._busy + len(self._inbox) >= self.threads:
+                self._job_ended.wait(POP_WAIT)
+            return max(0, self.threads - self._busy - len(self._inbox))
+
+    def _wait_for_a_job_to_end(self) -> None:
+        with self._jobs:
+            if self._busy + len(self._inbox):
+                self._job_ended.wait(POP_WAIT)
+
+    def _pop(self, count: int, burst: bool) -> list[tuple[str, str]]:
+        """Up to ``count`` ids (as many as threads are free) in one round trip, which also drops
+        the messages finished since the last pop."""
+        if self._many_per_pop is None:
+            self._many_per_pop = pops_many(self.connection)
+        with self._jobs:
+            finished, self._finished = self._finished, []
+        try:
+            popped = pop_many(
+                self.connection,
+                self.queue_keys(),
+                None if burst else POP_WAIT,
+                count if self._many_per_pop else 1,
+                finished=finished,
+            )
+        except BaseException:
+            with self._jobs:
+                self._finished[:0] = finished
+            raise
+        if popped and self._stop_requested:  # asked to stop while waiting: teardown hands them back
+            self._prefetched.extend(popped)
+            return []
+        return popped
+
+    def _hand_out(self, popped: list[tuple[str, str]]) -> None:
+        with self._jobs:
+            self._inbox.extend(popped)
+            self._id_handed_out.notify(len(popped))
+
+    # -- the executor threads -----------------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        self._heartbeat_thread()  # started here, not raced for by the executor threads
+        self._watchdog.start()
+        for slot in self._slots:
+            thread = threading.Thread(
+                target=self._serve, args=(slot,), name=f"asyncjobs-executor-{slot.index}", daemon=True
+            )
+            thread.start()
+            self._executors.append(thread)
+
+    def _serve(self, slot: Slot) -> None:
+        slot.ident = threading.get_ident()
+        use_coroutine_runner(functools.partial(self._run_coroutine, slot))
+        try:
+            while (item := self._take()) is not None:
+                key, job_id = item
+                try:
+                    self._execute(slot, job_id, self._queue_by_key[key])
+                finally:
+                    with self._jobs:
+                        self._busy -= 1
+                        self._job_ended.notify()
+        finally:
+            connections.close_all()
+
+    def _take(self) -> tuple[str, str] | None:
+        with self._jobs:
+            while True:
+                if self._closing or self._stop_requested:
+                    return None  # what is left in the inbox is handed back
+                if self._inbox:
+                    self._busy += 1
+                    return self._inbox.popleft()
+                self._id_handed_out.wait()
+
+    def _execute(self, slot: Slot, job_id: str, queue: Queue) -> None:
+        heartbeat = self._heartbeat_thread()
+        slot.begin(job_id)
+        heartbeat.begin(job_id)
+        try:
+            outcome = run_job(job_id, worker_name=self.name, guard=slot.guard, stop_requested=self._cold)
+        except BaseException:  # noqa: BLE001 - a job's own exceptions are its outcome; this thread goes on
+            fields = {"worker": self.name, "job": job_id[:64]}
+            log_event(worker_logger, logging.ERROR, "worker.job_error", **fields, exc_info=True)
+            outcome = Outcome.ERROR
+        finally:
+            heartbeat.end(job_id)
+            slot.end()
+        self.count_outcome(job_id, queue, outcome)
+
+    def count_outcome(self, job_id: str, queue: Queue, outcome: Outcome) -> None:
+        """Called in the executor thread as a message is done (the test helper records outcomes here)."""
+        with self._jobs:
+            if outcome is not Outcome.REFUSED:
+                skipped = outcome in (Outcome.SKIPPED, Outcome.PUT_BACK)
+                self._finished.append((job_id, "" if skipped else queue.name))
+            self.outcomes[outcome] += 1
+
+    def _run_coroutine(self, slot: Slot, call: Callable[[], Awaitable[Any]]) -> Any:
+        with self._event_loop_lock:
+            if self._event_loop is None:
+                self._event_loop = EventLoopThread()
+                self._event_loop.start()
+            event_loop = self._event_loop
+        return event_loop.run_job_coroutine(slot, call)
+
+    def _stop_threads(self) -> None:
+        """Warm: let the running jobs finish; the ids no thread took are handed back by teardown."""
+        with self._jobs:
+            self._closing = True
+            self._prefetched.extend(self._inbox)
+            self._inbox.clear()
+            self._id_handed_out.notify_all()
+        for thread in self._executors:
+            while thread.is_alive() and not self._left_behind():
+                thread.join(0.2)  # short, so that a second signal (a cold stop) is handled meanwhile
+        self._executors = [thread for thread in self._executors if thread.is_alive()]
+        self._watchdog.stop()
+        if self._event_loop is not None:
+            self._event_loop.stop()
+
+    def _left_behind(self) -> bool:
+        """Whether the threads still running are left behind: blocked past ``COLD_STOP_GRACE`` after a cold stop."""
+        if self._cold_stop_at is None or time.monotonic() - self._cold_stop_at <= COLD_STOP_GRACE:
+            return False
+        if not self._abandoned:
+            self._abandoned = True
+            running = [slot.job_id for slot in self._slots if slot.job_id is not None]
+            fields = {"worker": self.name, "jobs": ",".join(running), "repaired_by": "recovery"}
+            log_event(worker_logger, logging.WARNING, "worker.threads_left_behind", **fields)
+        return True
+
+    # -- signals and commands -----------------------------------------------------------------
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        was_cold = self._cold_stop
+        super()._on_stop_signal(signum, frame)  # never raises here: the main thread runs no job
+        if self._cold_stop and not was_cold:
+            self._cold_stop_at = time.monotonic()
+            for slot in self._slots:
+                slot.interrupt()
+
+    def handle_payload(self, message: dict[Any, Any]) -> None:
+        """RQ's pub/sub commands; ``stop-job`` interrupts the thread running that job, if any."""
+        job_id = stopped_job_id(message)
+        if job_id is None:
+            super().handle_payload(message)
+            return
+        if not any(slot.interrupt(job_id) for slot in self._slots):
+            self.log.warning("Worker %s: not working on job %s, command ignored", self.name, job_id)
+
+
+def threaded(worker_class: type[Worker]) -> type[ThreadedWorker]:
+    """``worker_class`` with :class:`ThreadedWorker`'s loop (``--threads`` with ``--worker-class``)."""
+    if issubclass(worker_class, ThreadedWorker):
+        return worker_class
+    return type(f"Threaded{worker_class.__name__}", (ThreadedWorker, worker_class), {})
