@@ -224,3 +224,23 @@ def test_a_cold_stop_interrupts_every_running_job_and_records_each_attempt(start
         assert (job.status, job.attempts) == (JobStatus.QUEUED, 1), job.error  # retried: an attempt was left
         assert job.failed_attempts[0]["exception_class"] == "django_asyncjobs.exceptions.JobInterrupted"
     assert not Call.objects.filter(label__endswith=":end").exists()
+
+
+def test_successes_are_written_by_one_writer_and_announced_once_written(asyncjobs_worker) -> None:
+    from django_asyncjobs.signals import job_succeeded
+
+    jobs = [record.enqueue(f"writer-{i}") for i in range(40)]
+    seen: list[tuple[str, str]] = []
+
+    def check(sender: object, job: Job, **kwargs: object) -> None:
+        seen.append((str(job.pk), Job.objects.get(pk=job.pk).status))
+
+    job_succeeded.connect(check, dispatch_uid="test-writer")
+    try:
+        run = run_threaded(asyncjobs_worker, 4, "high")
+    finally:
+        job_succeeded.disconnect(dispatch_uid="test-writer")
+    assert sorted(job_id for job_id, _ in seen) == sorted(str(job.pk) for job in jobs)
+    assert {status for _, status in seen} == {JobStatus.SUCCEEDED}  # sent once the row says so
+    assert [outcome for _, outcome in run.ran].count(Outcome.SUCCEEDED) == 40
+    assert Call.objects.filter(label__startswith="writer-").count() == 40

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.db import connections
 from django.utils import timezone
 
 from ..exceptions import OutcomeRefused
@@ -36,6 +37,7 @@ from ..models import Job
 from . import batched
 from .execution import Outcome
 from .outcomes import announce_success, discard_outcome, storable_result, write_success
+from .reconnecting import giving_up_when
 
 #: Successes that may wait for one transaction.
 MAX_PENDING = 64
@@ -255,3 +257,78 @@ class Batch:
         if outcome is not Outcome.SUCCEEDED:
             self._outcomes[Outcome.SUCCEEDED] -= 1
             self._outcomes[outcome] += 1
+
+
+class SuccessWriter(threading.Thread):
+    """Writes the successes of a threaded worker's jobs, as many per transaction as are
+    waiting (at most :data:`MAX_PENDING`), off the executor threads' path: a thread goes on
+    to its next job while its last success is written. Nothing waits longer than the
+    commit before it. Logs and signals each once written."""
+
+    def __init__(
+        self,
+        worker_name: str,
+        *,
+        outcomes: dict[Outcome, int],
+        outcomes_lock: threading.Lock,
+        stop_requested: Callable[[], bool],
+    ) -> None:
+        super().__init__(name="asyncjobs-success-writer", daemon=True)
+        self.worker_name = worker_name
+        self._outcomes = outcomes
+        self._outcomes_lock = outcomes_lock
+        self._stop_requested = stop_requested
+        self._waiting: list[tuple[batched.Success, Any]] = []
+        self._changed = threading.Condition()
+        self._stopping = False
+
+    def succeeded(self, job: Job, result: Any, job_function: Any) -> Outcome:
+        """An executor thread's ``SuccessRecorder``."""
+        stored, failed = storable_result(job, result, job_function)
+        if failed is not None:
+            return failed
+        with self._changed:
+            self._waiting.append((batched.Success(job, stored, timezone.now()), job_function))
+            self._changed.notify()
+        return Outcome.SUCCEEDED
+
+    def stop(self) -> None:
+        """Write what waits, then end."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
+
+    def run(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    while not self._waiting and not self._stopping:
+                        self._changed.wait()
+                    if not self._waiting:
+                        return
+                    taken, self._waiting = self._waiting[:MAX_PENDING], self._waiting[MAX_PENDING:]
+                self._write(taken)
+        finally:
+            connections.close_all()
+
+    def _write(self, taken: list[tuple[batched.Success, Any]]) -> None:
+        try:
+            with giving_up_when(self._stop_requested):
+                written: list[bool] | None = batched.commit([s for s, _ in taken], [], self.worker_name)[0]
+        except OutcomeRefused:
+            written = None  # one by one: a result the database refuses fails its own job only
+        except Exception:  # noqa: BLE001 - logged; the rows stay running and recovery takes them
+            fields = {"worker": self.worker_name, "jobs": len(taken)}
+            log_event(worker_logger, logging.ERROR, "worker.successes_not_written", **fields, exc_info=True)
+            return
+        for index, (success, job_function) in enumerate(taken):
+            if written is None:
+                outcome = write_success(success.job, success.result, job_function)
+            elif written[index]:
+                outcome = announce_success(success.job, job_function)
+            else:
+                outcome = discard_outcome(success.job)
+            if outcome is not Outcome.SUCCEEDED:
+                with self._outcomes_lock:
+                    self._outcomes[Outcome.SUCCEEDED] -= 1
+                    self._outcomes[outcome] += 1

@@ -93,8 +93,10 @@ def run_job(
     worker_name: str = "",
     guard: JobGuard | None = None,
     stop_requested: Callable[[], bool] | None = None,
+    succeed: SuccessRecorder | None = None,
 ) -> Outcome:
     """Claim job ``job_id`` and run it once. Safe to call any number of times per message.
+    ``succeed`` records a success (:func:`run_claimed`).
 
     Before and after the job the database connections are checked and kept (see
     :mod:`.connections`; not when called inside a transaction, as tests may do), and a
@@ -110,7 +112,7 @@ def run_job(
         refresh_connections()
     try:
         with giving_up_when(stop_requested):
-            return _claim_and_run(pk, worker_name or default_worker_name(), guard, manage_connections)
+            return _claim_and_run(pk, worker_name or default_worker_name(), guard, manage_connections, succeed)
     except DatabaseAway as exc:
         log_event(worker_logger, logging.ERROR, "job.database_away", job=pk, reason=str(exc), repaired_by="recovery")
         return Outcome.ERROR
@@ -133,12 +135,14 @@ def parse_job_id(message: str) -> uuid.UUID | None:
     return None
 
 
-def _claim_and_run(pk: uuid.UUID, worker_name: str, guard: JobGuard | None, release: bool) -> Outcome:
+def _claim_and_run(
+    pk: uuid.UUID, worker_name: str, guard: JobGuard | None, release: bool, succeed: SuccessRecorder | None
+) -> Outcome:
     alias = router.db_for_write(Job)
     job = _claim(pk, worker_name, alias)
     if job is None:
         return not_claimed(pk)
-    return run_claimed(job, guard=guard, release=release)
+    return run_claimed(job, guard=guard, release=release, succeed=succeed or record_success)
 
 
 def not_claimed(pk: uuid.UUID) -> Outcome:

@@ -5,7 +5,9 @@ pops as many ids as threads are free (one ``BLMPOP``/``LMPOP`` round trip, which
 the finished messages), and hands them to N executor threads. Each executor
 thread runs the same per-job pipeline as the single-thread worker
 (:func:`~django_asyncjobs.engine.execution.run_job`: claim with one conditional
-``UPDATE``, run, record) on its own database connection, closed when the thread ends, so a
+``UPDATE``, run, record; a success is handed to one writer thread,
+:class:`~django_asyncjobs.engine.batching.SuccessWriter`, which writes the successes
+waiting in one transaction while the executor goes on) on its own database connection, closed when the thread ends, so a
 job still starts at most once per attempt however often its id is delivered. One
 heartbeat thread beats for all running jobs in one statement; a watchdog thread enforces
 each job's time limit (:mod:`.slots`); ``async def`` jobs run as tasks of one event loop
@@ -36,6 +38,7 @@ from rq.exceptions import StopRequested
 from rq.worker import DequeueStrategy, WorkerStatus
 
 from ..conf import app_settings
+from ..engine.batching import SuccessWriter
 from ..engine.broker import RedisError, any_waiting, pop_many, pops_many, stopped_job_id
 from ..engine.execution import Outcome, run_job
 from ..engine.functions import use_coroutine_runner
@@ -56,6 +59,7 @@ class ThreadedWorker(Worker):
     def __init__(self, queues: Sequence[Queue], *args: Any, threads: int | None = None, **kwargs: Any) -> None:
         super().__init__(queues, *args, **kwargs)
         self.threads = require_count(app_settings.WORKER_THREADS if threads is None else threads, "threads")
+        self._writer: SuccessWriter | None = None
         self._jobs = threading.Lock()  # guards what follows, and _finished and outcomes
         self._id_handed_out = threading.Condition(self._jobs)  # executor threads wait on it
         self._job_ended = threading.Condition(self._jobs)  # the main thread waits on it
@@ -204,6 +208,10 @@ class ThreadedWorker(Worker):
     def _start_threads(self) -> None:
         self._heartbeat_thread()  # started here, not raced for by the executor threads
         self._watchdog.start()
+        self._writer = SuccessWriter(
+            self.name, outcomes=self.outcomes, outcomes_lock=self._jobs, stop_requested=self._cold
+        )
+        self._writer.start()
         for slot in self._slots:
             thread = threading.Thread(
                 target=self._serve, args=(slot,), name=f"asyncjobs-executor-{slot.index}", daemon=True
@@ -241,7 +249,10 @@ class ThreadedWorker(Worker):
         slot.begin(job_id)
         heartbeat.begin(job_id)
         try:
-            outcome = run_job(job_id, worker_name=self.name, guard=slot.guard, stop_requested=self._cold)
+            succeed = self._writer.succeeded if self._writer is not None else None
+            outcome = run_job(
+                job_id, worker_name=self.name, guard=slot.guard, stop_requested=self._cold, succeed=succeed
+            )
         except BaseException:  # noqa: BLE001 - a job's own exceptions are its outcome; this thread goes on
             fields = {"worker": self.name, "job": job_id[:64]}
             log_event(worker_logger, logging.ERROR, "worker.job_error", **fields, exc_info=True)
@@ -278,6 +289,10 @@ class ThreadedWorker(Worker):
             while thread.is_alive() and not self._left_behind():
                 thread.join(0.2)  # short, so that a second signal (a cold stop) is handled meanwhile
         self._executors = [thread for thread in self._executors if thread.is_alive()]
+        if self._writer is not None:  # the successes of the jobs that ended are written before the worker exits
+            self._writer.stop()
+            while self._writer.is_alive() and not self._left_behind():
+                self._writer.join(0.2)
         self._watchdog.stop()
         if self._event_loop is not None:
             self._event_loop.stop()
