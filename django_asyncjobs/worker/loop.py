@@ -147,20 +147,28 @@ class Worker(StopSignals, SimpleWorker):
                         break
                 except StopRequested:  # RQ's, e.g. suspended in burst mode
                     break
-                except RedisError as exc:
-                    fields = {"worker": self.name, "reason": str(exc), "retry_in_s": backoff}
-                    log_event(worker_logger, logging.WARNING, "worker.redis_error", **fields)
-                    self._pause(backoff)
-                    backoff = min(backoff * 2, float(self.max_connection_wait_time))
-                except Exception:  # noqa: BLE001 - logged with its traceback
-                    log_event(worker_logger, logging.ERROR, "worker.quitting", worker=self.name, exc_info=True)
-                    self.exit_status = 1
-                    break
+                except Exception as exc:  # noqa: BLE001 - logged with its traceback
+                    next_backoff = self._after_loop_error(exc, backoff)
+                    if next_backoff is None:
+                        break
+                    backoff = next_backoff
             if self._stop_requested:
                 self.log.info("Worker %s: stopping on request", self.name)
         finally:
             self.teardown()
         return bool(completed)
+
+    def _after_loop_error(self, exc: Exception, backoff: float) -> float | None:
+        """An error of the loop itself: Redis away is waited out (the next backoff is returned);
+        anything else ends the worker with ``exit_status`` 1 (``None``)."""
+        if isinstance(exc, RedisError):
+            fields = {"worker": self.name, "reason": str(exc), "retry_in_s": backoff}
+            log_event(worker_logger, logging.WARNING, "worker.redis_error", **fields)
+            self._pause(backoff)
+            return min(backoff * 2, float(self.max_connection_wait_time))
+        log_event(worker_logger, logging.ERROR, "worker.quitting", worker=self.name, exc_info=exc)
+        self.exit_status = 1
+        return None
 
     def dequeue_job_and_maintain_ttl(  # type: ignore[override]
         self, timeout: int | None, max_idle_time: int | None = None

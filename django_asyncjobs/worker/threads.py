@@ -39,7 +39,7 @@ from rq.worker import DequeueStrategy, WorkerStatus
 
 from ..conf import app_settings
 from ..engine.batching import SuccessWriter
-from ..engine.broker import RedisError, any_waiting, pop_many, pops_many, stopped_job_id
+from ..engine.broker import any_waiting, pop_many, pops_many, stopped_job_id
 from ..engine.execution import Outcome, run_job
 from ..engine.functions import use_coroutine_runner
 from ..logs import log_event, worker_logger
@@ -142,15 +142,11 @@ class ThreadedWorker(Worker):
                         break
                 except StopRequested:  # RQ's, e.g. suspended in burst mode
                     break
-                except RedisError as exc:
-                    fields = {"worker": self.name, "reason": str(exc), "retry_in_s": backoff}
-                    log_event(worker_logger, logging.WARNING, "worker.redis_error", **fields)
-                    self._pause(backoff)
-                    backoff = min(backoff * 2, float(self.max_connection_wait_time))
-                except Exception:  # noqa: BLE001 - logged with its traceback
-                    log_event(worker_logger, logging.ERROR, "worker.quitting", worker=self.name, exc_info=True)
-                    self.exit_status = 1
-                    break
+                except Exception as exc:  # noqa: BLE001 - logged with its traceback
+                    next_backoff = self._after_loop_error(exc, backoff)
+                    if next_backoff is None:
+                        break
+                    backoff = next_backoff
             if self._stop_requested:
                 self.log.info("Worker %s: stopping on request", self.name)
         finally:
