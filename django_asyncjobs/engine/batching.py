@@ -64,8 +64,10 @@ class Batch:
         hold: float,
         push_back: PushBack,
         outcomes: dict[Outcome, int],
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         self.worker_name = worker_name
+        self._stop_requested = stop_requested
         self.size = size
         self.window = window
         self.hold = hold
@@ -182,7 +184,9 @@ class Batch:
         """Keep the bounds while the main thread runs a long job: write successes older than
         the window, release claimed ids after ``WORKER_BATCH_HOLD``. Returns the seconds until
         it should be called again, ``None`` while nothing waits."""
-        with self._lock:
+        # The database away: the heartbeat thread waits for it only until a cold stop, as the
+        # main thread does (it may be waiting for this lock meanwhile).
+        with self._lock, giving_up_when(self._stop_requested):
             now = time.monotonic()
             if self._running_since is not None:
                 # Only behind a job that runs long: between short jobs the main thread writes them.
@@ -228,8 +232,9 @@ class Batch:
             return [], batched.claim_many(claim, self.worker_name)
 
     def _release(self, *, push: bool) -> list[tuple[str, str]]:
-        claimed, self._claimed = self._claimed, deque()
+        claimed = self._claimed
         released = {job.pk for job in batched.release([job for _, _, job in claimed if job is not None])}
+        self._claimed = deque()  # only once released: if that failed, they still wait their turn here
         back = [(key, job_id) for key, job_id, job in claimed if job is not None and job.pk in released]
         if push and back:
             self._push_back(back)

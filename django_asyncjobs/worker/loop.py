@@ -345,6 +345,7 @@ class Worker(StopSignals, SimpleWorker):
                     hold=app_settings.WORKER_BATCH_HOLD,
                     push_back=lambda ids: hand_back(self.connection, ids),
                     outcomes=self.outcomes,
+                    stop_requested=self._cold,
                 )
         wanted = self._prefetch if self._batch is None else self._batch.wanted()
         return wanted if self._room is None else max(1, min(wanted, self._room))
