@@ -261,7 +261,8 @@ class AppSettings:
         " UPDATE) at once; their successes are then written in one transaction with the next claim. The"
         " batch is sized from recent run times to last about `WORKER_BATCH_WINDOW`, so slow jobs go one"
         " at a time; ids that wait behind a job running over 0.25 s are released for other workers. `1`"
-        " turns batching off: one claim and one outcome write per job. An older Redis gets 1. See"
+        " turns batching off (and a threaded worker's claiming ahead): one claim and one outcome write per"
+        " job. An older Redis gets 1. See"
         " [worker.md](worker.md#batches).",
     )
     WORKER_BATCH_WINDOW: Setting[float] = Setting(

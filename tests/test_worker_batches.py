@@ -101,6 +101,14 @@ def test_a_batch_commit_writes_only_the_attempts_still_running() -> None:
     assert Job.objects.get(pk=second.pk).status == JobStatus.CANCELLED
 
 
+def test_one_row_alone_is_claimed_started_unless_it_is_held() -> None:
+    alone, held = add.enqueue(1, 1), add.enqueue(2, 2)
+    assert batched.claim_many([alone.pk], WORKER)[0].heartbeat_at is not None  # about to run
+    # Claimed ahead of a free thread: it may wait, so after a crash recovery must see it never started.
+    assert batched.claim_many([held.pk], WORKER, held=True)[0].heartbeat_at is None
+    assert Job.objects.get(pk=held.pk).heartbeat_at is None
+
+
 def test_a_claimed_duplicate_is_claimed_once() -> None:
     job = add.enqueue(1, 1)
     assert [claimed.pk for claimed in batched.claim_many([job.pk, job.pk, job.pk], WORKER)] == [job.pk]

@@ -48,23 +48,25 @@ class Success:
     finished_at: datetime
 
 
-def claim_many(pks: Sequence[uuid.UUID], worker_name: str) -> list[Job]:
+def claim_many(pks: Sequence[uuid.UUID], worker_name: str, *, held: bool = False) -> list[Job]:
     """``queued`` → ``running`` for several rows in one statement: the rows claimed, in the
     order of ``pks`` (those not ``queued`` are left out). ``heartbeat_at`` stays NULL until a
     row's job has run for a heartbeat interval: recovery knows from the NULL that a lost row
-    may never have started (``outcomes.record_lost_attempt``)."""
+    may never have started (``outcomes.record_lost_attempt``). One row alone is about to run
+    and is claimed as :func:`.states.claim` does (its heartbeat set), unless ``held``: it may
+    wait its turn (a threaded worker's row claimed ahead)."""
     if not pks:
         return []
-    if len(pks) == 1:
+    if len(pks) == 1 and not held:
         claimed = states.claim(pks[0], worker_name)
         return [] if claimed is None else [claimed]
     alias = router.db_for_write(Job)
     connection = connections[alias]
     now = now_value(alias)
     if statements.supports_returning(connection):
-        rows = states.claim_rows(connection, alias, pks, worker_name, now)
+        rows = states.claim_rows(connection, alias, pks, worker_name, now, started=False)
     else:
-        states.claim_without_returning(alias, pks, worker_name, now)
+        states.claim_without_returning(alias, pks, worker_name, now, started=False)
         rows = list(Job.objects.using(alias).filter(pk__in=pks, worker=worker_name, status=JobStatus.RUNNING))
     order = {pk: index for index, pk in enumerate(pks)}
     return sorted(rows, key=lambda job: order[job.pk])

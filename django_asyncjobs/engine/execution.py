@@ -94,9 +94,11 @@ def run_job(
     guard: JobGuard | None = None,
     stop_requested: Callable[[], bool] | None = None,
     succeed: SuccessRecorder | None = None,
+    claimed: Job | None = None,
 ) -> Outcome:
     """Claim job ``job_id`` and run it once. Safe to call any number of times per message.
-    ``succeed`` records a success (:func:`run_claimed`).
+    ``succeed`` records a success (:func:`run_claimed`). ``claimed``: the row, claimed already
+    by the caller for this worker (a threaded worker claims ahead, see ``worker/ahead.py``).
 
     Before and after the job the database connections are checked and kept (see
     :mod:`.connections`; not when called inside a transaction, as tests may do), and a
@@ -112,6 +114,8 @@ def run_job(
         refresh_connections()
     try:
         with giving_up_when(stop_requested):
+            if claimed is not None:
+                return run_claimed(claimed, guard=guard, release=manage_connections, succeed=succeed or record_success)
             return _claim_and_run(pk, worker_name or default_worker_name(), guard, manage_connections, succeed)
     except DatabaseAway as exc:
         log_event(worker_logger, logging.ERROR, "job.database_away", job=pk, reason=str(exc), repaired_by="recovery")

@@ -59,22 +59,24 @@ class Returning:
         return jobs
 
 
-_claims: dict[tuple[str, str, int], Returning] = {}
+_claims: dict[tuple[str, str, int, bool], Returning] = {}
 _successes: dict[tuple[str, str], str] = {}
 
 
-def claim(connection: BaseDatabaseWrapper, count: int = 1) -> Returning:
+def claim(connection: BaseDatabaseWrapper, count: int = 1, *, started: bool | None = None) -> Returning:
     """The claim of one id (``count`` 1) or of ``count`` ids. Parameters: status running,
-    the time twice (only where the database's clock is not in the SQL), worker, the ids,
-    status queued. ``None`` when the database has no ``UPDATE ... RETURNING``."""
-    key = (connection.alias, connection.vendor, count)
+    the time (twice when ``started``; only where the database's clock is not in the SQL),
+    worker, the ids, status queued. ``started`` (by default: one id alone) sets ``heartbeat_at``:
+    the job runs now; otherwise it stays NULL while the rows wait their turn."""
+    started = count == 1 if started is None else started
+    key = (connection.alias, connection.vendor, count, started)
     statement = _claims.get(key)
     if statement is None:
         quote = connection.ops.quote_name
         fields = Job._meta.concrete_fields
         columns = ", ".join(quote(str(f.column)) for f in fields)
         now = now_sql(connection) or "%s"
-        heartbeat = now if count == 1 else "NULL"
+        heartbeat = now if started else "NULL"
         ids = "= %s" if count == 1 else f"IN ({', '.join(['%s'] * count)})"
         sql = (
             f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('started_at')} = {now}, "

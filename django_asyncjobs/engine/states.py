@@ -140,16 +140,19 @@ def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
     return Job.objects.using(alias).get(pk=pk) if updated else None
 
 
-def claim_without_returning(alias: str, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now) -> int:
+def claim_without_returning(
+    alias: str, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now, *, started: bool | None = None
+) -> int:
     """The claim where the database has no ``UPDATE ... RETURNING``: how many rows it moved
-    (the caller reads them). ``heartbeat_at`` as :mod:`.statements` says."""
+    (the caller reads them). ``heartbeat_at`` as :func:`.statements.claim` says."""
+    started = len(pks) == 1 if started is None else started
     return (
         Job.objects.using(alias)
         .filter(pk__in=pks, status=JobStatus.QUEUED)
         .update(
             status=JobStatus.RUNNING,
             started_at=now,
-            heartbeat_at=now if len(pks) == 1 else None,
+            heartbeat_at=now if started else None,
             attempts=F("attempts") + 1,
             worker=worker_name,
             progress=0,
@@ -159,19 +162,31 @@ def claim_without_returning(alias: str, pks: Sequence[uuid.UUID], worker_name: s
 
 
 def claim_rows(
-    connection: BaseDatabaseWrapper, alias: str, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now
+    connection: BaseDatabaseWrapper,
+    alias: str,
+    pks: Sequence[uuid.UUID],
+    worker_name: str,
+    now: datetime | Now,
+    *,
+    started: bool | None = None,
 ) -> list[Job]:
-    """The claim of ``pks`` as one ``UPDATE ... RETURNING`` (see :mod:`.statements`)."""
-    statement = statements.claim(connection, len(pks))
+    """The claim of ``pks`` as one ``UPDATE ... RETURNING`` (see :func:`.statements.claim`)."""
+    statement = statements.claim(connection, len(pks), started=started)
     with connection.cursor() as cursor:
-        cursor.execute(statement.sql, claim_params(connection, pks, worker_name, now))
+        cursor.execute(statement.sql, claim_params(connection, pks, worker_name, now, started=started))
         rows = cursor.fetchall()
     return statement.jobs(connection, alias, rows)
 
 
 def claim_params(
-    connection: BaseDatabaseWrapper, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now
+    connection: BaseDatabaseWrapper,
+    pks: Sequence[uuid.UUID],
+    worker_name: str,
+    now: datetime | Now,
+    *,
+    started: bool | None = None,
 ) -> list[Any]:
+    started = len(pks) == 1 if started is None else started
     field = Job._meta.pk
     assert field is not None
     # The database's clock is in the SQL (Now()), or on SQLite passed as a parameter:
@@ -179,7 +194,7 @@ def claim_params(
     times = [] if isinstance(now, Now) else [Job._meta.get_field("started_at").get_db_prep_value(now, connection)]
     return [
         JobStatus.RUNNING.value,
-        *(times * (2 if len(pks) == 1 else 1)),
+        *(times * (2 if started else 1)),
         worker_name,
         *(field.get_db_prep_value(pk, connection) for pk in pks),
         JobStatus.QUEUED.value,

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from django.db import connections
+from django.db import connections, router
 from rq import Queue
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
@@ -43,7 +43,9 @@ from ..engine.broker import any_waiting, pop_many, pops_many, stopped_job_id
 from ..engine.execution import Outcome, run_job
 from ..engine.functions import use_coroutine_runner
 from ..logs import log_event, worker_logger
+from ..models import Job
 from ..validators import require_count
+from .ahead import ClaimAhead, Handed
 from .aio import EventLoopThread
 from .loop import POP_WAIT, Worker
 from .slots import Slot, Watchdog
@@ -63,7 +65,7 @@ class ThreadedWorker(Worker):
         self._jobs = threading.Lock()  # guards what follows, and _finished and outcomes
         self._id_handed_out = threading.Condition(self._jobs)  # executor threads wait on it
         self._job_ended = threading.Condition(self._jobs)  # the main thread waits on it
-        self._inbox: deque[tuple[str, str]] = deque()  # popped (queue_key, job_id) no thread took yet
+        self._inbox: deque[Handed] = deque()  # popped, no thread took them yet
         self._busy = 0  # ids taken by a thread and not finished
         self._closing = False
         self._cold_stop_at: float | None = None
@@ -75,6 +77,7 @@ class ThreadedWorker(Worker):
         self._event_loop: EventLoopThread | None = None
         self._event_loop_lock = threading.Lock()
         self._many_per_pop: bool | None = None
+        self._ahead: ClaimAhead | None = None
 
     # -- the main thread: pop and hand out ----------------------------------------------------
 
@@ -118,6 +121,7 @@ class ThreadedWorker(Worker):
                         self.log.info("Worker %s: finished executing %d jobs, quitting", self.name, handed_out)
                         break
                     free = self._wait_for_a_free_thread()
+                    self._release_held()
                     if free == 0:
                         continue
                     popped = self._pop(free if room is None else min(free, room), burst)
@@ -126,6 +130,9 @@ class ThreadedWorker(Worker):
                         idle_since = time.monotonic()
                         self._hand_out(popped)
                         handed_out += len(popped)
+                        continue
+                    if self._held_since() is not None:  # looked without waiting: wait for a thread instead
+                        self._wait_for_a_job_to_end()
                         continue
                     if burst:
                         if self._assigned():  # a running job may still push a retry
@@ -159,16 +166,38 @@ class ThreadedWorker(Worker):
             return self._busy + len(self._inbox)
 
     def _wait_for_a_free_thread(self) -> int:
-        """How many ids to pop: one per free thread (no id is held that no thread is free for)."""
+        """How many ids to pop: one per free thread, and the few claimed ahead (:mod:`.ahead`)."""
+        wanted = self.threads + self._claim_ahead().extra()
         with self._jobs:
-            if self._busy + len(self._inbox) >= self.threads:
-                self._job_ended.wait(POP_WAIT)
-            return max(0, self.threads - self._busy - len(self._inbox))
+            if self._busy + len(self._inbox) >= wanted:
+                self._job_ended.wait(self._wait_time())
+            return max(0, wanted - self._busy - len(self._inbox))
 
     def _wait_for_a_job_to_end(self) -> None:
         with self._jobs:
             if self._busy + len(self._inbox):
-                self._job_ended.wait(POP_WAIT)
+                self._job_ended.wait(self._wait_time())
+
+    def _wait_time(self) -> float:
+        """Until the oldest row claimed ahead is due for release, at most ``POP_WAIT`` (under the lock)."""
+        held = next((entry.since for entry in self._inbox if entry.job is not None), None)
+        if held is None:
+            return POP_WAIT
+        return min(POP_WAIT, max(0.0, held + self._claim_ahead().hold - time.monotonic()) + 0.001)
+
+    def _held_since(self) -> float | None:
+        with self._jobs:
+            return next((entry.since for entry in self._inbox if entry.job is not None), None)
+
+    def _claim_ahead(self) -> ClaimAhead:
+        if self._ahead is None:
+            in_transaction = connections[router.db_for_write(Job)].in_atomic_block  # a test's: threads would not see it
+            enabled = app_settings.WORKER_PREFETCH > 1 and not in_transaction
+            hold = app_settings.WORKER_BATCH_HOLD
+            self._ahead = ClaimAhead(
+                self.name, threads=self.threads, hold=hold, enabled=enabled, stop_requested=self._cold
+            )
+        return self._ahead
 
     def _pop(self, count: int, burst: bool) -> list[tuple[str, str]]:
         """Up to ``count`` ids (as many as threads are free) in one round trip, which also drops
@@ -181,7 +210,7 @@ class ThreadedWorker(Worker):
             popped = pop_many(
                 self.connection,
                 self.queue_keys(),
-                None if burst else POP_WAIT,
+                None if burst or self._held_since() is not None else POP_WAIT,
                 count if self._many_per_pop else 1,
                 finished=finished,
             )
@@ -195,9 +224,29 @@ class ThreadedWorker(Worker):
         return popped
 
     def _hand_out(self, popped: list[tuple[str, str]]) -> None:
+        try:
+            handed = self._claim_ahead().claim(popped)
+        except BaseException:
+            self._prefetched.extend(popped)  # not claimed: teardown hands them back
+            raise
         with self._jobs:
-            self._inbox.extend(popped)
-            self._id_handed_out.notify(len(popped))
+            self._inbox.extend(handed)
+            self._id_handed_out.notify(len(handed))
+
+    def _release_held(self) -> None:
+        """Release the rows claimed ahead that waited ``WORKER_BATCH_HOLD`` (every thread is
+        busy with a long job): their ids go back to the front for other workers."""
+        ahead = self._claim_ahead()
+        due = time.monotonic() - ahead.hold
+        with self._jobs:
+            held = [entry for entry in self._inbox if entry.job is not None and entry.since <= due]
+            self._inbox = deque(entry for entry in self._inbox if entry not in held)
+        try:
+            ahead.release_to_queues(held, self.connection)
+        except BaseException:
+            with self._jobs:
+                self._inbox.extendleft(reversed(held))  # still claimed: they run in their turn
+            raise
 
     # -- the executor threads -----------------------------------------------------------------
 
@@ -219,18 +268,19 @@ class ThreadedWorker(Worker):
         slot.ident = threading.get_ident()
         use_coroutine_runner(functools.partial(self._run_coroutine, slot))
         try:
-            while (item := self._take()) is not None:
-                key, job_id = item
+            while (entry := self._take()) is not None:
+                took = time.monotonic()
                 try:
-                    self._execute(slot, job_id, self._queue_by_key[key])
+                    self._execute(slot, entry, self._queue_by_key[entry.key])
                 finally:
                     with self._jobs:
                         self._busy -= 1
+                        self._claim_ahead().ran(time.monotonic() - took)
                         self._job_ended.notify()
         finally:
             connections.close_all()
 
-    def _take(self) -> tuple[str, str] | None:
+    def _take(self) -> Handed | None:
         with self._jobs:
             while True:
                 if self._closing or self._stop_requested:
@@ -240,14 +290,20 @@ class ThreadedWorker(Worker):
                     return self._inbox.popleft()
                 self._id_handed_out.wait()
 
-    def _execute(self, slot: Slot, job_id: str, queue: Queue) -> None:
+    def _execute(self, slot: Slot, entry: Handed, queue: Queue) -> None:
+        job_id = entry.job_id
         heartbeat = self._heartbeat_thread()
         slot.begin(job_id)
         heartbeat.begin(job_id)
         try:
             succeed = self._writer.succeeded if self._writer is not None else None
             outcome = run_job(
-                job_id, worker_name=self.name, guard=slot.guard, stop_requested=self._cold, succeed=succeed
+                job_id,
+                worker_name=self.name,
+                guard=slot.guard,
+                stop_requested=self._cold,
+                succeed=succeed,
+                claimed=entry.job,
             )
         except BaseException:  # noqa: BLE001 - a job's own exceptions are its outcome; this thread goes on
             fields = {"worker": self.name, "job": job_id[:64]}
@@ -278,9 +334,9 @@ class ThreadedWorker(Worker):
         """Warm: let the running jobs finish; the ids no thread took are handed back by teardown."""
         with self._jobs:
             self._closing = True
-            self._prefetched.extend(self._inbox)
-            self._inbox.clear()
+            left, self._inbox = list(self._inbox), deque()
             self._id_handed_out.notify_all()
+        self._prefetched.extendleft(reversed(self._claim_ahead().unstarted(left)))  # before ids popped later
         for thread in self._executors:
             while thread.is_alive() and not self._left_behind():
                 thread.join(0.2)  # short, so that a second signal (a cold stop) is handled meanwhile
@@ -320,8 +376,16 @@ class ThreadedWorker(Worker):
         if job_id is None:
             super().handle_payload(message)
             return
-        if not any(slot.interrupt(job_id) for slot in self._slots):
+        if not any(slot.interrupt(job_id) for slot in self._slots) and not self._drop(job_id):
             self.log.warning("Worker %s: not working on job %s, command ignored", self.name, job_id)
+
+    def _drop(self, job_id: str) -> bool:
+        """Forget a row claimed ahead and not started (``Job.cancel()`` cancelled it): it never runs."""
+        with self._jobs:
+            kept = deque(entry for entry in self._inbox if entry.job is None or entry.job_id != job_id)
+            dropped = len(kept) != len(self._inbox)
+            self._inbox = kept
+        return dropped
 
 
 def threaded(worker_class: type[Worker]) -> type[ThreadedWorker]:
