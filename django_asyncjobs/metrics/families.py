@@ -63,7 +63,10 @@ ESTIMATED_WAIT = _family(
     "Little's law: depth / recent throughput, the wait of a job enqueued now (absent when nothing finished recently).",
 )
 SATURATED = _family(
-    "asyncjobs_backpressure_saturated", "gauge", QUEUE, "1 when the queue refuses new work (one more job would pass a limit)."
+    "asyncjobs_backpressure_saturated",
+    "gauge",
+    QUEUE,
+    "1 when the queue refuses new work (one more job would pass a limit).",
 )
 REFUSED = _family(
     "asyncjobs_backpressure_refused_total",
