@@ -7,6 +7,7 @@ import importlib
 import json
 import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,12 @@ from django_asyncjobs.engine.capacity import forget_states
 from django_asyncjobs.engine.tallies import BUCKETS, OTHER_NAME
 from django_asyncjobs.exceptions import MetricsUnavailable, QueueFull
 from django_asyncjobs.metrics import families
+from django_asyncjobs.models import Schedule
+from django_asyncjobs.scheduling.firing import fire_due_schedules
 from django_asyncjobs.scheduling.recovery import recover
+from django_asyncjobs.times.clock import database_now
 from tests.conftest import wait_for
-from tests.testapp.jobs import add, flaky, raises, sleeps_on_first_attempt
+from tests.testapp.jobs import add, flaky, raises, record, sleeps_on_first_attempt
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,6 +165,21 @@ def test_recovery_counts_messages_pushed_again(redis) -> None:
     assert len(recover(grace=0).requeued) == 2
 
     assert value(scrape(), "asyncjobs_recovery_repushed_total", queue="default") == 2
+
+
+def test_schedule_runs_and_misses_are_counted() -> None:
+    t0 = database_now().replace(second=0, microsecond=0) - timedelta(days=1)
+    schedule = Schedule(name="metrics-cron", job_name=record.name, args=["metrics"], cron="* * * * *")
+    schedule.save()
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=t0)
+    # 5 min 30 s late: 5 runs missed (skipped), the one 30 s late fires.
+    report = fire_due_schedules(now=t0 + timedelta(minutes=5, seconds=30))
+    assert report.fired == ["metrics-cron"] and report.missed == {"metrics-cron": 5}
+
+    samples = scrape()
+
+    assert value(samples, "asyncjobs_schedule_runs_total", schedule="metrics-cron") == 1
+    assert value(samples, "asyncjobs_schedule_missed_total", schedule="metrics-cron") == 5
 
 
 def test_access(settings) -> None:

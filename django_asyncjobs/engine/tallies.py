@@ -43,7 +43,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from ..logs import log_event, worker_logger
+from ..logs import log_event, metrics_logger
 from ..signals import job_cancelled, job_failed, job_succeeded
 from . import broker
 from .broker import tallies
@@ -118,7 +118,7 @@ def _add(queue: str, increments: dict[str, float]) -> None:
     try:
         tallies.add(queue, increments)
     except broker.RedisError as exc:
-        log_event(worker_logger, logging.WARNING, "metrics.not_counted", queue=queue, reason=str(exc))
+        log_event(metrics_logger, logging.WARNING, "metrics.not_counted", queue=queue, reason=str(exc))
 
 
 def _on_succeeded(sender: Any, job: Any, **kwargs: Any) -> None:

@@ -17,7 +17,7 @@ from ..engine import broker
 from ..engine.broker import tallies as stored
 from ..engine.capacity import QueueState, queue_state
 from ..engine.tallies import SEPARATOR
-from ..logs import log_event, worker_logger
+from ..logs import log_event, metrics_logger
 from ..models import Job, JobStatus, Schedule
 
 
@@ -60,7 +60,7 @@ def read_all() -> Readings:
     try:
         stored.write_now()  # this process's own increments first (a worker between pops, say)
     except broker.RedisError as exc:
-        log_event(worker_logger, logging.WARNING, "metrics.not_counted", reason=str(exc))
+        log_event(metrics_logger, logging.WARNING, "metrics.not_counted", reason=str(exc))
     running = dict(
         Job.objects.filter(status=JobStatus.RUNNING)
         .order_by()
@@ -79,7 +79,7 @@ def _read_queue(queue: str, running: int) -> QueueReading:
         reading.workers = broker.live_workers(queue)
         reading.counters = stored.read(queue)
     except broker.RedisError as exc:
-        log_event(worker_logger, logging.WARNING, "metrics.queue_unread", queue=queue, reason=str(exc))
+        log_event(metrics_logger, logging.WARNING, "metrics.queue_unread", queue=queue, reason=str(exc))
         return reading
     reading.redis_up = True
     return reading
