@@ -1,7 +1,8 @@
 """What one scrape reads, for every queue of ``RQ_QUEUES``: the counters in Redis
 (:mod:`django_asyncjobs.engine.tallies`), the queue's state (depth, oldest message,
 throughput, limits), its live workers, and from the database its running rows and the
-schedules. Two round trips per queue (plus one per schedule for its missed runs) and two queries.
+schedules. Three round trips per queue (plus one per schedule for its missed runs) and two
+queries.
 
 A queue whose Redis does not answer is read as ``redis_up=False`` and the rest goes on.
 """

@@ -22,7 +22,7 @@ counters start from zero. ``docs/deployment.md`` has the same list as a table.
     Written: the worker (INCRBY, with its next pop): jobs of ``queue`` finished in the
     10-second ``bucket`` (``unix time // 10``). Read: ``queue_stats`` (MGET of 6 buckets).
 ``asyncjobs:metrics:<queue>`` (hash of counters; never expires)
-    Written: ``tallies`` (HINCRBY, HINCRBYFLOAT): by a worker with its next pop or its
+    Written: ``tallies`` (HINCRBYFLOAT): by a worker with its next pop or its
     stop, by other processes at once. Fields: jobs by final status and attempts by
     outcome per job name, the buckets, count and sum of the wait and run time
     histograms, 503s and refused enqueues, recovery's pushes and lost jobs, schedule

@@ -1,6 +1,6 @@
 """Counters kept in Redis for the Prometheus metrics: one hash per queue
 (``asyncjobs:metrics:<queue>``, :func:`keys.tallies_key`), fields incremented by
-``HINCRBY``/``HINCRBYFLOAT``.
+``HINCRBYFLOAT``.
 
 Increments wait in this process (:func:`add`) and are written:
 
@@ -98,12 +98,11 @@ def read(queue: str) -> dict[str, float]:
 
 
 def _increment(pipe: Pipeline, queue: str, fields: dict[str, float]) -> None:
+    # HINCRBYFLOAT for every field, counts included: HINCRBY fails on a field holding a
+    # float, and an error would fail the worker's pop it rides with.
     key = keys.tallies_key(queue)
     for field, amount in fields.items():
-        if amount == int(amount):
-            pipe.hincrby(key, field, int(amount))
-        else:
-            pipe.hincrbyfloat(key, field, amount)
+        pipe.hincrbyfloat(key, field, amount)
 
 
 def _connection_or_none(queue: str) -> Redis | None:
