@@ -21,7 +21,7 @@ class AsyncJobsConfig(AppConfig):
         # checks, signal receivers, the offload job and the job statistics rollup.
         from . import checks  # noqa: F401
         from .aggregations import stats  # noqa: F401
-        from .engine import broker, capacity  # noqa: F401
+        from .engine import broker, capacity, tallies  # noqa: F401
         from .offloading import requests  # noqa: F401
 
         modules = app_settings.AUTODISCOVER

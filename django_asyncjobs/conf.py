@@ -308,6 +308,21 @@ class AppSettings:
         " kept), older than this are deleted. See [aggregation.md](aggregation.md).",
     )
 
+    METRICS_TOKEN: Setting[str | None] = Setting(
+        None,
+        rules.secret_or_none(min_length=16),
+        "A bearer token that lets a scraper read the Prometheus metrics view (`Authorization: Bearer "
+        "<token>`, compared in constant time). `None`: no token is accepted. See "
+        "[monitoring.md](monitoring.md#protecting-the-endpoint).",
+    )
+    METRICS_ALLOWED_IPS: Setting[Sequence[str]] = Setting(
+        (),
+        rules.ip_networks(),
+        "Addresses or networks (`REMOTE_ADDR`) allowed to read the metrics view without logging in or a"
+        ' token, e.g. `["10.0.0.0/8"]`. Behind a proxy `REMOTE_ADDR` is the proxy\'s. Otherwise only users '
+        "with the `view_dashboard` permission may read it. See [monitoring.md](monitoring.md#protecting-the-endpoint).",
+    )
+
     def __init__(self) -> None:
         self._values: dict[str, Any] | None = None
         self._rq_queues: dict[str, dict[str, Any]] | None = None

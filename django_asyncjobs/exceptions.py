@@ -128,6 +128,16 @@ class OutcomeRefused(AsyncJobsError):
     Internal: the worker records such an attempt as failed with a stored reason."""
 
 
+class MetricsUnavailable(ConfigurationError):
+    """The Prometheus metrics view is mounted but ``prometheus_client`` is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The metrics view (django_asyncjobs.metrics) needs prometheus_client: "
+            "pip install 'django-asyncjobs[metrics]'."
+        )
+
+
 class RedisServerError(AsyncJobsError, RuntimeError):
     """``django_asyncjobs.testing`` could not find or start a Redis server."""
 

@@ -40,6 +40,8 @@ aggregation_logger = logging.getLogger(f"{ROOT}.aggregation")
 tasks_logger = logging.getLogger(f"{ROOT}.tasks")
 #: Receivers of the job signals that raised.
 signals_logger = logging.getLogger(f"{ROOT}.signals")
+#: The Prometheus metrics: counts not written, queues not read at a scrape.
+metrics_logger = logging.getLogger(f"{ROOT}.metrics")
 
 #: Longest value written in a line; longer ones are cut and say how long they were.
 MAX_VALUE_CHARS = 200

@@ -13,6 +13,7 @@ from django.utils.deprecation import MiddlewareMixin
 
 from .conf import app_settings
 from .engine.capacity import limits_for, queue_state_or_none
+from .engine.tallies import count_refused
 from .exceptions import QueueFull
 from .offloading.decorator import offloaded_queue
 from .offloading.responses import busy_response
@@ -67,4 +68,7 @@ class BackpressureMiddleware(MiddlewareMixin):
         if state is None:
             return None
         reason = state.reason_for(1)
-        return busy_response(request, QueueFull(state, reason)) if reason else None
+        if not reason:
+            return None
+        count_refused(queue, "middleware")
+        return busy_response(request, QueueFull(state, reason))

@@ -10,6 +10,7 @@ Foundation layer: imports nothing of the package but :mod:`.times.durations`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import zoneinfo
 from collections.abc import Callable
@@ -176,3 +177,34 @@ def duration() -> Rule:
         return None
 
     return Rule('a duration such as "7d" or a number of seconds > 0', problem)
+
+
+def secret_or_none(*, min_length: int) -> Rule:
+    """``None``, or a string of at least ``min_length`` characters (a shared secret)."""
+
+    def problem(value: object) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            return f"{kind(value)}, not a string"
+        return None if len(value) >= min_length else f"shorter than {min_length} characters"
+
+    return Rule(f"None or a string of at least {min_length} characters", problem)
+
+
+def ip_networks() -> Rule:
+    """A list of IP addresses or networks (CIDR), e.g. ``["10.0.0.0/8", "127.0.0.1"]``."""
+
+    def problem(value: object) -> str | None:
+        if not isinstance(value, list | tuple):
+            return f"{kind(value)}, not a list"
+        for item in value:
+            if not isinstance(item, str):
+                return f"{item!r} is not a string"
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                return f"{item!r} is not an IP address or network"
+        return None
+
+    return Rule('a list of IP addresses or networks, e.g. ["10.0.0.0/8", "::1"]', problem)

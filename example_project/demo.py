@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -165,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "DJANGO_SETTINGS_MODULE": "demo_site.settings",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
+            "DEMO_METRICS_TOKEN": secrets.token_urlsafe(24),
         }
         manage(env, "migrate", "--noinput", "--verbosity", "0")
         manage(env, "prepare_demo", "--users", options.users, "--tweets", options.tweets)
@@ -189,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  The demo is running at {url}\n"
             f"  Log in as user1 … user{options.users}, password 'password'.\n"
             f"  Admin and job dashboard: {url}admin/ (login 'admin', password 'admin').\n"
+            f"  Prometheus metrics: {url}metrics/ (logged in as admin, or a scraper with\n"
+            f"    curl -H 'Authorization: Bearer {env['DEMO_METRICS_TOKEN']}' {url}metrics/).\n"
             "  Ctrl-C stops everything.\n"
         )
         while not stop.wait(0.5):

@@ -28,7 +28,7 @@ LAYERS: list[list[tuple[str, ...]]] = [
     [("engine",)],
     [("aggregations",)],
     [("scheduling",)],
-    [("worker",), ("offloading", "urls"), ("tasks", "backends")],
+    [("worker",), ("offloading", "urls"), ("tasks", "backends"), ("metrics",)],
     [("middleware",)],
     [("admin", "templatetags"), ("apps", "checks", "management", "testing", "")],
 ]

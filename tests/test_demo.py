@@ -135,6 +135,20 @@ def test_prints_the_site_and_the_logins(demo: Demo) -> None:
     assert status == 200 and "Site administration" in page
 
 
+def test_prints_where_the_metrics_are_and_serves_them_with_its_token(demo: Demo) -> None:
+    found = re.search(r"Prometheus metrics: (\S+) .*?Bearer (\S+)' ", demo.output(), re.S)
+    assert found, demo.output()[-2000:]
+    url, token = found.groups()
+    assert url == demo.url + "metrics/"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read().decode()
+    assert 'asyncjobs_queue_workers{queue="default"}' in body
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(url, timeout=30)
+    assert denied.value.code == 401
+
+
 def test_a_tweet_is_fanned_out_and_its_hashtag_aggregated(demo: Demo) -> None:
     # Every user follows every other one (3 users, up to 10 follows each): user2 follows user1.
     author, follower = Browser(demo.url), Browser(demo.url)

@@ -6,6 +6,7 @@ from tests.testapp import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("async/", include("django_asyncjobs.urls")),
+    path("metrics/", include("django_asyncjobs.metrics.urls")),
     path("echo/<int:number>/", views.echo, name="echo"),
     path("echo-async/", views.echo_async, name="echo-async"),
     path("tweet/", views.tweet, name="tweet"),

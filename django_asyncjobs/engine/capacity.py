@@ -27,6 +27,7 @@ from ..conf import QueueLimits, app_settings
 from ..exceptions import QueueFull
 from ..logs import enqueue_logger, log_event
 from .broker import RedisError, queue_stats
+from .tallies import count_refused
 
 _cache: dict[str, tuple[float, QueueState]] = {}
 _failures: dict[str, float] = {}
@@ -121,6 +122,7 @@ def check(queue: str, incoming: int = 1) -> None:
         return
     reason = state.reason_for(incoming)
     if reason:
+        count_refused(queue, "enqueue")
         raise QueueFull(state, reason)
 
 

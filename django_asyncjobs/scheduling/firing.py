@@ -15,6 +15,7 @@ from ..engine.broker import missed_runs as missed_runs
 from ..engine.enqueueing import enqueue_calls
 from ..engine.registry import job_function_by_name
 from ..engine.states import promote
+from ..engine.tallies import count_schedule_run
 from ..exceptions import AsyncJobsError, QueueFull
 from ..logs import log_event, scheduler_logger
 from ..models import Job, JobStatus, MisfirePolicy, Schedule
@@ -178,6 +179,7 @@ def _fire_run(schedule: Schedule, due_at: datetime, following: datetime, now: da
     fired = {"schedule": schedule.name, "job": job.pk, "name": job.name, "queue": job.queue, "due": due_at}
     log_event(scheduler_logger, logging.INFO, "schedule.fired", **fired)
     report.fired.append(schedule.name)
+    count_schedule_run(job.queue, schedule.name)
     return True
 
 

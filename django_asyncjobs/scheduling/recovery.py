@@ -25,6 +25,7 @@ from django.db.models import Q, QuerySet
 from ..conf import app_settings
 from ..engine.broker import RedisError, missing_messages, ring, waiting_ids
 from ..engine.execution import Outcome, record_lost_attempt
+from ..engine.tallies import count_recovered
 from ..exceptions import AsyncJobsError
 from ..logs import log_event, recovery_logger
 from ..models import Job, JobStatus
@@ -108,6 +109,8 @@ def _requeue_missing_messages(cutoff: datetime, report: RecoveryReport, batch_si
                 if not report.dry_run and not ring(jobs):
                     break  # Redis is unreachable: the next pass tries again
                 report.requeued.extend(str(job.pk) for job in jobs)
+                if not report.dry_run:
+                    count_recovered(queue, repushed=len(jobs))
         except (AsyncJobsError, RedisError) as exc:
             # A queue gone from RQ_QUEUES, or its Redis away: the other queues and the
             # lost running jobs are still looked after.
@@ -124,6 +127,7 @@ def _recover_lost_jobs(now: datetime, timeout: float, report: RecoveryReport, ba
     cutoff = now - timedelta(seconds=timeout)
     stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
     lost = Job.objects.filter(stale, status=JobStatus.RUNNING).order_by("heartbeat_at")
+    workers_by_queue: dict[str, set[str]] = {}
     for job in lost[:batch_size]:
         report.lost.append(str(job.pk))
         if report.dry_run:
@@ -139,6 +143,11 @@ def _recover_lost_jobs(now: datetime, timeout: float, report: RecoveryReport, ba
             report.put_back.append(str(job.pk))
         else:
             report.lost.remove(str(job.pk))  # its worker beat again, or it was cancelled meanwhile
+            continue
+        workers_by_queue.setdefault(job.queue, set()).add(job.worker or "?")
+        count_recovered(job.queue, lost=1)
+    for queue, workers in workers_by_queue.items():
+        count_recovered(queue, lost_workers=len(workers))
 
 
 def _lost_reason(job: Job, last_sign: datetime, now: datetime, timeout: float) -> str:

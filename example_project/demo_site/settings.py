@@ -102,6 +102,8 @@ ASYNCJOBS = {
     "PROGRESS_INTERVAL": 0.2,
     # Strict limits for the flood demo: every check reads the queue (one Redis round trip).
     "BACKPRESSURE_CACHE_SECONDS": 0,
+    # /metrics/ for a scraper: demo.py makes a token per run and prints it.
+    "METRICS_TOKEN": os.environ.get("DEMO_METRICS_TOKEN") or None,
 }
 
 # Pause per step in the deliberately slow parts, so that progress bars have something to show.

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from redis import Redis
 from redis.client import Pipeline
 
-from . import keys
+from . import keys, tallies
 from .connections import commands, text
 
 
@@ -27,6 +27,7 @@ def pop(
     caller has just finished: in the same round trip they are recorded
     (:func:`record_finished`). Returns ``(queue_key, job_id)``.
     """
+    tallies.defer_to(connection)
     if timeout is not None:
         with connection.pipeline(transaction=False) as pipe:
             record_finished(connection, finished, pipeline=pipe)
@@ -62,6 +63,7 @@ def pop_many(
     if count <= 1:
         popped = pop(connection, queue_keys, timeout, finished)
         return [] if popped is None else [popped]
+    tallies.defer_to(connection)
     names = list(queue_keys)
     with connection.pipeline(transaction=False) as pipe:
         record_finished(connection, finished, pipeline=pipe)
@@ -89,10 +91,14 @@ def record_finished(
     connection: Redis, finished: Sequence[tuple[str, str]], *, pipeline: Pipeline | None = None
 ) -> None:
     """Delete the message hashes of ``finished`` ``(job_id, queue)`` and count them for their
-    queue's throughput (a queue of ``""`` marks a message that was skipped, not run)."""
+    queue's throughput (a queue of ``""`` marks a message that was skipped, not run); write
+    the metrics' pending counters (:mod:`.tallies`) too."""
     if not finished:
+        if pipeline is not None:
+            tallies.write_pending(connection, pipeline)
         return
     with commands(connection, pipeline) as pipe:
+        tallies.write_pending(connection, pipe)
         pipe.unlink(*[keys.message_key(job_id) for job_id, _ in finished])
         bucket = int(time.time()) // keys.THROUGHPUT_BUCKET_SECONDS
         counts: dict[str, int] = {}
@@ -115,10 +121,11 @@ def hand_back(
     connection: Redis, unstarted: Sequence[tuple[str, str]], finished: Sequence[tuple[str, str]] = ()
 ) -> None:
     """Return popped ``(queue_key, job_id)`` messages a worker did not start to the front of
-    their queues, in their order, and record ``finished``: one round trip (a stopping worker)."""
-    if not unstarted and not finished:
-        return
+    their queues, in their order, and record ``finished``: one round trip (a stopping worker).
+    The metrics' counters are written at once from now on (:func:`.tallies.defer_to`)."""
+    tallies.defer_to(None)
     with connection.pipeline(transaction=False) as pipe:
+        tallies.write_pending(connection, pipe)
         record_finished(connection, finished, pipeline=pipe)
         by_key: dict[str, list[str]] = {}
         for key, job_id in unstarted:

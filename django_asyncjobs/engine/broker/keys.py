@@ -21,9 +21,15 @@ counters start from zero. ``docs/deployment.md`` has the same list as a table.
 ``asyncjobs:finished:<queue>:<bucket>`` (string counter; ``THROUGHPUT_BUCKET_TTL``, 80 s)
     Written: the worker (INCRBY, with its next pop): jobs of ``queue`` finished in the
     10-second ``bucket`` (``unix time // 10``). Read: ``queue_stats`` (MGET of 6 buckets).
+``asyncjobs:metrics:<queue>`` (hash of counters; never expires)
+    Written: ``tallies`` (HINCRBYFLOAT): by a worker with its next pop or its
+    stop, by other processes at once. Fields: jobs by final status and attempts by
+    outcome per job name, the buckets, count and sum of the wait and run time
+    histograms, 503s and refused enqueues, recovery's pushes and lost jobs, schedule
+    runs. Read: ``tallies.read`` (HGETALL), by the metrics view.
 ``asyncjobs:schedule:missed:<schedule name>`` (string counter; never expires)
     Written: ``count_missed_runs`` (INCRBY), in the Redis of ``DEFAULT_QUEUE``.
-    Read: ``missed_runs`` (GET).
+    Read: ``missed_runs`` (GET), the metrics view.
 ``rq:worker:<worker name>`` (hash; the worker's TTL, refreshed by its heartbeats)
     Written: RQ's worker base class (registration, heartbeat); our worker adds the
     ``state`` field in its heartbeat's transaction (``worker_heartbeat``).
@@ -73,6 +79,11 @@ def message_key(job_id: str) -> str:
 def finished_key(queue: str, bucket: int) -> str:
     """How many jobs of ``queue`` finished in the 10 s ``bucket``."""
     return f"asyncjobs:finished:{queue}:{bucket}"
+
+
+def tallies_key(queue: str) -> str:
+    """The counters of ``queue`` that the Prometheus metrics expose."""
+    return f"asyncjobs:metrics:{queue}"
 
 
 def missed_runs_key(schedule: str) -> str:
