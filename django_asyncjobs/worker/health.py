@@ -137,5 +137,7 @@ def check_worker(name: str) -> tuple[bool, str]:
         return False, f"cannot read Redis: {type(exc).__name__}: {exc}"
     if found is None:
         return False, f"worker {name!r} is not registered in Redis (never started, exited, or stopped beating)"
+    if found.exited:
+        return False, f"worker {name!r} is not registered in Redis (it exited)"
     expires = "" if found.expires_in is None else f", expires in {found.expires_in:.0f}s without a heartbeat"
     return True, f"worker {name!r} is registered (state {found.state or '?'}, queues {found.queues or '?'}{expires})"

@@ -315,3 +315,12 @@ def connection_probe(leave: str = "", label: str = "") -> dict[str, Any]:
             except DatabaseError:
                 pass
     return {"token": token, "pid": pid}
+
+
+@job
+def health_file_state(path: str) -> dict[str, Any]:
+    """Whether the worker's health file exists while this job runs, and its modification time."""
+    try:
+        return {"exists": True, "mtime": os.stat(path).st_mtime}
+    except FileNotFoundError:
+        return {"exists": False, "mtime": None}

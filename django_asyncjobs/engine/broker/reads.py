@@ -88,6 +88,8 @@ class WorkerRegistration:
     queues: str
     #: Seconds until Redis drops the hash unless the worker beats again (Redis's clock).
     expires_in: float | None
+    #: The worker exited: RQ keeps its hash a minute longer, with the time of its ``death``.
+    exited: bool = False
 
 
 def _printable(value: bytes | str | None) -> str:
@@ -98,8 +100,8 @@ def _printable(value: bytes | str | None) -> str:
 
 def worker_registration(name: str) -> WorkerRegistration | None:
     """The registration of the worker ``name`` on the Redis servers of ``RQ_QUEUES`` (one
-    round trip each, until found), or ``None``: never registered, unregistered on exit,
-    or expired after its last heartbeat."""
+    round trip each, until found), or ``None``: never registered, or expired after its last
+    heartbeat (or a minute after it exited)."""
     if not name or len(name) > WORKER_NAME_MAX:
         return None
     servers: dict[int, Any] = {}
@@ -108,9 +110,9 @@ def worker_registration(name: str) -> WorkerRegistration | None:
         servers.setdefault(id(connection), connection)
     for connection in servers.values():
         with connection.pipeline(transaction=False) as pipe:
-            pipe.hmget(keys.worker_key(name), ["state", "queues"])
+            pipe.hmget(keys.worker_key(name), ["state", "queues", "death"])
             pipe.pttl(keys.worker_key(name))
-            (state, queues), ttl = pipe.execute()
+            (state, queues, death), ttl = pipe.execute()
         if int(ttl) == -2:  # no such key
             continue
         return WorkerRegistration(
@@ -118,6 +120,7 @@ def worker_registration(name: str) -> WorkerRegistration | None:
             state=_printable(state),
             queues=_printable(queues),
             expires_in=int(ttl) / 1000 if int(ttl) >= 0 else None,
+            exited=death is not None,
         )
     return None
 
