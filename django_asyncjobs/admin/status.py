@@ -135,15 +135,17 @@ def _row(queue: QueueOverview) -> tuple[str, ...]:
     ran = hour.succeeded + hour.failed
     failed = "-" if not ran else f"{hour.failed}/{ran} ({(hour.failure_rate or 0) * 100:.0f}%)"
     depth = "?" if queue.depth is None else str(queue.depth)
+    oldest = _seconds(queue.oldest_age) + ("" if queue.max_age is None else f"/{_seconds(queue.max_age)}")
+    wait = "?" if not queue.reachable else "unknown" if queue.estimated_wait is None else _seconds(queue.estimated_wait)
     return (
         queue.name,
         f"{depth}/{queue.max_depth if queue.max_depth is not None else '-'}",
-        _seconds(queue.oldest_age),
+        oldest,
         "?" if queue.workers is None else str(queue.workers),
         str(queue.running),
         "?" if queue.throughput_per_minute is None else f"{queue.throughput_per_minute:.1f}",
         failed,
-        _seconds(queue.estimated_wait) if queue.reachable else "?",
+        wait,
         ", ".join(problems(queue)) or "ok",
     )
 
