@@ -27,11 +27,15 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING
 
 from ..conf import app_settings
 from ..engine.broker import RedisError, worker_registration
 from ..logs import log_event, worker_logger
+
+if TYPE_CHECKING:
+    from ..engine.execution import JobGuard
 
 #: The main loop touches the file at most this often (a turn per job must cost nothing).
 TOUCH_INTERVAL = 1.0
@@ -107,6 +111,34 @@ class HealthFile:
 
     def _fields(self, exc: OSError) -> dict[str, str]:
         return {"worker": self.worker_name, "path": self.path, "reason": str(exc)}
+
+
+class Liveness:
+    """What :class:`~.loop.Worker` does with its health file (a mixin; nothing without one)."""
+
+    health_file: HealthFile | None
+    if TYPE_CHECKING:
+        _guard: JobGuard
+
+    def loop_turned(self) -> None:
+        """The main loop is live: touch the health file."""
+        if self.health_file is not None:
+            self.health_file.loop_turned()
+
+    def _in_job(self, seconds: float = math.inf) -> AbstractContextManager[None]:
+        """The main thread runs a job (its function, with ``seconds`` of time limit): the heartbeat
+        thread keeps the health file fresh meanwhile."""
+        return nullcontext() if self.health_file is None else self.health_file.busy(seconds)
+
+    @property
+    def _job_guard(self) -> JobGuard:
+        """The job function's guard: with a health file, it also bounds the heartbeat's touches."""
+        return self._guard if self.health_file is None else self._guard_and_bound
+
+    @contextmanager
+    def _guard_and_bound(self, seconds: int, job_id: str) -> Iterator[None]:
+        with self._in_job(seconds), self._guard(seconds, job_id):
+            yield
 
 
 def numbered_path(path: str, index: int) -> str:

@@ -11,11 +11,9 @@ SQL statements (claim, load, record). Registration, heartbeats, ``rq suspend`` a
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import DatabaseError
@@ -46,7 +44,7 @@ from ..logs import log_event, worker_logger
 from ..scheduling.firing import promote_due_jobs
 from ..scheduling.scheduler import SchedulerThread
 from .batches import run_batched
-from .health import HealthFile
+from .health import HealthFile, Liveness
 from .stopping import StopSignals
 
 HEARTBEAT_INTERVAL = 15.0
@@ -55,7 +53,7 @@ SUSPENSION_CHECK_INTERVAL = 1.0
 POP_WAIT = 1.0
 
 
-class Worker(StopSignals, SimpleWorker):
+class Worker(StopSignals, Liveness, SimpleWorker):
     """Runs asyncjobs messages in the worker process itself (no fork per job).
 
     Stop signals only set flags that the loop reads (RQ raises ``StopRequested`` from the
@@ -240,11 +238,11 @@ class Worker(StopSignals, SimpleWorker):
             with self._in_job():
                 if self._batch is not None:
                     outcome = run_batched(
-                        self._batch, job_id, queue.key, self._prefetched, self._guard, self._cold, heartbeat
+                        self._batch, job_id, queue.key, self._prefetched, self._job_guard, self._cold, heartbeat
                     )
                 else:
                     heartbeat.begin(job_id)
-                    outcome = run_job(job_id, worker_name=self.name, guard=self._guard, stop_requested=self._cold)
+                    outcome = run_job(job_id, worker_name=self.name, guard=self._job_guard, stop_requested=self._cold)
         except (Exception, JobInterrupted):  # noqa: BLE001 - logged with its traceback
             # The row says what happened (or recovery will); the worker goes on with the next job.
             fields = {"worker": self.name, "job": job_id[:64]}
@@ -332,21 +330,6 @@ class Worker(StopSignals, SimpleWorker):
             log_event(worker_logger, logging.WARNING, "worker.not_unregistered", worker=self.name, reason=str(exc))
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def loop_turned(self) -> None:
-        """The main loop is live: touch the health file (if any)."""
-        if self.health_file is not None:
-            self.health_file.loop_turned()
-
-    def _in_job(self, seconds: float = math.inf) -> AbstractContextManager[None]:
-        """The main thread runs a job (its function, with ``seconds`` of time limit): the heartbeat
-        thread keeps the health file fresh meanwhile."""
-        return nullcontext() if self.health_file is None else self.health_file.busy(seconds)
-
-    @contextmanager
-    def _guard(self, seconds: int, job_id: str) -> Iterator[None]:
-        with self._in_job(seconds), super()._guard(seconds, job_id):
-            yield
 
     def _next_prefetched(self) -> tuple[str, Queue]:
         key, job_id = self._prefetched.popleft()
