@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -103,7 +104,14 @@ def test_the_setting_gives_the_file_and_a_bad_directory_stops_the_command(settin
     path = tmp_path / "from-setting"
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "WORKER_HEALTH_FILE": str(path)}
     job = health_file_state.enqueue(str(path))
-    call_command("asyncjobs_worker", "default", "--burst", verbosity=0)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    level = logging.getLogger("django_asyncjobs").level
+    try:
+        call_command("asyncjobs_worker", "default", "--burst")
+    finally:  # the worker installed its signal handlers, and -v set the logger's level, in this process
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        logging.getLogger("django_asyncjobs").setLevel(level)
     job.refresh_from_db()
     assert job.result["exists"] is True
     assert not path.exists()
