@@ -37,7 +37,8 @@ from ..logs import log_event, worker_logger
 if TYPE_CHECKING:
     from ..engine.execution import JobGuard
 
-#: The main loop touches the file at most this often (a turn per job must cost nothing).
+#: The file is touched at most this often: the loop turns once per job, and a batching
+#: worker's heartbeat thread wakes every few milliseconds; neither may cost a write each time.
 TOUCH_INTERVAL = 1.0
 #: What ``asyncjobs_health --max-age`` takes by default: three times the registration's
 #: refresh period, and over ``HEARTBEAT_INTERVAL`` for a long job's touches.
@@ -47,9 +48,12 @@ DEFAULT_MAX_AGE = 60.0
 class HealthFile:
     """The liveness file of one worker process (thread-safe)."""
 
-    def __init__(self, path: str | os.PathLike[str], worker_name: str = "") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], worker_name: str = "", *, touch_interval: float = TOUCH_INTERVAL
+    ) -> None:
         self.path = os.fspath(path)
         self.worker_name = worker_name
+        self.touch_interval = touch_interval
         self._lock = threading.Lock()
         self._touched_at = -math.inf
         #: While the main thread runs a job: until when the heartbeat thread may touch (monotonic).
@@ -61,15 +65,16 @@ class HealthFile:
         self._write()
 
     def loop_turned(self) -> None:
-        """The main loop turned: touch (at most once per ``TOUCH_INTERVAL``)."""
-        if time.monotonic() - self._touched_at >= TOUCH_INTERVAL:
+        """The main loop turned: touch (at most once per ``touch_interval``)."""
+        if time.monotonic() - self._touched_at >= self.touch_interval:
             self._touch()
 
     def heartbeat(self) -> None:
         """The heartbeat thread woke: touch if the main thread is in a job within its time limit."""
+        now = time.monotonic()
         with self._lock:
             busy_until = self._busy_until
-        if busy_until is not None and time.monotonic() < busy_until:
+        if busy_until is not None and now < busy_until and now - self._touched_at >= self.touch_interval:
             self._touch()
 
     @contextmanager
