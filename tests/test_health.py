@@ -18,7 +18,7 @@ from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.worker import ThreadedWorker, build_worker
 from django_asyncjobs.worker.health import HealthFile
 from tests.conftest import wait_for
-from tests.testapp.jobs import health_file_state, waits_for_file
+from tests.testapp.jobs import health_file_state, overruns, waits_for_file
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,6 +85,33 @@ def test_the_heartbeat_thread_keeps_the_file_fresh_during_a_long_job(tmp_path, s
     assert not path.exists()
     assert "does not exist" in unhealthy("--file", str(path))
     assert "is not registered" in unhealthy("--worker", "w-long")
+
+
+def test_a_job_past_its_time_limit_lets_the_file_go_stale(tmp_path, start_worker, subprocess_env) -> None:
+    subprocess_env["ASYNCJOBS_TEST_HEARTBEAT_INTERVAL"] = "0.2"
+    path, release = tmp_path / "alive", tmp_path / "release"
+    job = overruns.enqueue(str(release))
+    process = start_worker("default", "--health-file", str(path))
+    wait_for(Path(f"{release}.overran").exists, what="the job to swallow its JobTimeout")
+    os.utime(path, (0, 0))
+
+    def beat_after(previous: object) -> object:
+        return wait_for(
+            lambda: (beat := Job.objects.get(pk=job.pk).heartbeat_at) != previous and beat, what="a heartbeat"
+        )
+
+    # Beats come at least HEARTBEAT_INTERVAL apart: seven more are over a second of the heartbeat
+    # thread's wake-ups after the file was made stale (its touches are at most once a second).
+    beat = Job.objects.get(pk=job.pk).heartbeat_at
+    for _ in range(7):
+        beat = beat_after(beat)
+    assert mtime(path) == 0
+    assert "worker stuck or gone" in unhealthy("--file", str(path))
+
+    release.touch()  # the job returns: the main loop turns again
+    wait_for(lambda: mtime(path) > 0, what="the main loop to touch the file")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
 
 
 def test_each_supervised_child_has_its_own_file(tmp_path, start_worker) -> None:
