@@ -6,8 +6,8 @@ function has not overrun its time limit. ``asyncjobs_worker --health-file PATH``
 ``PATH``'s modification time fresh while that holds:
 
 - the main loop touches it at every turn (at most once a second);
-- while the main thread runs a job, the heartbeat thread touches it on each wake-up
-  (every ``HEARTBEAT_INTERVAL``), as long as the job function is not past its time limit
+- while the main thread runs a job, the heartbeat thread touches it on its wake-ups
+  (every ``HEARTBEAT_INTERVAL``; at most once a second), as long as the job function is not past its time limit
   by more than one ``HEARTBEAT_INTERVAL`` (a job stuck in C code the time limit cannot
   interrupt, or one that swallows its ``JobTimeout``), and the heartbeat thread itself
   lives;
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 #: The file is touched at most this often: the loop turns once per job, and a batching
 #: worker's heartbeat thread wakes every few milliseconds; neither may cost a write each time.
 TOUCH_INTERVAL = 1.0
-#: What ``asyncjobs_health --max-age`` takes by default: three times the registration's
-#: refresh period, and over ``HEARTBEAT_INTERVAL`` for a long job's touches.
+#: What ``asyncjobs_health --max-age`` takes by default: six times the default
+#: ``HEARTBEAT_INTERVAL``, the period of the touches during a long job.
 DEFAULT_MAX_AGE = 60.0
 
 
