@@ -285,6 +285,14 @@ class AppSettings:
         "Jobs one worker process runs at once (`--threads`), each in a thread with its own database connection;"
         " `async def` ones on one event loop. `1`: one at a time. See [worker.md](worker.md#threads).",
     )
+    WORKER_HEALTH_FILE: Setting[str | None] = Setting(
+        None,
+        rules.string_or_none("a file path (non-empty string)"),
+        "A file the worker keeps touched while it is live and removes when it exits, for a liveness probe"
+        " (`asyncjobs_health --file`); `asyncjobs_worker --health-file` overrides it. With `--concurrency N`"
+        " each process has its own, `PATH-0` ... `PATH-<N-1>`. `None`: no file. See"
+        " [worker.md](worker.md#health-file).",
+    )
     UNKNOWN_JOB_TIMEOUT: Setting[float] = Setting(
         3600.0,
         rules.number(unit="seconds"),

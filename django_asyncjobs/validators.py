@@ -96,6 +96,12 @@ def non_empty_string(expected: str) -> Rule:
     return Rule(expected, problem)
 
 
+def string_or_none(expected: str) -> Rule:
+    """``None``, or a non-empty string."""
+    string_rule = non_empty_string(expected)
+    return Rule(f"None or {expected}", lambda value: None if value is None else string_rule.problem(value))
+
+
 def strings(expected: str, *, one_string_allowed: bool = False) -> Rule:
     """A list or tuple of strings (or, with ``one_string_allowed``, a single string)."""
 

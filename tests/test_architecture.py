@@ -30,7 +30,8 @@ LAYERS: list[list[tuple[str, ...]]] = [
     [("scheduling",)],
     [("worker",), ("offloading", "urls"), ("tasks", "backends"), ("metrics",)],
     [("middleware",)],
-    [("admin", "templatetags"), ("apps", "checks", "management", "testing", "")],
+    [("admin", "templatetags")],
+    [("apps", "checks", "management", "testing", "")],
 ]
 
 

@@ -73,6 +73,8 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("WORKER_PREFETCH", 0, "less than 1"),
     ("WORKER_PREFETCH", 2.5, "a float, not an integer"),
     ("WORKER_THREADS", 0, "less than 1"),
+    ("WORKER_HEALTH_FILE", "", "empty"),
+    ("WORKER_HEALTH_FILE", 1, "an int, not a string"),
     ("WORKER_THREADS", "4", "a str, not an integer"),
     ("WORKER_BATCH_WINDOW", -1, "below 0"),
     ("WORKER_BATCH_HOLD", "soon", "a str, not a number"),

@@ -1,10 +1,11 @@
 """The admin: jobs (:mod:`.jobs`), schedules (:mod:`.schedules`), aggregation windows
 (:mod:`.windows`) and the dashboard (:mod:`.dashboard`, its figures in :mod:`.figures`
 and SVG charts in :mod:`.charts`), with what they display (:mod:`.display`) and the
-queries that keep the job list fast on large tables (:mod:`.queries`, :mod:`.paginator`).
+queries that keep the job list fast on large tables (:mod:`.queries`, :mod:`.paginator`);
+the dashboard's figures as a health report for ``asyncjobs_status`` (:mod:`.status`).
 
-The top layer: may import everything below it; nothing imports it. Importing this
-package registers the ModelAdmins (Django's admin autodiscovery does).
+May import everything below it; only the management commands import it (the top layer).
+Importing this package registers the ModelAdmins (Django's admin autodiscovery does).
 """
 
 from django.contrib import admin

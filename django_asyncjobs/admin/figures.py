@@ -11,7 +11,7 @@ whatever the size of the job table. See docs/admin.md#dashboard.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -234,12 +234,12 @@ def read_queue(name: str) -> tuple[QueueState | None, int | None, str]:
         return None, None, f"{type(exc).__name__}: {exc}"
 
 
-def queue_overview(now: datetime | None = None) -> list[QueueOverview]:
-    """Every queue of ``RQ_QUEUES``: live figures from Redis, the last hour from ``JobStats``."""
+def queue_overview(now: datetime | None = None, names: Sequence[str] | None = None) -> list[QueueOverview]:
+    """Every queue of ``RQ_QUEUES`` (or those ``names``): live figures from Redis, the last hour from ``JobStats``."""
     running = running_by_queue()
     hour = last_hour_by_queue(now)
     overview = []
-    for name in queue_names():
+    for name in queue_names() if names is None else names:
         state, workers, error = read_queue(name)
         max_depth, max_age = limits_for(name)
         overview.append(

@@ -37,6 +37,7 @@ class JobHeartbeat(threading.Thread):
         worker_name: str,
         refresh_registration: Callable[[], Any] | None = None,
         backstop: Callable[[], float | None] | None = None,
+        alive: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(name="asyncjobs-heartbeat", daemon=True)
         self.worker_name = worker_name
@@ -44,6 +45,8 @@ class JobHeartbeat(threading.Thread):
         #: Called on every wake-up; returns the seconds until it wants the next (a batching
         #: worker's :meth:`~.batching.Batch.backstop`), or ``None``.
         self.backstop = backstop
+        #: Called on every wake-up (at least every ``HEARTBEAT_INTERVAL``): the worker's health file.
+        self.alive = alive
         self._backstop_in: float | None = None
         self._lock = threading.Lock()
         #: job id -> when it is due for its next beat (``time.monotonic()``).
@@ -83,6 +86,8 @@ class JobHeartbeat(threading.Thread):
                     wait = min(wait, self._backstop_in)
                 self._wake.wait(wait)
                 self._wake.clear()
+                if self.alive is not None and not self._stopped:
+                    self.alive()
                 if self.backstop is not None and not self._stopped:
                     self._call_backstop()
                 job_ids = self._take_due()

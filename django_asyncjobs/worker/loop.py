@@ -44,6 +44,7 @@ from ..logs import log_event, worker_logger
 from ..scheduling.firing import promote_due_jobs
 from ..scheduling.scheduler import SchedulerThread
 from .batches import run_batched
+from .health import HealthFile, Liveness
 from .stopping import StopSignals
 
 HEARTBEAT_INTERVAL = 15.0
@@ -52,7 +53,7 @@ SUSPENSION_CHECK_INTERVAL = 1.0
 POP_WAIT = 1.0
 
 
-class Worker(StopSignals, SimpleWorker):
+class Worker(StopSignals, Liveness, SimpleWorker):
     """Runs asyncjobs messages in the worker process itself (no fork per job).
 
     Stop signals only set flags that the loop reads (RQ raises ``StopRequested`` from the
@@ -62,10 +63,12 @@ class Worker(StopSignals, SimpleWorker):
     0 for a requested stop or a finished burst, 1 for an error of the worker itself.
     """
 
-    def __init__(self, queues: Sequence[Queue], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, queues: Sequence[Queue], *args: Any, health_file: str | None = None, **kwargs: Any) -> None:
         if kwargs.get("serializer") is None:  # django-rq's rqworker passes None explicitly
             kwargs["serializer"] = JSONSerializer
         super().__init__(queues, *args, **kwargs)
+        #: Touched while the worker is live (``--health-file``; see :mod:`.health`).
+        self.health_file = HealthFile(health_file, self.name) if health_file else None
         self._current_job_id: str | None = None
         self._finished: list[tuple[str, str]] = []
         #: Popped ``(queue_key, job_id)`` not started yet, in order (``WORKER_PREFETCH``).
@@ -181,6 +184,7 @@ class Worker(StopSignals, SimpleWorker):
         idle_since = time.monotonic()
         backoff = 1.0
         while not self._stop_requested:
+            self.loop_turned()
             self._promote_due_jobs()
             if self._stop_requested:
                 break
@@ -231,13 +235,14 @@ class Worker(StopSignals, SimpleWorker):
         self._current_job_id = job_id
         heartbeat = self._heartbeat_thread()
         try:
-            if self._batch is not None:
-                outcome = run_batched(
-                    self._batch, job_id, queue.key, self._prefetched, self._guard, self._cold, heartbeat
-                )
-            else:
-                heartbeat.begin(job_id)
-                outcome = run_job(job_id, worker_name=self.name, guard=self._guard, stop_requested=self._cold)
+            with self._in_job():
+                if self._batch is not None:
+                    outcome = run_batched(
+                        self._batch, job_id, queue.key, self._prefetched, self._job_guard, self._cold, heartbeat
+                    )
+                else:
+                    heartbeat.begin(job_id)
+                    outcome = run_job(job_id, worker_name=self.name, guard=self._job_guard, stop_requested=self._cold)
         except (Exception, JobInterrupted):  # noqa: BLE001 - logged with its traceback
             # The row says what happened (or recovery will); the worker goes on with the next job.
             fields = {"worker": self.name, "job": job_id[:64]}
@@ -317,6 +322,8 @@ class Worker(StopSignals, SimpleWorker):
         if self._scheduler_thread is not None:
             self._scheduler_thread.stop()
             self._scheduler_thread = None
+        if self.health_file is not None:
+            self.health_file.remove()
         try:
             super().teardown()  # type: ignore[no-untyped-call]
         except RedisError as exc:
@@ -360,7 +367,8 @@ class Worker(StopSignals, SimpleWorker):
         if self._job_heartbeat is None:
             backstop = self._batch.backstop if self._batch is not None else None
             refresh = lambda: self.heartbeat(timeout=self.worker_ttl)  # noqa: E731
-            self._job_heartbeat = JobHeartbeat(self.name, refresh, backstop)
+            alive = self.health_file.heartbeat if self.health_file is not None else None
+            self._job_heartbeat = JobHeartbeat(self.name, refresh, backstop, alive)
             self._job_heartbeat.start()
         return self._job_heartbeat
 

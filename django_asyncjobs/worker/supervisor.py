@@ -27,6 +27,7 @@ from ..engine.broker import reset_connections
 from ..logs import log_event, worker_logger
 from ..scheduling.scheduler import Scheduler
 from ..validators import require_count
+from .health import numbered_path
 from .loop import Worker, build_worker
 from .threads import threaded
 
@@ -52,12 +53,15 @@ def run_workers(
     worker_class: type[Worker] | None = None,
     with_scheduler: bool = False,
     threads: int | None = None,
+    health_file: str | None = None,
 ) -> int:
     """Run ``concurrency`` worker processes until they stop; returns an exit status.
 
     ``threads`` (default ``ASYNCJOBS["WORKER_THREADS"]``) above 1 runs that many jobs at once
     in each process (``worker_class`` with :class:`~.threads.ThreadedWorker`'s loop).
     ``with_scheduler`` runs the scheduler loop in a thread of the (first) worker.
+    ``health_file`` (default ``ASYNCJOBS["WORKER_HEALTH_FILE"]``) is kept fresh while the
+    worker is live (:mod:`.health`); supervised children each have ``<health_file>-<index>``.
     With ``concurrency > 1`` the current process forks that many workers (after
     closing its database and Redis connections, which must not be shared across a
     fork) and supervises them.
@@ -76,6 +80,7 @@ def run_workers(
         worker_class=worker_class or Worker,
         with_scheduler=with_scheduler,
         threads=threads,
+        health_file=app_settings.WORKER_HEALTH_FILE if health_file is None else health_file,
     )
     if with_scheduler:
         Scheduler().sync()  # here, so that a bad declaration stops the command, not one child
@@ -100,14 +105,20 @@ class WorkerRun:
     with_scheduler: bool
     #: Jobs run at once in each process.
     threads: int = 1
+    #: The liveness file; supervised children's are numbered like their names.
+    health_file: str | None = None
 
     def __call__(self, index: int) -> int:
         worker_name = f"{self.name}-{index}" if self.name and self.numbered else self.name
+        health_file = self.health_file
+        if health_file and self.numbered:
+            health_file = numbered_path(health_file, index)
+        options: dict[str, Any] = {"name": worker_name, "health_file": health_file}
         if self.threads > 1:
             worker_class = threaded(self.worker_class)
-            worker = build_worker(self.queue_names, name=worker_name, worker_class=worker_class, threads=self.threads)
+            worker = build_worker(self.queue_names, worker_class=worker_class, threads=self.threads, **options)
         else:
-            worker = build_worker(self.queue_names, name=worker_name, worker_class=self.worker_class)
+            worker = build_worker(self.queue_names, worker_class=self.worker_class, **options)
         if self.with_scheduler and index == 0:
             worker.start_scheduler(sync=False)
         worker.work(burst=self.burst, max_jobs=self.max_jobs, logging_level=self.logging_level)

@@ -104,6 +104,7 @@ class ThreadedWorker(Worker):
         idle_since = time.monotonic()
         try:
             while not self._stop_requested:
+                self.loop_turned()  # wakes at least every POP_WAIT, whatever the executor threads do
                 try:
                     self.check_for_suspension(burst)
                     if self.should_run_maintenance_tasks:

@@ -315,3 +315,26 @@ def connection_probe(leave: str = "", label: str = "") -> dict[str, Any]:
             except DatabaseError:
                 pass
     return {"token": token, "pid": pid}
+
+
+@job
+def health_file_state(path: str) -> dict[str, Any]:
+    """Whether the worker's health file exists while this job runs, and its modification time."""
+    try:
+        return {"exists": True, "mtime": os.stat(path).st_mtime}
+    except FileNotFoundError:
+        return {"exists": False, "mtime": None}
+
+
+@job(timeout=1, max_attempts=1)
+def overruns(path: str) -> str:
+    """Swallows its ``JobTimeout`` (as a job blocked in C code would not see it), says so in
+    ``path + ".overran"`` half a second later, and runs on until ``path`` exists."""
+    while not os.path.exists(path):
+        try:
+            time.sleep(0.02)
+        except BaseException:  # noqa: BLE001 - the point of this job
+            time.sleep(0.5)  # past the time limit and the liveness grace (HEARTBEAT_INTERVAL, 0.2 s in the test)
+            with open(path + ".overran", "w"):
+                pass
+    return "released"

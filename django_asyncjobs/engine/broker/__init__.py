@@ -47,11 +47,13 @@ from .reads import (
     MEMBERSHIP_SCAN_LIMIT,
     POSITION_SCAN_LIMIT,
     QueueStats,
+    WorkerRegistration,
     live_workers,
     missing_messages,
     position,
     queue_stats,
     waiting_ids,
+    worker_registration,
 )
 
 #: The errors of a Redis server that cannot be reached (as opposed to one that refused a command).
@@ -65,6 +67,7 @@ __all__ = [
     "JobTimeoutException",
     "QueueStats",
     "RedisError",
+    "WorkerRegistration",
     "any_waiting",
     "batch",
     "count_missed_runs",
@@ -93,4 +96,5 @@ __all__ = [
     "waiting_ids",
     "worker_heartbeat",
     "worker_queues",
+    "worker_registration",
 ]

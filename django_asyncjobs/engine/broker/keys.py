@@ -33,7 +33,7 @@ counters start from zero. ``docs/deployment.md`` has the same list as a table.
 ``rq:worker:<worker name>`` (hash; the worker's TTL, refreshed by its heartbeats)
     Written: RQ's worker base class (registration, heartbeat); our worker adds the
     ``state`` field in its heartbeat's transaction (``worker_heartbeat``).
-    Read: ``live_workers`` (EXISTS), RQ's tools.
+    Read: ``live_workers`` (EXISTS), ``worker_registration`` (HMGET, PTTL), RQ's tools.
 ``rq:workers:<queue>`` (set of worker keys; never expires)
     Written: RQ's worker base class (registration; its maintenance drops dead workers).
     Read: ``live_workers`` (SMEMBERS, in a Lua script).
@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from rq.job import Job as RQJob
 from rq.queue import Queue
+from rq.worker import Worker as RQWorker
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 #: RQ's set of every queue's list key.
@@ -94,3 +95,8 @@ def missed_runs_key(schedule: str) -> str:
 def workers_of_queue_key(queue: str) -> str:
     """RQ's set of the worker hashes registered for ``queue``."""
     return WORKERS_BY_QUEUE_KEY % queue
+
+
+def worker_key(name: str) -> str:
+    """RQ's hash of the live worker ``name`` (it expires unless the worker beats)."""
+    return f"{RQWorker.redis_worker_namespace_prefix}{name}"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import keys
-from .connections import get_connection, script, text
+from .connections import get_connection, queue_names, script, text
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,59 @@ def live_workers(queue: str) -> int:
     """How many live workers listen on ``queue`` (RQ's worker registry; one round trip)."""
     live = script(get_connection(queue), LIVE_WORKERS_SCRIPT)
     return int(live(keys=[keys.workers_of_queue_key(queue)]))
+
+
+#: Longest worker name looked up, and longest text kept of what its hash holds (untrusted).
+WORKER_NAME_MAX = 512
+_FIELD_MAX = 200
+
+
+@dataclass(frozen=True)
+class WorkerRegistration:
+    """A live worker's hash in Redis, as RQ registers it and its heartbeats refresh it."""
+
+    name: str
+    #: ``idle``, ``busy``, ``suspended``... as the worker last wrote it (untrusted text).
+    state: str
+    #: The queue names it listens on, as registered.
+    queues: str
+    #: Seconds until Redis drops the hash unless the worker beats again (Redis's clock).
+    expires_in: float | None
+    #: The worker exited: RQ keeps its hash a minute longer, with the time of its ``death``.
+    exited: bool = False
+
+
+def _printable(value: bytes | str | None) -> str:
+    """A field of a hash (untrusted) as text a terminal shows as is: short, no control characters."""
+    decoded = value.decode(errors="replace") if isinstance(value, bytes) else value or ""
+    return "".join(char if char.isprintable() else "?" for char in decoded[:_FIELD_MAX])
+
+
+def worker_registration(name: str) -> WorkerRegistration | None:
+    """The registration of the worker ``name`` on the Redis servers of ``RQ_QUEUES`` (one
+    round trip each, until found), or ``None``: never registered, or expired after its last
+    heartbeat (or a minute after it exited)."""
+    if not name or len(name) > WORKER_NAME_MAX:
+        return None
+    servers: dict[int, Any] = {}
+    for queue in queue_names():
+        connection = get_connection(queue)
+        servers.setdefault(id(connection), connection)
+    for connection in servers.values():
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.worker_key(name), ["state", "queues", "death"])
+            pipe.pttl(keys.worker_key(name))
+            (state, queues, death), ttl = pipe.execute()
+        if int(ttl) == -2:  # no such key
+            continue
+        return WorkerRegistration(
+            name=name,
+            state=_printable(state),
+            queues=_printable(queues),
+            expires_in=int(ttl) / 1000 if int(ttl) >= 0 else None,
+            exited=death is not None,
+        )
+    return None
 
 
 #: How far into a queue ``position()`` looks (LPOS scans the list).

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -32,6 +33,12 @@ class Command(BaseCommand):
             help="Also run the scheduler loop (schedules, due jobs, recovery, aggregations) in this process.",
         )
         parser.add_argument(
+            "--health-file",
+            metavar="PATH",
+            help="Keep this file touched while the worker is live, remove it on exit (for a liveness probe:"
+            " asyncjobs_health --file; default ASYNCJOBS['WORKER_HEALTH_FILE']). With --concurrency N: PATH-0...",
+        )
+        parser.add_argument(
             "--worker-class",
             default="django_asyncjobs.worker.Worker",
             help="Dotted path of a subclass of django_asyncjobs.worker.Worker.",
@@ -52,6 +59,9 @@ class Command(BaseCommand):
             raise CommandError(f"--worker-class {options['worker_class']} cannot be imported: {exc}") from exc
         if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
             raise CommandError(f"--worker-class {options['worker_class']} is not a django_asyncjobs.worker.Worker.")
+        health_file: str | None = options["health_file"] or app_settings.WORKER_HEALTH_FILE
+        if health_file and not os.access(os.path.dirname(os.path.abspath(health_file)), os.W_OK):
+            raise CommandError(f"--health-file {health_file}: its directory does not exist or is not writable.")
         try:
             for name in queue_names:
                 validate_queue(name)
@@ -71,6 +81,7 @@ class Command(BaseCommand):
                 worker_class=worker_class,
                 with_scheduler=options["with_scheduler"],
                 threads=options["threads"],
+                health_file=health_file,
             )
         except AsyncJobsError as exc:
             raise CommandError(str(exc)) from exc
