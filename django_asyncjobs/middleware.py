@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 
 from .conf import app_settings
-from .engine.capacity import limits_for, queue_state_or_none
+from .engine.capacity import limits_for, log_refused, queue_state_or_none
 from .exceptions import QueueFull
 from .offloading.decorator import offloaded_queue
 from .offloading.responses import busy_response
@@ -67,4 +67,8 @@ class BackpressureMiddleware(MiddlewareMixin):
         if state is None:
             return None
         reason = state.reason_for(1)
-        return busy_response(request, QueueFull(state, reason)) if reason else None
+        if not reason:
+            return None
+        refused = QueueFull(state, reason)
+        log_refused(refused, path=request.path_info, by="middleware")
+        return busy_response(request, refused)
