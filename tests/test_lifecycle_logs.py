@@ -269,6 +269,18 @@ def test_a_503_of_the_middleware_is_one_refused_record(full_queue, jobs_log) -> 
     )
 
 
+def test_without_the_middleware_the_offload_views_refusal_is_one_record_naming_its_job(
+    full_queue, jobs_log, settings
+) -> None:
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("BackpressureMiddleware")]
+    response = Client().post("/echo/1/")
+    assert response.status_code == 503
+    (record,) = events(jobs_log, "job.refused")
+    logged = fields(record)
+    assert (logged["job_name"], logged["jobs"], logged["queue"]) == ("tests.testapp.views.echo", 1, "default")
+    assert "by" not in logged
+
+
 # -- JSON -----------------------------------------------------------------------------------
 
 
