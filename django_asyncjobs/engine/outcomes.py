@@ -188,7 +188,8 @@ def _fail_refused(job: Job, error: str, heartbeat_at: Any, job_function: JobFunc
             continue
         if not written:
             return _cancelled_meanwhile(job)
-        log_event(jobs_logger, logging.ERROR, "job.failed", **attempt_fields(job), error=error)
+        fields = {**attempt_fields(job), "exception": path_of(SerializationError), "error": error}
+        log_event(jobs_logger, logging.ERROR, "job.failed", **fields)
         notify(job_failed, job, will_retry=False)
         notify(job_finished, job, job_function=job_function)
         return Outcome.FAILED
