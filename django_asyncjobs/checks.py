@@ -21,6 +21,7 @@ from .exceptions import ConfigurationError
 from .offloading.requests import offloaded_views
 from .scheduling.declared import declared_schedules
 from .tasks.checks import django_rq_missing
+from .tracing import available as tracing_available
 
 DOCS = "See docs/checks.md."
 
@@ -41,6 +42,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         *_invalid_values(user),
         *_unknown_queues(valid, rq_queues),
         *_crossed_bounds(valid),
+        *_missing_extras(valid),
     ]
 
 
@@ -155,6 +157,19 @@ def _crossed_bounds(valid: Mapping[str, Any]) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+def _missing_extras(valid: Mapping[str, Any]) -> list[CheckMessage]:
+    if valid.get("OPENTELEMETRY") is True and not tracing_available():
+        return [
+            Error(
+                "ASYNCJOBS['OPENTELEMETRY'] is True, but opentelemetry-api is not installed.",
+                hint="Install the otel extra (pip install 'django-asyncjobs[otel]') and an OpenTelemetry SDK, "
+                "or set OPENTELEMETRY to 'auto' or False. " + DOCS,
+                id="asyncjobs.E015",
+            )
+        ]
+    return []
 
 
 @register(Tags.compatibility)

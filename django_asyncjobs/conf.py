@@ -303,6 +303,14 @@ class AppSettings:
         "job with `JobNotRegistered`. `0` fails it at once. See "
         "[worker.md](worker.md#jobs-this-worker-has-no-code-for).",
     )
+    OPENTELEMETRY: Setting[bool | str] = Setting(
+        False,
+        rules.boolean_or("auto"),
+        "OpenTelemetry spans around each enqueue call and each attempt, linked through the trace context"
+        " stored on the job's row, so a trace goes from the web request to the job (needs the `otel`"
+        ' extra, `opentelemetry-api`: `asyncjobs.E015`). `"auto"`: on when `opentelemetry-api` is'
+        " installed. See [tracing.md](tracing.md).",
+    )
     AGGREGATION_MAX_CATCH_UP: Setting[int] = Setting(
         100,
         rules.count(),

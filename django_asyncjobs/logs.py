@@ -9,20 +9,23 @@ anything else is double-quoted with backslash escapes, so a newline, a quote or 
 other control or line-separator character in a value (an argument, an error message,
 a schedule name: text that comes from jobs and users) cannot start a line of its own
 or fake a field. Long values are cut. The same fields go to ``extra=`` unchanged, for
-structured handlers (``name`` as ``job_name``: ``LogRecord`` has a ``name`` of its own).
+structured handlers (``name`` as ``job_name``: ``LogRecord`` has a ``name`` of its own);
+:class:`JSONFormatter` writes a record and those fields as one JSON object.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 #: The root of all of them: configure this one to see everything.
 ROOT = "django_asyncjobs"
 
-#: A job's outcome, in whichever process records it: succeeded, retrying, failed, put back.
+#: A job's life, in whichever process it happens: enqueued, refused, started, succeeded, retrying,
+#: failed, put back, cancelled, lost.
 jobs_logger = logging.getLogger(f"{ROOT}.jobs")
 #: The worker process: messages it cannot use, its connections, heartbeats, its supervisor.
 worker_logger = logging.getLogger(f"{ROOT}.worker")
@@ -112,3 +115,56 @@ def last_line(text: str) -> str:
 def job_fields(job: Any) -> dict[str, Any]:
     """The fields that name a job in every line about it: id, name, queue, attempt."""
     return {"job": job.pk, "name": job.name, "queue": job.queue, "attempt": job.attempts}
+
+
+def attempt_fields(job: Any, *, ended: bool = True) -> dict[str, Any]:
+    """:func:`job_fields` and the attempt's ``worker`` and ``wait_ms`` (from due to started); if
+    ``ended``, its ``duration_ms`` (from started to finished)."""
+    fields = {**job_fields(job), "worker": job.worker or None, "wait_ms": wait_ms(job)}
+    if ended:
+        fields["duration_ms"] = duration_ms(job.started_at, job.finished_at)
+    return fields
+
+
+def wait_ms(job: Any) -> float | None:
+    """Milliseconds the attempt waited to start: from ``run_at`` (a delayed job, a retry after a
+    backoff) or else ``enqueued_at``, to ``started_at``."""
+    return duration_ms(job.run_at or job.enqueued_at, job.started_at)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record, on one line: ``time`` (UTC, ISO 8601), ``level``, ``logger``,
+    ``message``, then every field given in ``extra=`` (for this package's records: ``event`` and
+    its fields), and ``exc_info``/``stack_info`` as text when present. UUIDs, times and any other
+    value JSON has no type for are written as text. Works for any logger's records, e.g. as the
+    formatter of a handler of the root logger::
+
+        "formatters": {"json": {"()": "django_asyncjobs.logs.JSONFormatter"}}
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                data.setdefault(key, value)
+        if record.exc_info:
+            data["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            data["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(data, default=_as_json)
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return list(value)
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a value that cannot say what it is must not lose the record
+        return f"<{type(value).__qualname__}>"

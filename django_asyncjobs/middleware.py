@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 
 from .conf import app_settings
-from .engine.capacity import limits_for, queue_state_or_none
+from .engine.capacity import limits_for, log_refused, queue_state_or_none
 from .engine.tallies import count_refused
 from .exceptions import QueueFull
 from .offloading.decorator import offloaded_queue
@@ -70,5 +70,7 @@ class BackpressureMiddleware(MiddlewareMixin):
         reason = state.reason_for(1)
         if not reason:
             return None
+        refused = QueueFull(state, reason)
         count_refused(queue, "middleware")
-        return busy_response(request, QueueFull(state, reason))
+        log_refused(refused, path=request.path_info, by="middleware")
+        return busy_response(request, refused)

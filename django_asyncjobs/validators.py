@@ -85,6 +85,17 @@ def boolean() -> Rule:
     return Rule("True or False", lambda value: None if isinstance(value, bool) else f"{kind(value)}, not a bool")
 
 
+def boolean_or(word: str) -> Rule:
+    """``True``, ``False`` or the string ``word`` (e.g. ``"auto"``)."""
+
+    def problem(value: object) -> str | None:
+        if isinstance(value, bool) or value == word:
+            return None
+        return f"{kind(value)}, not True, False or {word!r}"
+
+    return Rule(f"True, False or {word!r}", problem)
+
+
 def non_empty_string(expected: str) -> Rule:
     """A non-empty string."""
 

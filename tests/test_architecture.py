@@ -23,7 +23,20 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_asyncjobs"
 # whose prefix matches it. A group may import its own modules and any group of a lower
 # layer; groups of one layer do not import each other.
 LAYERS: list[list[tuple[str, ...]]] = [
-    [("exceptions", "conf", "settings_reference", "validators", "logs", "signals", "payloads", "times", "client")],
+    [
+        (
+            "exceptions",
+            "conf",
+            "settings_reference",
+            "validators",
+            "logs",
+            "signals",
+            "payloads",
+            "times",
+            "client",
+            "tracing",
+        )
+    ],
     [("models",)],
     [("engine",)],
     [("aggregations",)],

@@ -27,7 +27,10 @@ def test_a_successful_job_is_one_info_line_with_its_fields(run_worker, caplog) -
         run_worker()
     (record,) = records_of(caplog, "django_asyncjobs.jobs")
     assert record.levelno == logging.INFO
-    pattern = rf"job\.succeeded job={job.pk} name={re.escape(add.name)} queue=default attempt=1 duration_ms=\d+\.\d"
+    pattern = (
+        rf"job\.succeeded job={job.pk} name={re.escape(add.name)} queue=default attempt=1 "
+        r"worker=\S+ wait_ms=\d+\.\d duration_ms=\d+\.\d"
+    )
     assert re.fullmatch(pattern, record.getMessage())
     # The same fields for structured handlers (name as job_name: LogRecord has a name of its own).
     assert (record.event, record.job, record.job_name, record.queue, record.attempt) == (  # type: ignore[attr-defined]

@@ -81,6 +81,8 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("AGGREGATION_MAX_CATCH_UP", 0, "less than 1"),
     ("STATS_RETENTION", "forever", "not a positive duration"),
     ("STATS_RETENTION", 0, "not a positive duration"),
+    ("OPENTELEMETRY", "yes", "a str, not True, False or 'auto'"),
+    ("OPENTELEMETRY", 1, "an int, not True, False or 'auto'"),
 ]
 
 
@@ -111,6 +113,8 @@ def test_a_refused_value_is_e004_naming_key_value_problem_and_rule(settings, key
         ("SCHEDULE_TIMEZONE", "Europe/Paris"),
         ("MAX_ATTEMPTS", 5),
         ("RETRY_BACKOFF", 2),
+        ("OPENTELEMETRY", "auto"),
+        ("OPENTELEMETRY", True),  # the dev extra installs opentelemetry-api: no E015
     ],
 )
 def test_an_accepted_value_raises_nothing(settings, key, value) -> None:

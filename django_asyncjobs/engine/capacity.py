@@ -25,7 +25,7 @@ from django.dispatch import receiver
 
 from ..conf import QueueLimits, app_settings
 from ..exceptions import QueueFull
-from ..logs import enqueue_logger, log_event
+from ..logs import enqueue_logger, jobs_logger, log_event
 from .broker import RedisError, queue_stats
 from .tallies import count_refused
 
@@ -108,8 +108,9 @@ def queue_state(queue: str, *, max_cache_age: float | None = None) -> QueueState
     return state
 
 
-def check(queue: str, incoming: int = 1) -> None:
-    """Raise :class:`QueueFull` if ``incoming`` more jobs would overload ``queue``.
+def check(queue: str, incoming: int = 1, *, name: str | None = None) -> None:
+    """Raise :class:`QueueFull` if ``incoming`` more jobs (of the job function ``name``, if
+    known) would overload ``queue``, and log it (``job.refused``).
 
     Free for queues without limits. If Redis cannot be reached the check lets the
     work through: the enqueue keeps its row for recovery, and refusing work because
@@ -122,8 +123,16 @@ def check(queue: str, incoming: int = 1) -> None:
         return
     reason = state.reason_for(incoming)
     if reason:
+        refused = QueueFull(state, reason)
         count_refused(queue, "enqueue")
-        raise QueueFull(state, reason)
+        log_refused(refused, name=name, jobs=incoming)
+        raise refused
+
+
+def log_refused(refused: QueueFull, **fields: Any) -> None:
+    """One ``job.refused`` line: work for a saturated queue turned away (an enqueue, a 503)."""
+    fields.update(queue=refused.queue, reason=refused.reason, retry_after_s=refused.retry_after)
+    log_event(jobs_logger, logging.WARNING, "job.refused", **fields)
 
 
 def queue_state_or_none(queue: str) -> QueueState | None:

@@ -8,6 +8,7 @@ pressure, the INSERT (:func:`.states.enqueue`), then :func:`_push_on_commit`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,8 +19,10 @@ from django.conf import settings
 from django.db import router, transaction
 from django.utils import timezone
 
+from .. import tracing
 from ..conf import app_settings
 from ..exceptions import SerializationError
+from ..logs import jobs_logger, log_event
 from ..models import Job
 from ..payloads import json_problem
 from ..signals import job_created, notify
@@ -79,16 +82,31 @@ def enqueue_calls(
         priority=priority,
         django_task=django_task,
     )
-    jobs = _new_jobs(job_function.name, calls, options)
+    if not tracing.active():
+        return _enqueue(job_function, calls, options, None)[0]
+    with tracing.enqueueing(job_function.name, options.queue, len(calls)) as span:
+        jobs, existing = _enqueue(job_function, calls, options, span.context)
+        span.created(jobs, existing=existing)
+    return jobs
+
+
+def _enqueue(
+    job_function: JobFunction[Any, Any],
+    calls: Sequence[ArgsKwargs],
+    options: EnqueueOptions,
+    trace_context: dict[str, str] | None,
+) -> tuple[list[Job], bool]:
+    """The jobs created, or the one found by its idempotency key (then ``True``)."""
+    jobs = _new_jobs(job_function.name, calls, options, trace_context)
     existing = _existing_job(job_function.name, options.idempotency_key)
     if existing is None:
         if not options.delayed:
-            check_backpressure(options.queue, incoming=len(jobs))
+            check_backpressure(options.queue, incoming=len(jobs), name=job_function.name)
         existing = _insert(jobs, options)
     if existing is not None:
-        return [existing]
+        return [existing], True
     _push_on_commit(job_function, jobs, options)
-    return jobs
+    return jobs, False
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +175,17 @@ class EnqueueOptions:
         )
 
 
-def _new_jobs(name: str, calls: Sequence[ArgsKwargs], options: EnqueueOptions) -> list[Job]:
+def _new_jobs(
+    name: str, calls: Sequence[ArgsKwargs], options: EnqueueOptions, trace_context: dict[str, str] | None
+) -> list[Job]:
     """The unsaved rows of ``calls``, their arguments checked (first status: :func:`.states.enqueue`)."""
     checked = []
     for call in calls:
         args, kwargs = _checked_call(name, call)
         checked.append((list(args), dict(kwargs)))
+    columns: dict[str, Any] = {}
+    if trace_context is not None:
+        columns["trace_context"] = trace_context
     return new_jobs(
         checked,
         name=name,
@@ -173,6 +196,7 @@ def _new_jobs(name: str, calls: Sequence[ArgsKwargs], options: EnqueueOptions) -
         schedule=options.schedule,
         priority=options.priority,
         django_task=options.django_task,
+        **columns,
     )
 
 
@@ -198,11 +222,19 @@ def _push_on_commit(job_function: JobFunction[Any, Any], jobs: list[Job], option
         transaction.on_commit(lambda: ring(jobs, strict=strict), using=using)
     if job_created.receivers and job_created.has_listeners(Job):  # no on-commit callback when nobody listens
         transaction.on_commit(partial(_announce_created, jobs, job_function), using=using)
+    if jobs_logger.isEnabledFor(logging.DEBUG):  # nor when nobody reads the lines
+        transaction.on_commit(partial(_log_enqueued, jobs), using=using)
 
 
 def _announce_created(jobs: Sequence[Job], job_function: JobFunction[Any, Any]) -> None:
     for job in jobs:
         notify(job_created, job, job_function=job_function)
+
+
+def _log_enqueued(jobs: Sequence[Job]) -> None:
+    for job in jobs:
+        fields = {"job": job.pk, "name": job.name, "queue": job.queue, "status": job.status, "run_at": job.run_at}
+        log_event(jobs_logger, logging.DEBUG, "job.enqueued", **fields, priority=job.priority or None)
 
 
 def _due_at(now: datetime, run_at: datetime | None, delay: timedelta | float | None) -> datetime | None:

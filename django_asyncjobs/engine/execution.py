@@ -20,9 +20,10 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
+from .. import tracing
 from ..conf import app_settings
 from ..exceptions import DatabaseAway, JobInterrupted, JobNotRegistered
-from ..logs import job_fields, jobs_logger, log_event, worker_logger
+from ..logs import attempt_fields, duration_ms, job_fields, jobs_logger, log_event, worker_logger
 from ..models import Job, JobStatus
 from ..payloads import storable_text
 from ..signals import job_cancelled, job_finished, job_started, notify
@@ -169,13 +170,27 @@ def run_claimed(
 ) -> Outcome:
     """Run the claimed ``job`` once and record its outcome; a success through ``succeed``
     (a batching worker defers it to a group commit). ``release``: roll back what the job
-    left uncommitted before its outcome is written."""
+    left uncommitted before its outcome is written. With tracing on, all of it happens in
+    the attempt's span."""
+    if not tracing.active():
+        return _run_claimed(job, guard, release, succeed)[0]
+    with tracing.attempt(job) as span:
+        outcome, raised = _run_claimed(job, guard, release, succeed)
+        span.ended(job, outcome.name.lower(), raised)
+    return outcome
+
+
+def _run_claimed(
+    job: Job, guard: JobGuard | None, release: bool, succeed: SuccessRecorder
+) -> tuple[Outcome, BaseException | None]:
+    """:func:`run_claimed`: the outcome, and what the job raised."""
     try:
         job_function = get_job_function(job.name)
     except JobNotRegistered as exc:
-        return record_unknown(job, exc)
+        return record_unknown(job, exc), None
     token = _current.set(job)
-    log_event(jobs_logger, logging.DEBUG, "job.started", **job_fields(job))
+    if jobs_logger.isEnabledFor(logging.DEBUG):
+        log_event(jobs_logger, logging.DEBUG, "job.started", **attempt_fields(job, ended=False))
     raised: BaseException | None = None
     try:
         job_started.send(sender=Job, job=job, job_function=job_function)
@@ -190,12 +205,12 @@ def run_claimed(
     if release:  # what the job left uncommitted is not committed with its outcome
         release_transactions()
     if isinstance(raised, JobInterrupted):
-        return record_interruption(job, job_function)
+        return record_interruption(job, job_function), raised
     if raised is not None:
-        return record_failure(
-            job, describe(raised), error_class=path_of(type(raised)), retry=True, job_function=job_function
-        )
-    return succeed(job, result, job_function)
+        error_class = path_of(type(raised))
+        failed = record_failure(job, describe(raised), error_class=error_class, retry=True, job_function=job_function)
+        return failed, raised
+    return succeed(job, result, job_function), None
 
 
 def _claim(pk: uuid.UUID, worker_name: str, alias: str) -> Job | None:
@@ -224,7 +239,7 @@ def cancel_job(job: Job) -> bool:
     """Cancel ``job`` (see :meth:`Job.cancel`)."""
     now = timezone.now()
     if states.cancel_waiting(job, now=now):
-        _announce_cancel(job)
+        _announce_cancel(job, running=False)
         return True
     running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
     row = running.only("pk", "worker", "attempts", "started_at", "failed_attempts").first()
@@ -238,7 +253,7 @@ def cancel_job(job: Job) -> bool:
         except RedisError as exc:
             fields = {**job_fields(job), "worker": worker, "reason": str(exc)}
             log_event(jobs_logger, logging.WARNING, "job.stop_not_sent", **fields)
-    _announce_cancel(job)
+    _announce_cancel(job, running=True)
     return True
 
 
@@ -248,7 +263,11 @@ def _cancel_running(job: Job, attempt: Job, now: datetime) -> bool:
     return states.cancel_running(job, attempt, now=now, failed_attempts=[*(attempt.failed_attempts or []), entry])
 
 
-def _announce_cancel(job: Job) -> None:
+def _announce_cancel(job: Job, *, running: bool) -> None:
+    fields: dict[str, Any] = {**job_fields(job), "was": "running" if running else "waiting"}
+    if running:
+        fields.update(worker=job.worker or None, duration_ms=duration_ms(job.started_at, job.finished_at))
+    log_event(jobs_logger, logging.INFO, "job.cancelled", **fields)
     notify(job_cancelled, job)
     notify(job_finished, job, job_function=lookup(job.name))
 

@@ -28,7 +28,7 @@ from ..exceptions import (
     WorkerLost,
     WorkerLostBeforeStart,
 )
-from ..logs import duration_ms, job_fields, jobs_logger, last_line, log_event
+from ..logs import attempt_fields, job_fields, jobs_logger, last_line, log_event, wait_ms
 from ..models import Job, JobStatus
 from ..payloads import json_problem, storable_text
 from ..signals import job_failed, job_finished, job_succeeded, notify
@@ -106,8 +106,8 @@ def write_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | N
 
 def announce_success(job: Job, job_function: JobFunction[Any, Any] | None) -> Outcome:
     """Log and signal a success once its row is written."""
-    took = duration_ms(job.started_at, job.finished_at)
-    log_event(jobs_logger, logging.INFO, "job.succeeded", **job_fields(job), duration_ms=took)
+    if jobs_logger.isEnabledFor(logging.INFO):  # the fields are not even built otherwise
+        log_event(jobs_logger, logging.INFO, "job.succeeded", **attempt_fields(job))
     notify(job_succeeded, job)
     notify(job_finished, job, job_function=job_function)
     return Outcome.SUCCEEDED
@@ -142,6 +142,7 @@ def record_failure(
     history = [*(job.failed_attempts or []), _failed_attempt(job, now, error, error_class)]
     values: dict[str, Any] = {"failed_attempts": history, "heartbeat_at": heartbeat_at, **_progress_of(job)}
     delay = 0.0
+    waited = wait_ms(job)  # before the write, which sets the next attempt's run_at or enqueued_at
     try:
         if will_retry:
             assert job_function is not None
@@ -158,10 +159,11 @@ def record_failure(
     if will_retry:
         if delay <= 0:
             ring([job])
-        logged = {**job_fields(job), "retry_in_s": delay, "exception": error_class, "error": last_line(error)}
+        logged = {**attempt_fields(job), "wait_ms": waited, "retry_in_s": delay, "exception": error_class}
+        logged["error"] = last_line(error)
         log_event(jobs_logger, logging.WARNING, "job.retrying", **logged)
     else:
-        logged = {**job_fields(job), "exception": error_class, "error": last_line(error)}
+        logged = {**attempt_fields(job), "wait_ms": waited, "exception": error_class, "error": last_line(error)}
         log_event(jobs_logger, logging.ERROR, "job.failed", **logged)
     notify(job_failed, job, will_retry=will_retry)
     if not will_retry:
@@ -186,7 +188,8 @@ def _fail_refused(job: Job, error: str, heartbeat_at: Any, job_function: JobFunc
             continue
         if not written:
             return _cancelled_meanwhile(job)
-        log_event(jobs_logger, logging.ERROR, "job.failed", **job_fields(job), error=error)
+        fields = {**attempt_fields(job), "exception": path_of(SerializationError), "error": error}
+        log_event(jobs_logger, logging.ERROR, "job.failed", **fields)
         notify(job_failed, job, will_retry=False)
         notify(job_finished, job, job_function=job_function)
         return Outcome.FAILED
@@ -256,6 +259,7 @@ def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
         history[-1] = entry
     else:
         history.append(entry)
+    waited = wait_ms(job)
     try:
         written = states.put_back(
             job, now=now, run_at=now + timedelta(seconds=delay), error=error, failed_attempts=history
@@ -265,7 +269,8 @@ def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:
         return _fail_refused(job, reason, ANY_HEARTBEAT, None)
     if not written:
         return _cancelled_meanwhile(job)
-    log_event(jobs_logger, logging.WARNING, "job.put_back", **job_fields(job), retry_in_s=delay, reason="no code")
+    fields = {**attempt_fields(job), "wait_ms": waited, "retry_in_s": delay, "reason": "no code"}
+    log_event(jobs_logger, logging.WARNING, "job.put_back", **fields)
     return Outcome.PUT_BACK
 
 
@@ -314,13 +319,15 @@ def _put_back_lost(job: Job, error: str) -> Outcome:
         "started: this attempt is not counted (once per job)."
     )
     history = [*(job.failed_attempts or []), _failed_attempt(job, now, error, path_of(WorkerLostBeforeStart))]
+    waited = wait_ms(job)
     try:
         written = states.put_back(job, now=now, run_at=now, error=error, failed_attempts=history)
     except OutcomeRefused as exc:
         return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", None, None)
     if not written:
         return Outcome.SKIPPED
-    log_event(jobs_logger, logging.WARNING, "job.put_back", **job_fields(job), retry_in_s=0, reason="worker lost")
+    fields = {**attempt_fields(job), "wait_ms": waited, "retry_in_s": 0, "reason": "worker lost"}
+    log_event(jobs_logger, logging.WARNING, "job.put_back", **fields)
     return Outcome.PUT_BACK
 
 

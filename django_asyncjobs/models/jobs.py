@@ -66,6 +66,8 @@ class Job(models.Model):
     priority = models.SmallIntegerField(_("priority"), default=0, help_text=_("Above 0: pushed to the queue's front."))
     # How a job of Django's Tasks framework was enqueued (backend alias, run_after); NULL otherwise.
     django_task = models.JSONField(_("Django task"), null=True, blank=True)
+    # The enqueue's OpenTelemetry trace context (traceparent, ...); NULL unless OPENTELEMETRY is on.
+    trace_context = models.JSONField(_("trace context"), null=True, blank=True)
     progress = models.PositiveSmallIntegerField(_("progress"), default=0, validators=[MaxValueValidator(100)])
     progress_message = models.CharField(_("progress message"), max_length=255, blank=True)
     owner = models.ForeignKey(

@@ -108,7 +108,7 @@ class _OffloadedView:
         request that cannot be stored."""
         queue_name = self.target_queue()
         try:
-            check(queue_name)
+            check(queue_name, name=self.name)
             job = enqueue_request(
                 self.name,
                 request,

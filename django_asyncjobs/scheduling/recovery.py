@@ -27,7 +27,7 @@ from ..engine.broker import RedisError, missing_messages, ring, waiting_ids
 from ..engine.execution import Outcome, record_lost_attempt
 from ..engine.tallies import count_recovered
 from ..exceptions import AsyncJobsError
-from ..logs import log_event, recovery_logger
+from ..logs import job_fields, jobs_logger, log_event, recovery_logger
 from ..models import Job, JobStatus
 from ..times.clock import database_now
 from .batches import keyset_batches
@@ -134,7 +134,10 @@ def _recover_lost_jobs(now: datetime, timeout: float, report: RecoveryReport, ba
             continue
         last_sign = job.heartbeat_at or job.started_at
         assert last_sign is not None
+        fields = {**job_fields(job), "worker": job.worker or None, "last_seen": last_sign}  # before the write
         outcome = record_lost_attempt(job, _lost_reason(job, last_sign, now, timeout))
+        if outcome in (Outcome.RETRYING, Outcome.FAILED, Outcome.PUT_BACK):
+            log_event(jobs_logger, logging.WARNING, "job.lost", **fields, outcome=outcome.name.lower())
         if outcome is Outcome.RETRYING:
             report.retried.append(str(job.pk))
         elif outcome is Outcome.FAILED:

@@ -111,9 +111,16 @@ DEMO_SLOW_SECONDS = float(os.environ.get("DEMO_SLOW_SECONDS", "0.2"))
 # Trending hashtags are counted per window of this length; the home page sums the last hour.
 DEMO_TRENDING_EVERY = os.environ.get("DEMO_TRENDING_EVERY", "5m")
 
+# One line per job event (docs/logging.md); DEMO_JSON_LOGS=1 writes them as JSON lines instead.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "django_asyncjobs.logs.JSONFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            **({"formatter": "json"} if os.environ.get("DEMO_JSON_LOGS") == "1" else {}),
+        }
+    },
     "loggers": {"django_asyncjobs": {"handlers": ["console"], "level": "INFO"}},
 }

@@ -338,3 +338,22 @@ def overruns(path: str) -> str:
             with open(path + ".overran", "w"):
                 pass
     return "released"
+
+
+@job
+def makes_span(label: str) -> str:
+    """Starts a span of its own (only the tracing tests enqueue it: they have OpenTelemetry)."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("tests").start_as_current_span(label):
+        return label
+
+
+@job
+async def async_makes_span(label: str) -> str:
+    """:func:`makes_span` in an ``async def`` job (its coroutine runs on the worker's event loop)."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("tests").start_as_current_span(label):
+        await asyncio.sleep(0)
+    return label
