@@ -18,7 +18,7 @@ from django.utils import timezone
 from rq import Worker as RQWorker
 
 from django_asyncjobs import Job, JobStatus
-from django_asyncjobs.engine.broker import get_queue, send_stop
+from django_asyncjobs.engine.broker import get_queue, keys, send_stop
 from tests.conftest import wait_for
 from tests.faults import Output, needs_postgresql, side_connection, worker_backends_waiting_on_a_lock
 from tests.testapp.jobs import add, raises_base, waits, waits_for_file
@@ -170,6 +170,21 @@ def test_unreadable_messages_are_dropped_with_a_short_log_line(start_worker, red
     assert max(map(len, lines)) < 400, "a message was logged whole"
     assert sum("message.dropped" in line and 'reason="not a job id"' in line for line in lines) == 4, output
 
+
+
+def test_bookkeeping_keys_overwritten_in_redis_do_not_stop_the_pops(start_worker, redis) -> None:
+    # The counters ride in the pops' round trips: a key of another type fails its command only.
+    bucket = int(time.time()) // keys.THROUGHPUT_BUCKET_SECONDS
+    for ahead in range(0, 30):
+        redis.rpush(keys.finished_key("default", bucket + ahead), "not a counter")
+    redis.set(keys.tallies_key("default"), "not a hash")
+    jobs = [add.enqueue(i, i) for i in range(30)]
+    process = start_worker("default", "--burst")
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[:2000]
+    rows = Job.objects.filter(pk__in=[job.pk for job in jobs])
+    assert set(rows.values_list("status", "attempts")) == {(JobStatus.SUCCEEDED, 1)}
+    assert "worker.stats_not_written" in output and "WRONGTYPE" in output
 
 # -- item 4: a stop signal is never lost -------------------------------------------------------------
 

@@ -3,13 +3,16 @@ throughput, putting a message back, and the worker's own state."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
 
+from ...logs import log_event, worker_logger
 from . import keys, tallies
 from .connections import commands, text
 
@@ -32,14 +35,14 @@ def pop(
         with connection.pipeline(transaction=False) as pipe:
             record_finished(connection, finished, pipeline=pipe)
             pipe.blpop(list(queue_keys), timeout=max(1, int(timeout)))
-            reply = pipe.execute()[-1]
+            reply = _popped(pipe)
         return (text(reply[0]), _message(reply[1])) if reply else None
     for key in queue_keys:
         with connection.pipeline(transaction=False) as pipe:
             record_finished(connection, finished, pipeline=pipe)
             finished = ()
             pipe.lpop(key)
-            job_id = pipe.execute()[-1]
+            job_id = _popped(pipe)
         if job_id is not None:
             return key, _message(job_id)
     return None
@@ -71,11 +74,27 @@ def pop_many(
             pipe.lmpop(len(names), *names, direction="LEFT", count=count)
         else:
             pipe.blmpop(max(1, int(timeout)), len(names), *names, direction="LEFT", count=count)
-        reply = pipe.execute()[-1]
+        reply = _popped(pipe)
     if not reply:
         return []
     key = text(reply[0])
     return [(key, _message(job_id)) for job_id in reply[1]]
+
+
+def _popped(pipe: Pipeline) -> Any:
+    """Run ``pipe`` and return the reply of its last command, the pop. What rides with the pop
+    (deleting finished messages, throughput and metrics counters) is bookkeeping: a key someone
+    overwrote with a value of another type fails only that command, never the pop, whose ids
+    would be lost with it (their rows wait for recovery) at every turn of the loop."""
+    replies = pipe.execute(raise_on_error=False)
+    popped = replies[-1]
+    if isinstance(popped, Exception):
+        raise popped
+    errors = [reply for reply in replies[:-1] if isinstance(reply, Exception)]
+    if errors:
+        fields = {"errors": len(errors), "reason": str(errors[0])}
+        log_event(worker_logger, logging.WARNING, "worker.stats_not_written", **fields)
+    return popped
 
 
 def pops_many(connection: Redis) -> bool:
