@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -98,6 +99,15 @@ def manage(env: dict[str, str], *args: str) -> None:
     result = subprocess.run([sys.executable, "manage.py", *args], cwd=HERE, env=env)
     if result.returncode:
         raise SystemExit(f"manage.py {' '.join(args)} failed (exit status {result.returncode}).")
+
+
+def terminal_command(env: dict[str, str], command: str) -> str:
+    """A shell line that runs ``manage.py command`` against this demo from the project's root."""
+    variables = " ".join(
+        f"{name}={shlex.quote(env[name])}" for name in ("DJANGO_SETTINGS_MODULE", "REDIS_URL", "DEMO_DB_PATH")
+    )
+    python = shlex.quote(os.path.relpath(sys.executable, HERE.parent))
+    return f"(cd example_project && {variables} ../{python} manage.py {command})"
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -180,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = free_port(options.host)
         url = f"http://{options.host}:{port}/"
         python = [sys.executable, "manage.py"]
-        children.append(Child("worker", [*python, "asyncjobs_worker", *QUEUES], env))
+        health_file = database.with_name("worker.health")
+        worker = [*python, "asyncjobs_worker", *QUEUES, "--health-file", str(health_file)]
+        children.append(Child("worker", worker, env))
         children.append(Child("scheduler", [*python, "asyncjobs_scheduler", "--interval", "1"], env))
         children.append(Child("web", [*python, "runserver", "--noreload", f"{options.host}:{port}"], env))
         for child in children:
@@ -193,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  Admin and job dashboard: {url}admin/ (login 'admin', password 'admin').\n"
             f"  Prometheus metrics: {url}metrics/ (logged in as admin, or a scraper with\n"
             f"    curl -H 'Authorization: Bearer {env['DEMO_METRICS_TOKEN']}' {url}metrics/).\n"
+            f"  Queues in a terminal, and the worker's liveness (as a Kubernetes probe would ask):\n"
+            f"    {terminal_command(env, 'asyncjobs_status --watch')}\n"
+            f"    {terminal_command(env, f'asyncjobs_health --file {health_file} --max-age 60')}\n"
             "  Ctrl-C stops everything.\n"
         )
         while not stop.wait(0.5):

@@ -149,6 +149,18 @@ def test_prints_where_the_metrics_are_and_serves_them_with_its_token(demo: Demo)
     assert denied.value.code == 401
 
 
+def test_prints_the_terminal_status_and_health_commands_and_they_answer(demo: Demo) -> None:
+    lines = re.findall(r"^ +(\(cd example_project && .*\))$", demo.output(), re.M)
+    status = next(line for line in lines if "asyncjobs_status" in line).replace("--watch", "--json")
+    health = next(line for line in lines if "asyncjobs_health" in line)
+    root = Path(__file__).resolve().parent.parent
+    answered = subprocess.run(status, shell=True, cwd=root, capture_output=True, text=True, timeout=120)
+    assert answered.returncode in (0, 1), answered.stderr  # 1: a queue unhealthy, e.g. the flood queue full
+    assert {queue["name"] for queue in json.loads(answered.stdout)["queues"]} >= {"default", "fanout"}
+    alive = subprocess.run(health, shell=True, cwd=root, capture_output=True, text=True, timeout=120)
+    assert alive.returncode == 0, alive.stdout + alive.stderr
+
+
 def test_a_tweet_is_fanned_out_and_its_hashtag_aggregated(demo: Demo) -> None:
     # Every user follows every other one (3 users, up to 10 follows each): user2 follows user1.
     author, follower = Browser(demo.url), Browser(demo.url)

@@ -171,7 +171,6 @@ def test_unreadable_messages_are_dropped_with_a_short_log_line(start_worker, red
     assert sum("message.dropped" in line and 'reason="not a job id"' in line for line in lines) == 4, output
 
 
-
 def test_bookkeeping_keys_overwritten_in_redis_do_not_stop_the_pops(start_worker, redis) -> None:
     # The counters ride in the pops' round trips: a key of another type fails its command only.
     bucket = int(time.time()) // keys.THROUGHPUT_BUCKET_SECONDS
@@ -185,6 +184,7 @@ def test_bookkeeping_keys_overwritten_in_redis_do_not_stop_the_pops(start_worker
     rows = Job.objects.filter(pk__in=[job.pk for job in jobs])
     assert set(rows.values_list("status", "attempts")) == {(JobStatus.SUCCEEDED, 1)}
     assert "worker.stats_not_written" in output and "WRONGTYPE" in output
+
 
 # -- item 4: a stop signal is never lost -------------------------------------------------------------
 
