@@ -8,6 +8,8 @@ pressure, the INSERT (:func:`.states.enqueue`), then :func:`_push_on_commit`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -102,11 +104,37 @@ def _enqueue(
     if existing is None:
         if not options.delayed:
             check_backpressure(options.queue, incoming=len(jobs), name=job_function.name)
+        if job_function.options.unique:
+            return _enqueue_unique(job_function, jobs, options)
         existing = _insert(jobs, options)
     if existing is not None:
         return [existing], True
     _push_on_commit(job_function, jobs, options)
     return jobs, False
+
+
+def _enqueue_unique(
+    job_function: JobFunction[Any, Any], jobs: list[Job], options: EnqueueOptions
+) -> tuple[list[Job], bool]:
+    """Each job, or the waiting job with its name and arguments (``@job(unique_for=...)``,
+    ``debounce=``); one INSERT per new job. ``True``: none was new."""
+    result, new = [], []
+    with transaction.atomic(using=router.db_for_write(Job)):
+        for job in jobs:
+            job.unique_key = unique_key(job.name, job.args, job.kwargs)
+            waiting = states.enqueue_unique(job, now=options.now, run_at=options.run_at, options=job_function.options)
+            result.append(waiting or job)
+            if waiting is None:
+                new.append(job)
+        if new:
+            _push_on_commit(job_function, new, options)
+    return result, not new
+
+
+def unique_key(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """What tells a unique job's calls apart: its name and arguments (JSON, keys sorted), hashed."""
+    call = json.dumps([name, list(args), kwargs], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(call.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +189,14 @@ class EnqueueOptions:
         due_at = _due_at(now, run_at, delay)
         if idempotency_key is not None and count != 1:
             raise ValueError("idempotency_key applies to a single enqueue, not enqueue_many()")
+        if defaults.unique and idempotency_key is not None:
+            raise ValueError(
+                f"idempotency_key does not apply to {job_function.name}: a unique job's key is its name and arguments"
+            )
+        if defaults.debounce is not None:
+            if due_at is not None:
+                raise ValueError(f"{job_function.name} is debounced: its jobs start debounce after the last enqueue")
+            due_at = now + defaults.debounce
         return cls(
             queue=queue_name,
             max_attempts=attempts,

@@ -69,6 +69,12 @@ class JobOptions:
     retry_backoff: float | None = None
     retry_backoff_max: float | None = None
     retry_jitter: bool | None = None
+    #: Enqueueing the same name and arguments while such a job waits (queued or scheduled,
+    #: enqueued less than this long ago) returns the waiting job instead of a new one.
+    unique_for: timedelta | None = None
+    #: Jobs wait this long before they run; an enqueue of the same name and arguments meanwhile
+    #: returns the waiting job and starts its wait again (unique, as with ``unique_for``).
+    debounce: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
@@ -83,6 +89,15 @@ class JobOptions:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
         if self.retry_jitter is not None and not isinstance(self.retry_jitter, bool):
             raise ValueError(f"retry_jitter must be True or False, got {self.retry_jitter!r}")
+        for name in ("unique_for", "debounce"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, parse_duration(value, what=name))  # seconds or "5m" from OPTIONS
+
+    @property
+    def unique(self) -> bool:
+        """Whether a job waiting with the same name and arguments is returned instead of a new one."""
+        return self.unique_for is not None or self.debounce is not None
 
     @classmethod
     def from_setting(cls, options: Mapping[str, Any], *, queue: str | None = None) -> JobOptions:
@@ -264,6 +279,8 @@ def job(
     retry_backoff_max: float | None = None,
     retry_jitter: bool | None = None,
     schedule: str | timedelta | float | None = None,
+    unique_for: timedelta | float | str | None = None,
+    debounce: timedelta | float | str | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -279,6 +296,8 @@ def job(
     retry_backoff_max: float | None = None,
     retry_jitter: bool | None = None,
     schedule: str | timedelta | float | None = None,
+    unique_for: timedelta | float | str | None = None,
+    debounce: timedelta | float | str | None = None,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function as a job. Usable bare (``@job``) or with options (``@job(queue=...)``).
 
@@ -286,6 +305,8 @@ def job(
     database stores, so renaming a function renames its job. ``schedule`` (a cron
     expression such as ``"*/5 * * * *"``, or an interval such as ``"10m"``) also runs
     it periodically, without arguments, under a schedule named after the job.
+    ``unique_for`` and ``debounce`` (a ``timedelta``, seconds, or ``"5m"``) make it a unique
+    job: see docs/jobs.md#unique-jobs-and-debounce.
     """
     options = JobOptions(
         queue=queue,
@@ -294,6 +315,8 @@ def job(
         retry_backoff=retry_backoff,
         retry_backoff_max=retry_backoff_max,
         retry_jitter=retry_jitter,
+        unique_for=unique_for,  # type: ignore[arg-type]  # turned into a timedelta by JobOptions
+        debounce=debounce,  # type: ignore[arg-type]
     )
 
     declared = _checked_schedule(schedule, name or "this job")

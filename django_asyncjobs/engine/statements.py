@@ -80,7 +80,7 @@ def claim(connection: BaseDatabaseWrapper, count: int = 1, *, started: bool | No
         ids = "= %s" if count == 1 else f"IN ({', '.join(['%s'] * count)})"
         sql = (
             f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('started_at')} = {now}, "
-            f"{quote('heartbeat_at')} = {heartbeat}, "
+            f"{quote('heartbeat_at')} = {heartbeat}, {quote('unique_key')} = NULL, "
             f"{quote('attempts')} = {quote('attempts')} + 1, {quote('worker')} = %s, "
             f"{quote('progress')} = 0, {quote('progress_message')} = '' "
             f"WHERE {quote('id')} {ids} AND {quote('status')} = %s RETURNING {columns}"

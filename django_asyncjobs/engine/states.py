@@ -17,9 +17,14 @@ from                 to                          function               called b
                                                                         batches of 500), ``enqueued_at`` or ``run_at``
 (new row)            queued, or scheduled        ``enqueue_once``       the same with an ``idempotency_key``; INSERT in
                                                                         a savepoint, or the row another call inserted
+(new row)            queued, or scheduled        ``enqueue_unique``     the same for a unique job (``unique_key``): the
+                                                                        waiting row that holds the key instead (its
+                                                                        run_at moved when debounced); releases the key
+                                                                        of a waiting row older than ``unique_for``
 queued               running                     ``claim``              ``execution.run_job`` (the worker); attempts+1,
                                                                         worker, started_at and heartbeat_at (database
-                                                                        clock), progress 0; RETURNING the row
+                                                                        clock), progress 0, unique_key NULL; RETURNING
+                                                                        the row
 running              succeeded                   ``succeed``            ``outcomes.record_success``; result, progress
                                                                         100, finished_at
 running              failed                      ``fail``               ``outcomes.record_failure`` (no retry left), a
@@ -37,7 +42,7 @@ stale heartbeat                                  with ``heartbeat_at``  ``outcom
                                                                         the heartbeat is still the stale one
 queued, scheduled    cancelled                   ``cancel_waiting``     ``execution.cancel_job`` (``Job.cancel``,
                                                                         ``operations.cancel_jobs``, the admin);
-                                                                        finished_at
+                                                                        finished_at, unique_key NULL
 running              cancelled                   ``cancel_running``     ``execution.cancel_job``, which then asks the
                                                                         worker to stop (``broker.send_stop``);
                                                                         finished_at, failed_attempts
@@ -68,7 +73,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DataError, IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -82,6 +87,9 @@ from ..times.clock import now_value
 from . import statements
 from .inserts import insert_jobs
 from .reconnecting import persist
+
+if TYPE_CHECKING:
+    from .functions import JobOptions
 
 #: Statuses a job is retried from by :func:`retry_finished`, and cancelled from before it runs.
 RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -119,6 +127,33 @@ def enqueue_once(job: Job, *, now: datetime, run_at: datetime | None) -> Job | N
     return None
 
 
+def enqueue_unique(job: Job, *, now: datetime, run_at: datetime | None, options: JobOptions) -> Job | None:
+    """:func:`enqueue` of a unique job (``job.unique_key`` set): if a job with that key waits,
+    nothing is inserted and that job is returned, its ``run_at`` moved to ``run_at`` when it
+    is debounced and still ``scheduled``. A waiting job enqueued ``unique_for`` ago or longer
+    no longer holds the key."""
+    _first_status(job, now, run_at)
+    alias = router.db_for_write(Job)
+    holders = Job.objects.using(alias).filter(unique_key=job.unique_key, status__in=WAITING_STATUSES)
+    if options.unique_for is not None:
+        holders.filter(created_at__lte=now - options.unique_for).update(unique_key=None)
+    for _ in range(2):  # a holder that started between the lookup and the INSERT: look again
+        existing = holders.first()
+        if existing is not None:
+            if options.debounce is not None and run_at is not None:
+                moved = holders.filter(pk=existing.pk, status=JobStatus.SCHEDULED).update(run_at=run_at)
+                if moved:
+                    existing.run_at = run_at
+            return existing
+        try:
+            with transaction.atomic(using=alias):
+                insert_jobs([job])
+        except IntegrityError:
+            continue  # a concurrent enqueue of the same key inserted first
+        return None
+    raise IntegrityError(f"unique job {job.name}: its key is held, and no waiting job holds it")
+
+
 def _first_status(job: Job, now: datetime, run_at: datetime | None) -> None:
     job.created_at = now
     job.status = JobStatus.SCHEDULED if run_at is not None else JobStatus.QUEUED
@@ -153,6 +188,7 @@ def claim_without_returning(
             status=JobStatus.RUNNING,
             started_at=now,
             heartbeat_at=now if started else None,
+            unique_key=None,
             attempts=F("attempts") + 1,
             worker=worker_name,
             progress=0,
@@ -314,9 +350,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def cancel_waiting(job: Job, *, now: datetime) -> bool:
-    """``queued`` or ``scheduled`` → ``cancelled``: it never starts."""
+    """``queued`` or ``scheduled`` → ``cancelled``: it never starts (and holds no unique key)."""
     if not Job.objects.filter(pk=job.pk, status__in=WAITING_STATUSES).update(
-        status=JobStatus.CANCELLED, finished_at=now
+        status=JobStatus.CANCELLED, finished_at=now, unique_key=None
     ):
         return False
     job.status, job.finished_at = JobStatus.CANCELLED, now

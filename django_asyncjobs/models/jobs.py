@@ -80,6 +80,9 @@ class Job(models.Model):
     )
     # NULL, not "", for "no key": the unique constraint must ignore jobs without one.
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)  # noqa: DJ001
+    # A unique job's name and arguments, hashed (``@job(unique_for=...)``): one waiting job per key.
+    # Set only while the row waits (queued, scheduled); its claim or cancel clears it.
+    unique_key = models.CharField(_("unique key"), max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
     worker = models.CharField(_("worker"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
@@ -124,6 +127,11 @@ class Job(models.Model):
                 fields=["name", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
                 name="asyncjobs_unique_idempotency_key",
+            ),
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(unique_key__isnull=False, status__in=["queued", "scheduled"]),
+                name="asyncjobs_unique_waiting_job",
             ),
             models.CheckConstraint(condition=Q(progress__lte=100), name="asyncjobs_progress_lte_100"),
         ]

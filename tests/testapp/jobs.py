@@ -357,3 +357,22 @@ async def async_makes_span(label: str) -> str:
     with trace.get_tracer("tests").start_as_current_span(label):
         await asyncio.sleep(0)
     return label
+
+
+@job(unique_for=300)
+def unique_report(account: int, *, fmt: str = "csv") -> int:
+    """A unique job: one waiting per account and format (``unique_for``, five minutes)."""
+    Call.objects.create(label=f"unique-{account}-{fmt}")
+    return account
+
+
+@job(debounce="30s")
+def debounced_sync(account: int) -> int:
+    """A debounced job: runs 30 s after the last enqueue for the account."""
+    Call.objects.create(label=f"debounced-{account}")
+    return account
+
+
+@job(unique_for=300, max_attempts=1)
+def unique_fails(account: int) -> None:
+    raise ValueError(f"account {account}")
