@@ -31,12 +31,14 @@ from . import states
 from .broker import RedisError, current_rq_worker_name, send_stop
 from .connections import refresh_connections, release_transactions
 from .heartbeat import beating
+from .limits import start_wait
 from .outcomes import (
     Outcome,
     _failed_attempt,
     describe,
     lookup,
     path_of,
+    record_deferral,
     record_failure,
     record_interruption,
     record_lost_attempt,
@@ -188,6 +190,9 @@ def _run_claimed(
         job_function = get_job_function(job.name)
     except JobNotRegistered as exc:
         return record_unknown(job, exc), None
+    wait = start_wait(job.name, job_function.options.rate_limit)
+    if wait > 0:
+        return record_deferral(job, wait), None
     token = _current.set(job)
     if jobs_logger.isEnabledFor(logging.DEBUG):
         log_event(jobs_logger, logging.DEBUG, "job.started", **attempt_fields(job, ended=False))

@@ -21,6 +21,7 @@ from ..exceptions import ConfigurationError
 from ..times.durations import parse_duration
 from ..times.recurrence import validate_cron
 from ..validators import require_count
+from .limits import RateLimit
 from .registry import register_job_function
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class JobOptions:
     #: Jobs wait this long before they run; an enqueue of the same name and arguments meanwhile
     #: returns the waiting job and starts its wait again (unique, as with ``unique_for``).
     debounce: timedelta | None = None
+    #: At most this many attempts start per period, across all workers (``"100/m"``).
+    rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
@@ -93,6 +96,8 @@ class JobOptions:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, parse_duration(value, what=name))  # seconds or "5m" from OPTIONS
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", RateLimit.parse(self.rate_limit))
 
     @property
     def unique(self) -> bool:
@@ -281,6 +286,7 @@ def job(
     schedule: str | timedelta | float | None = None,
     unique_for: timedelta | float | str | None = None,
     debounce: timedelta | float | str | None = None,
+    rate_limit: str | tuple[int, float | timedelta] | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -298,6 +304,7 @@ def job(
     schedule: str | timedelta | float | None = None,
     unique_for: timedelta | float | str | None = None,
     debounce: timedelta | float | str | None = None,
+    rate_limit: str | tuple[int, float | timedelta] | None = None,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function as a job. Usable bare (``@job``) or with options (``@job(queue=...)``).
 
@@ -306,7 +313,8 @@ def job(
     expression such as ``"*/5 * * * *"``, or an interval such as ``"10m"``) also runs
     it periodically, without arguments, under a schedule named after the job.
     ``unique_for`` and ``debounce`` (a ``timedelta``, seconds, or ``"5m"``) make it a unique
-    job: see docs/jobs.md#unique-jobs-and-debounce.
+    job: see docs/jobs.md#unique-jobs-and-debounce. ``rate_limit`` (``"100/m"``) bounds how
+    many of its attempts start per period across all workers: docs/jobs.md#rate-limits.
     """
     options = JobOptions(
         queue=queue,
@@ -317,6 +325,7 @@ def job(
         retry_jitter=retry_jitter,
         unique_for=unique_for,  # type: ignore[arg-type]  # turned into a timedelta by JobOptions
         debounce=debounce,  # type: ignore[arg-type]
+        rate_limit=rate_limit,  # type: ignore[arg-type]  # parsed by JobOptions
     )
 
     declared = _checked_schedule(schedule, name or "this job")

@@ -54,6 +54,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # not a message of ours: unreadable, or no such job row
     ERROR = "error"  # the worker could not record the outcome (e.g. database down until a stop)
     PUT_BACK = "put back"  # this worker lacks the job's code: left for another worker
+    DEFERRED = "deferred"  # over its rate limit: scheduled again, for when the limit allows a start
     SUCCEEDED = "succeeded"
     RETRYING = "retrying"
     FAILED = "failed"  # a job out of attempts; a window whose function raised
@@ -223,6 +224,16 @@ def record_interruption(job: Job, job_function: JobFunction[Any, Any]) -> Outcom
     # Interrupted without a cancel: the worker is shutting down. Count it as a failed attempt.
     error = "JobInterrupted: the worker was stopped while the job ran."
     return record_failure(job, error, error_class=path_of(JobInterrupted), retry=True, job_function=job_function)
+
+
+def record_deferral(job: Job, wait: float) -> Outcome:
+    """``job``'s attempt is over its rate limit: back to ``scheduled`` for ``wait`` seconds
+    from now (the database's clock), the attempt given back; nothing of it ran."""
+    run_at = database_now() + timedelta(seconds=wait)
+    if not states.defer(job, run_at=run_at):
+        return discard_outcome(job)
+    log_event(jobs_logger, logging.DEBUG, "job.deferred", **job_fields(job), reason="rate limit", retry_in_s=wait)
+    return Outcome.DEFERRED
 
 
 def record_unknown(job: Job, exc: JobNotRegistered) -> Outcome:

@@ -34,6 +34,9 @@ running              failed                      ``fail``               ``outcom
 running              scheduled, or queued        ``retry``              ``outcomes.record_failure`` (attempts left); as
                      (no delay)                                         ``fail``, and run_at, or enqueued_at (the caller
                                                                         pushes)
+running, not         scheduled                   ``defer``              ``outcomes.record_deferral`` (over its rate
+started                                                                 limit); run_at, attempts - 1; worker,
+                                                                        started_at, heartbeat_at cleared
 running              scheduled                   ``put_back``           ``outcomes.record_unknown`` (the worker lacks
                                                                         the code); attempts - 1, run_at, error,
                                                                         failed_attempts (the put-back count)
@@ -128,10 +131,8 @@ def enqueue_once(job: Job, *, now: datetime, run_at: datetime | None) -> Job | N
 
 
 def enqueue_unique(job: Job, *, now: datetime, run_at: datetime | None, options: JobOptions) -> Job | None:
-    """:func:`enqueue` of a unique job (``job.unique_key`` set): if a job with that key waits,
-    nothing is inserted and that job is returned, its ``run_at`` moved to ``run_at`` when it
-    is debounced and still ``scheduled``. A waiting job enqueued ``unique_for`` ago or longer
-    no longer holds the key."""
+    """:func:`enqueue` of a unique job (``job.unique_key``), or the job waiting with that key (its
+    ``run_at`` moved if debounced and ``scheduled``); one enqueued ``unique_for`` ago no longer holds it."""
     _first_status(job, now, run_at)
     alias = router.db_for_write(Job)
     holders = Job.objects.using(alias).filter(unique_key=job.unique_key, status__in=WAITING_STATUSES)
@@ -140,10 +141,9 @@ def enqueue_unique(job: Job, *, now: datetime, run_at: datetime | None, options:
     for _ in range(2):  # a holder that started between the lookup and the INSERT: look again
         existing = holders.first()
         if existing is not None:
-            if options.debounce is not None and run_at is not None:
-                moved = holders.filter(pk=existing.pk, status=JobStatus.SCHEDULED).update(run_at=run_at)
-                if moved:
-                    existing.run_at = run_at
+            debounced = options.debounce is not None and run_at is not None
+            if debounced and holders.filter(pk=existing.pk, status=JobStatus.SCHEDULED).update(run_at=run_at):
+                existing.run_at = run_at
             return existing
         try:
             with transaction.atomic(using=alias):
@@ -297,6 +297,20 @@ def put_back(job: Job, *, now: datetime, run_at: datetime, error: str, failed_at
         finished_at=now,
         failed_attempts=failed_attempts,
     )
+
+
+def defer(job: Job, *, run_at: datetime) -> bool:
+    """``running`` (this attempt, not started: over its rate limit) → ``scheduled`` at
+    ``run_at``, the attempt given back."""
+    alias = router.db_for_write(Job)
+    fields = {"status": JobStatus.SCHEDULED, "run_at": run_at, "attempts": job.attempts - 1, "worker": ""}
+    fields.update(started_at=None, heartbeat_at=None)
+    write = lambda: bool(Job.objects.using(alias).filter(**this_attempt(job)).update(**fields))  # noqa: E731
+    if not persist(write, what=f"the deferral of job {job.pk}", alias=alias):
+        return False
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return True
 
 
 def _end_attempt(

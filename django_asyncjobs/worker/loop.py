@@ -253,7 +253,7 @@ class Worker(StopSignals, Liveness, SimpleWorker):
             self._current_job_id = None
             self._interrupt_job_id = None
         if outcome is not Outcome.REFUSED:
-            skipped = outcome in (Outcome.SKIPPED, Outcome.PUT_BACK)
+            skipped = outcome in (Outcome.SKIPPED, Outcome.PUT_BACK, Outcome.DEFERRED)
             self._finished.append((job_id, "" if skipped else queue.name))
         self.outcomes[outcome] += 1
         self.set_state(WorkerStatus.IDLE)

@@ -319,7 +319,7 @@ class ThreadedWorker(Worker):
         """Called in the executor thread as a message is done (the test helper records outcomes here)."""
         with self._jobs:
             if outcome is not Outcome.REFUSED:
-                skipped = outcome in (Outcome.SKIPPED, Outcome.PUT_BACK)
+                skipped = outcome in (Outcome.SKIPPED, Outcome.PUT_BACK, Outcome.DEFERRED)
                 self._finished.append((job_id, "" if skipped else queue.name))
             self.outcomes[outcome] += 1
 

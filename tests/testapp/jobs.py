@@ -376,3 +376,10 @@ def debounced_sync(account: int) -> int:
 @job(unique_for=300, max_attempts=1)
 def unique_fails(account: int) -> None:
     raise ValueError(f"account {account}")
+
+
+@job(rate_limit="5/h")
+def limited(label: str) -> str:
+    """Rate-limited: five starts an hour across all workers; records each run."""
+    Call.objects.create(label=label)
+    return label

@@ -10,7 +10,8 @@ from the queue list; stock RQ workers (``rqworker``) can run the message too.
   (registered once per connection, run by SHA);
 - :mod:`.messages`: ringing the doorbell, stopping a running job, schedules' counters;
 - :mod:`.reads`: queue depth, age and throughput, live workers, positions, lost messages;
-- :mod:`.consumer`: the worker's pops and bookkeeping.
+- :mod:`.consumer`: the worker's pops and bookkeeping;
+- :mod:`.limits`: rate limits (one Lua script).
 
 Functions that write take an optional ``pipeline=``: pass one from :func:`batch` to put
 several of them in one round trip. Other modules catch :data:`RedisError` (and the
@@ -33,6 +34,7 @@ from .connections import (
     worker_queues,
 )
 from .consumer import any_waiting, hand_back, pop, pop_many, pops_many, put_back, record_finished, worker_heartbeat
+from .limits import rate_wait
 from .messages import (
     EXECUTOR,
     count_missed_runs,
@@ -87,6 +89,7 @@ __all__ = [
     "put_back",
     "queue_names",
     "queue_stats",
+    "rate_wait",
     "record_finished",
     "reset_connections",
     "ring",

@@ -30,6 +30,9 @@ counters start from zero. ``docs/deployment.md`` has the same list as a table.
 ``asyncjobs:schedule:missed:<schedule name>`` (string counter; never expires)
     Written: ``count_missed_runs`` (INCRBY), in the Redis of ``DEFAULT_QUEUE``.
     Read: ``missed_runs`` (GET), the metrics view.
+``asyncjobs:rate:<job name>`` (string, microseconds; expires a period after the last start)
+    Written and read: ``limits.rate_wait`` (``limits.RATE_SCRIPT``: GET, SET with PX), in the
+    Redis of ``DEFAULT_QUEUE``, for jobs declared with ``@job(rate_limit=...)``.
 ``rq:worker:<worker name>`` (hash; the worker's TTL, refreshed by its heartbeats)
     Written: RQ's worker base class (registration, heartbeat); our worker adds the
     ``state`` field in its heartbeat's transaction (``worker_heartbeat``).
@@ -85,6 +88,11 @@ def finished_key(queue: str, bucket: int) -> str:
 def tallies_key(queue: str) -> str:
     """The counters of ``queue`` that the Prometheus metrics expose."""
     return f"asyncjobs:metrics:{queue}"
+
+
+def rate_key(name: str) -> str:
+    """When the next start of the rate-limited job ``name`` may be, for every worker."""
+    return f"asyncjobs:rate:{name}"
 
 
 def missed_runs_key(schedule: str) -> str:

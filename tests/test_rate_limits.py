@@ -1,0 +1,84 @@
+"""Rate limits (``@job(rate_limit=...)``): at most N starts per period across every worker,
+counted in Redis; an attempt over the limit waits (``scheduled``, its attempt given back),
+it does not fail. Real Redis, real database, real workers (several processes), and a
+period (an hour) long enough that no test depends on how fast it runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.engine.broker import keys
+from django_asyncjobs.engine.functions import JobOptions
+from django_asyncjobs.engine.limits import RateLimit
+from tests.testapp.jobs import limited
+from tests.testapp.models import Call
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize(
+    ("given", "count", "period"),
+    [("100/m", 100, 60.0), ("5/s", 5, 1.0), ("10/30s", 10, 30.0), ("2 / hour", 2, 3600.0), ((3, 7), 3, 7.0)],
+)
+def test_rates_are_read_from_text_or_a_pair(given: object, count: int, period: float) -> None:
+    assert RateLimit.parse(given) == RateLimit(count, period)
+
+
+@pytest.mark.parametrize("given", ["100", "0/m", "5/fortnight", (1, 0), (True, 5), "many/s"])
+def test_a_bad_rate_names_rate_limit(given: object) -> None:
+    with pytest.raises(ValueError, match="rate_limit"):
+        JobOptions(rate_limit=given)  # type: ignore[arg-type]
+
+
+def test_a_tasks_backend_takes_it_as_rate_limit() -> None:
+    assert JobOptions.from_setting({"RATE_LIMIT": "5/m"}).rate_limit == RateLimit(5, 60.0)
+
+
+def _statuses(jobs: list[Job]) -> list[tuple[str, int]]:
+    rows = Job.objects.filter(pk__in=[job.pk for job in jobs])
+    return sorted(rows.values_list("status", "attempts"))
+
+
+def test_attempts_over_the_limit_wait_scheduled_and_are_not_failed(asyncjobs_worker) -> None:
+    jobs = [limited.enqueue(f"run-{i}") for i in range(12)]
+    asyncjobs_worker()
+    assert Call.objects.count() == 5
+    assert _statuses(jobs) == [(JobStatus.SCHEDULED, 0)] * 7 + [(JobStatus.SUCCEEDED, 1)] * 5
+    waiting = Job.objects.filter(pk__in=[job.pk for job in jobs], status=JobStatus.SCHEDULED)
+    now = timezone.now()
+    for row in waiting:  # due when the limit allows a start: within the hour, not now
+        assert row.run_at is not None and now < row.run_at <= now + timedelta(hours=1, seconds=5)
+        assert (row.worker, row.started_at, row.error) == ("", None, "")
+
+
+def test_the_limit_holds_across_worker_processes(start_worker) -> None:
+    jobs = [limited.enqueue(f"many-{i}") for i in range(30)]
+    processes = [start_worker("default", "--burst") for _ in range(3)]
+    for process in processes:
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 0, output[-2000:]
+    assert Call.objects.count() == 5
+    assert _statuses(jobs).count((JobStatus.SUCCEEDED, 1)) == 5
+    assert _statuses(jobs).count((JobStatus.SCHEDULED, 0)) == 25
+
+
+def test_a_waiting_attempt_starts_once_the_limit_allows_it(asyncjobs_worker, redis) -> None:
+    jobs = [limited.enqueue(f"later-{i}") for i in range(7)]
+    asyncjobs_worker()
+    assert Call.objects.count() == 5
+    redis.delete(keys.rate_key(limited.name))  # as if the hour had passed
+    Job.objects.filter(status=JobStatus.SCHEDULED).update(run_at=timezone.now() - timedelta(seconds=1))
+    asyncjobs_worker()
+    assert Call.objects.count() == 7
+    assert _statuses(jobs) == [(JobStatus.SUCCEEDED, 1)] * 7
+
+
+def test_a_value_that_is_not_ours_in_the_key_does_not_stop_the_job(asyncjobs_worker, redis) -> None:
+    redis.rpush(keys.rate_key(limited.name), "not a time")
+    job = limited.enqueue("despite")
+    asyncjobs_worker()
+    assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
