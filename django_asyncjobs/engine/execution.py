@@ -31,7 +31,7 @@ from . import states
 from .broker import RedisError, current_rq_worker_name, send_stop
 from .connections import refresh_connections, release_transactions
 from .heartbeat import beating
-from .limits import start_wait
+from .limits import concurrency_key, free_slot, start_wait, take_slot
 from .outcomes import (
     Outcome,
     _failed_attempt,
@@ -190,9 +190,29 @@ def _run_claimed(
         job_function = get_job_function(job.name)
     except JobNotRegistered as exc:
         return record_unknown(job, exc), None
-    wait = start_wait(job.name, job_function.options.rate_limit)
-    if wait > 0:
+    options = job_function.options
+    try:
+        slots = concurrency_key(job, options.max_concurrency, options.concurrency_key)
+    except Exception as exc:  # noqa: BLE001 - the user's concurrency_key raised: the attempt's failure
+        error_class = path_of(type(exc))
+        return record_failure(job, describe(exc), error_class=error_class, retry=True, job_function=job_function), exc
+    wait = take_slot(job, slots, options.max_concurrency, options.resolved_timeout() + app_settings.HEARTBEAT_TIMEOUT)
+    if not wait:
+        wait = start_wait(job.name, options.rate_limit)
+        if wait:
+            free_slot(job, slots)
+    if wait:
         return record_deferral(job, wait), None
+    try:
+        return _run_started(job, job_function, guard, release, succeed)
+    finally:
+        free_slot(job, slots)
+
+
+def _run_started(
+    job: Job, job_function: Any, guard: JobGuard | None, release: bool, succeed: SuccessRecorder
+) -> tuple[Outcome, BaseException | None]:
+    """:func:`run_claimed` once the job may start (within its limits)."""
     token = _current.set(job)
     if jobs_logger.isEnabledFor(logging.DEBUG):
         log_event(jobs_logger, logging.DEBUG, "job.started", **attempt_fields(job, ended=False))

@@ -78,6 +78,10 @@ class JobOptions:
     debounce: timedelta | None = None
     #: At most this many attempts start per period, across all workers (``"100/m"``).
     rate_limit: RateLimit | None = None
+    #: At most this many run at once across all workers (per ``concurrency_key``'s value).
+    max_concurrency: int | None = None
+    #: ``(*args, **kwargs) -> str``: jobs with the same value share the ``max_concurrency`` slots.
+    concurrency_key: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
@@ -98,6 +102,12 @@ class JobOptions:
                 object.__setattr__(self, name, parse_duration(value, what=name))  # seconds or "5m" from OPTIONS
         if self.rate_limit is not None:
             object.__setattr__(self, "rate_limit", RateLimit.parse(self.rate_limit))
+        if self.max_concurrency is not None:
+            require_count(self.max_concurrency, "max_concurrency")
+        if self.concurrency_key is not None and not callable(self.concurrency_key):
+            raise ValueError(f"concurrency_key must be a function of the job's arguments, got {self.concurrency_key!r}")
+        if self.concurrency_key is not None and self.max_concurrency is None:
+            raise ValueError("concurrency_key needs max_concurrency: how many may run at once per key")
 
     @property
     def unique(self) -> bool:
@@ -108,7 +118,7 @@ class JobOptions:
     def from_setting(cls, options: Mapping[str, Any], *, queue: str | None = None) -> JobOptions:
         """Options from a settings dict with upper-case keys (``{"MAX_ATTEMPTS": 3}``), as in
         the ``OPTIONS`` of a ``TASKS`` entry. ``ValueError`` names an unknown key or a bad value."""
-        known = {f.name.upper(): f.name for f in fields(cls) if f.name != "queue"}
+        known = {f.name.upper(): f.name for f in fields(cls) if f.name not in ("queue", "concurrency_key")}
         unknown = sorted(str(key) for key in options if key not in known)
         if unknown:
             raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -287,6 +297,8 @@ def job(
     unique_for: timedelta | float | str | None = None,
     debounce: timedelta | float | str | None = None,
     rate_limit: str | tuple[int, float | timedelta] | None = None,
+    max_concurrency: int | None = None,
+    concurrency_key: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -305,6 +317,8 @@ def job(
     unique_for: timedelta | float | str | None = None,
     debounce: timedelta | float | str | None = None,
     rate_limit: str | tuple[int, float | timedelta] | None = None,
+    max_concurrency: int | None = None,
+    concurrency_key: Callable[..., Any] | None = None,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function as a job. Usable bare (``@job``) or with options (``@job(queue=...)``).
 
@@ -314,7 +328,9 @@ def job(
     it periodically, without arguments, under a schedule named after the job.
     ``unique_for`` and ``debounce`` (a ``timedelta``, seconds, or ``"5m"``) make it a unique
     job: see docs/jobs.md#unique-jobs-and-debounce. ``rate_limit`` (``"100/m"``) bounds how
-    many of its attempts start per period across all workers: docs/jobs.md#rate-limits.
+    many of its attempts start per period across all workers: docs/jobs.md#rate-limits;
+    ``max_concurrency`` (per ``concurrency_key(*args, **kwargs)``) how many run at once:
+    docs/jobs.md#concurrency-limits.
     """
     options = JobOptions(
         queue=queue,
@@ -326,6 +342,8 @@ def job(
         unique_for=unique_for,  # type: ignore[arg-type]  # turned into a timedelta by JobOptions
         debounce=debounce,  # type: ignore[arg-type]
         rate_limit=rate_limit,  # type: ignore[arg-type]  # parsed by JobOptions
+        max_concurrency=max_concurrency,
+        concurrency_key=concurrency_key,
     )
 
     declared = _checked_schedule(schedule, name or "this job")

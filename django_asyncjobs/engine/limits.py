@@ -1,13 +1,17 @@
-"""Rate limits: ``@job(rate_limit="100/m")``. At most that many of the job's attempts start
-per period, across every worker (the count is kept in Redis: :mod:`.broker.limits`). An
-attempt over the limit does not fail: its row goes back to ``scheduled``, due when the
-limit allows a start, the attempt given back (:func:`.outcomes.record_deferral`).
+"""Rate and concurrency limits: ``@job(rate_limit="100/m")``, at most that many of the job's
+attempts start per period; ``@job(max_concurrency=N)`` (per ``concurrency_key`` when given),
+at most N run at once. Both hold across every worker: they are kept in Redis
+(:mod:`.broker.limits`). An attempt over a limit does not fail: its row goes back to
+``scheduled``, due when the limit may allow a start, the attempt given back
+(:func:`.outcomes.record_deferral`).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -70,3 +74,41 @@ def start_wait(name: str, limit: RateLimit | None) -> float:
         fields = {"name": name, "reason": str(exc), "retry_in_s": UNCOUNTED_WAIT}
         log_event(worker_logger, logging.WARNING, "rate_limit.uncounted", **fields)
         return UNCOUNTED_WAIT
+
+
+#: An attempt that finds every slot of its concurrency limit taken waits about this long
+#: (spread by up to half as much again) and is asked about again.
+SLOT_WAIT = 1.0
+
+
+def concurrency_key(job: Any, limit: int | None, key: Callable[..., Any] | None) -> str | None:
+    """The slots ``job`` runs in: its name, and ``key(*args, **kwargs)`` when given; ``None``
+    when its function has no concurrency limit."""
+    if limit is None:
+        return None
+    if key is None:
+        return str(job.name)
+    return f"{job.name}:{key(*(job.args or []), **(job.kwargs or {}))}"
+
+
+def take_slot(job: Any, slots: str | None, limit: int | None, lease: float) -> float:
+    """0.0 when ``job`` holds a slot of ``slots`` (or has no limit), else the seconds to wait."""
+    if slots is None or limit is None:
+        return 0.0
+    try:
+        if broker.take_slot(broker.get_connection(app_settings.DEFAULT_QUEUE), slots, str(job.pk), limit, lease):
+            return 0.0
+    except broker.RedisError as exc:
+        fields = {"name": job.name, "reason": str(exc), "retry_in_s": SLOT_WAIT}
+        log_event(worker_logger, logging.WARNING, "concurrency_limit.uncounted", **fields)
+    return SLOT_WAIT * (1 + random.random() / 2)
+
+
+def free_slot(job: Any, slots: str | None) -> None:
+    """``job`` ended: its slot is free (if Redis cannot be told, when its lease ends)."""
+    if slots is None:
+        return
+    try:
+        broker.free_slot(broker.get_connection(app_settings.DEFAULT_QUEUE), slots, str(job.pk))
+    except broker.RedisError as exc:
+        log_event(worker_logger, logging.WARNING, "concurrency_limit.not_freed", name=job.name, reason=str(exc))

@@ -383,3 +383,23 @@ def limited(label: str) -> str:
     """Rate-limited: five starts an hour across all workers; records each run."""
     Call.objects.create(label=label)
     return label
+
+
+@job(max_concurrency=1, timeout=60)
+def exclusive(label: str, seconds: float = 0.1) -> str:
+    """At most one runs at a time, across all workers: records when it ran."""
+    started = time.time()
+    time.sleep(seconds)
+    Call.objects.create(label=label, data={"start": started, "end": time.time()})
+    return label
+
+
+@job(max_concurrency=1, concurrency_key=lambda account, label, count, hold=0.0: account, timeout=120)
+def per_account(account: int, label: str, count: int, hold: float = 0.0) -> str:
+    """One at a time per account: :func:`meets` (jobs of other accounts may run meanwhile)."""
+    return str(meets.func(label, count, hold))
+
+
+@job(max_concurrency=1, concurrency_key=lambda account: 1 / account)
+def bad_key(account: int) -> int:
+    return account

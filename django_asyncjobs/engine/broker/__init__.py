@@ -34,7 +34,7 @@ from .connections import (
     worker_queues,
 )
 from .consumer import any_waiting, hand_back, pop, pop_many, pops_many, put_back, record_finished, worker_heartbeat
-from .limits import rate_wait
+from .limits import free_slot, rate_wait, take_slot
 from .messages import (
     EXECUTOR,
     count_missed_runs,
@@ -74,6 +74,7 @@ __all__ = [
     "batch",
     "count_missed_runs",
     "current_rq_worker_name",
+    "free_slot",
     "get_connection",
     "get_queue",
     "hand_back",
@@ -95,6 +96,7 @@ __all__ = [
     "ring",
     "send_stop",
     "stopped_job_id",
+    "take_slot",
     "validate_queue",
     "waiting_ids",
     "worker_heartbeat",

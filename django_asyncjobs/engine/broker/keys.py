@@ -33,6 +33,9 @@ counters start from zero. ``docs/deployment.md`` has the same list as a table.
 ``asyncjobs:rate:<job name>`` (string, microseconds; expires a period after the last start)
     Written and read: ``limits.rate_wait`` (``limits.RATE_SCRIPT``: GET, SET with PX), in the
     Redis of ``DEFAULT_QUEUE``, for jobs declared with ``@job(rate_limit=...)``.
+``asyncjobs:running:<job name>[:<key>]`` (sorted set of job ids scored by lease end; expires with the last lease)
+    Written and read: ``limits.take_slot`` (``limits.SLOT_SCRIPT``) and ``free_slot`` (ZREM),
+    in the Redis of ``DEFAULT_QUEUE``, for jobs declared with ``@job(max_concurrency=...)``.
 ``rq:worker:<worker name>`` (hash; the worker's TTL, refreshed by its heartbeats)
     Written: RQ's worker base class (registration, heartbeat); our worker adds the
     ``state`` field in its heartbeat's transaction (``worker_heartbeat``).
@@ -93,6 +96,11 @@ def tallies_key(queue: str) -> str:
 def rate_key(name: str) -> str:
     """When the next start of the rate-limited job ``name`` may be, for every worker."""
     return f"asyncjobs:rate:{name}"
+
+
+def running_key(key: str) -> str:
+    """The running jobs of a concurrency-limited job name (and its ``concurrency_key``)."""
+    return f"asyncjobs:running:{key}"
 
 
 def missed_runs_key(schedule: str) -> str:

@@ -48,3 +48,34 @@ def rate_wait(connection: Redis, name: str, count: int, period: float) -> float:
     interval_us = max(1, period_us // count)
     waited = script(connection, RATE_SCRIPT)(keys=[keys.rate_key(name)], args=[interval_us, period_us])
     return int(waited) / 1_000_000
+
+
+#: KEYS[1] the running set of a job name (and key); ARGV[1] the job id, ARGV[2] the limit,
+#: ARGV[3] the lease in microseconds. 1: the job holds a slot (it may run), 0: all are taken.
+#: A slot whose lease ran out (its worker died) is free again; the same job asking again (a
+#: retry, a recovered attempt) keeps its own. A key of another type (not ours) is dropped.
+SLOT_SCRIPT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+    local lease = tonumber(ARGV[3])
+    redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+    redis.call('PEXPIRE', KEYS[1], math.ceil(lease / 1000) + 1000)
+    return 1
+end
+return 0
+"""
+
+
+def take_slot(connection: Redis, key: str, job_id: str, limit: int, lease: float) -> bool:
+    """Whether job ``job_id`` may run: it holds one of ``limit`` slots of ``key`` for at most
+    ``lease`` seconds (then the slot is free again, as for a worker that died)."""
+    lease_us = max(1, round(lease * 1_000_000))
+    return bool(script(connection, SLOT_SCRIPT)(keys=[keys.running_key(key)], args=[job_id, limit, lease_us]))
+
+
+def free_slot(connection: Redis, key: str, job_id: str) -> None:
+    connection.zrem(keys.running_key(key), job_id)
