@@ -9,7 +9,7 @@ works. The same declaration gives ``manage.py check`` its rules (:mod:`.checks`)
 docs/settings.md its table (``python -m django_asyncjobs.conf --write docs/settings.md``, written
 by :mod:`.settings_reference`).
 
-Foundation layer: imports only :mod:`.validators` (and through it :mod:`.times.durations`).
+Foundation layer: imports only :mod:`.validators` (and through it :mod:`.times.durations`, :mod:`.times.rates`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ T = TypeVar("T")
 
 
 class QueueLimits(TypedDict, total=False):
-    """One entry of ``QUEUE_LIMITS`` (either key may be left out)."""
+    """One entry of ``QUEUE_LIMITS`` (any key may be left out)."""
 
     MAX_DEPTH: int
     MAX_AGE: float
+    RATE: str
 
 
 class Setting(Generic[T]):
@@ -141,7 +142,8 @@ class AppSettings:
         rules.queue_limits(),
         'Back-pressure limits per queue, e.g. `{"default": {"MAX_DEPTH": 1000, "MAX_AGE": 60}}`. A queue '
         "without an entry has no limit. Queue names must be keys of `RQ_QUEUES` (`asyncjobs.E007`). See "
-        "[backpressure.md](backpressure.md#queue-limits).",
+        '[backpressure.md](backpressure.md#queue-limits). `"RATE": "100/m"` also bounds how many of the '
+        "queue's jobs start per period, across all workers ([jobs.md](jobs.md#rate-limits)).",
     )
     BACKPRESSURE_CACHE_SECONDS: Setting[float] = Setting(
         1.0,

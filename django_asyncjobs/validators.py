@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from .times.durations import parse_duration
+from .times.rates import RateLimit
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def mapping(expected: str) -> Rule:
 def _one_queue_limits(queue: object, limits: object) -> str | None:
     if not isinstance(limits, dict):
         return f"{queue!r} maps to {kind(limits)}, not a dict"
-    unknown = sorted(str(key) for key in limits if key not in ("MAX_DEPTH", "MAX_AGE"))
+    unknown = sorted(str(key) for key in limits if key not in ("MAX_DEPTH", "MAX_AGE", "RATE"))
     if unknown:
         return f"{queue!r} has an unknown key {unknown[0]!r}"
     if "MAX_DEPTH" in limits and not is_count(limits["MAX_DEPTH"]):
@@ -142,6 +143,11 @@ def _one_queue_limits(queue: object, limits: object) -> str | None:
     age = limits.get("MAX_AGE", 1)
     if isinstance(age, bool) or not isinstance(age, int | float) or age <= 0:
         return f"MAX_AGE of {queue!r} is {age!r}"
+    if "RATE" in limits:
+        try:
+            RateLimit.parse(limits["RATE"])
+        except ValueError:
+            return f'RATE of {queue!r} is {limits["RATE"]!r}, not a rate such as "100/m"'
     return None
 
 
@@ -151,7 +157,7 @@ def queue_limits() -> Rule:
             return f"{kind(value)}, not a dict"
         return next(filter(None, (_one_queue_limits(queue, limits) for queue, limits in value.items())), None)
 
-    return Rule("a dict of queue name to {'MAX_DEPTH': int >= 1, 'MAX_AGE': seconds > 0}", problem)
+    return Rule("a dict of queue name to {'MAX_DEPTH': int >= 1, 'MAX_AGE': seconds > 0, 'RATE': '100/m'}", problem)
 
 
 def path_patterns() -> Rule:

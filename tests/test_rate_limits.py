@@ -82,3 +82,32 @@ def test_a_value_that_is_not_ours_in_the_key_does_not_stop_the_job(asyncjobs_wor
     job = limited.enqueue("despite")
     asyncjobs_worker()
     assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+
+
+def test_a_queue_rate_bounds_the_starts_of_every_job_on_the_queue(asyncjobs_worker, settings) -> None:
+    from tests.testapp.jobs import add
+
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "QUEUE_LIMITS": {"default": {"RATE": "3/h"}}}
+    jobs = [add.enqueue(i, i) for i in range(5)]
+    asyncjobs_worker()
+    assert _statuses(jobs) == [(JobStatus.SCHEDULED, 0)] * 2 + [(JobStatus.SUCCEEDED, 1)] * 3
+
+
+def test_a_job_under_both_limits_counts_against_both_only_when_it_starts(asyncjobs_worker, redis, settings) -> None:
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "QUEUE_LIMITS": {"default": {"RATE": "2/h"}}}
+    jobs = [limited.enqueue(f"both-{i}") for i in range(4)]
+    asyncjobs_worker()
+    assert Call.objects.count() == 2  # the queue's 2/h is the tighter one
+    redis.delete(keys.queue_rate_key("default"))  # the queue's hour has passed, not the job's
+    Job.objects.filter(status=JobStatus.SCHEDULED).update(run_at=timezone.now() - timedelta(seconds=1))
+    asyncjobs_worker()
+    assert Call.objects.count() == 4  # the job's own 5/h had counted only the two that started
+    assert _statuses(jobs) == [(JobStatus.SUCCEEDED, 1)] * 4
+
+
+def test_a_queue_rate_that_is_not_a_rate_is_a_settings_error(settings) -> None:
+    from django.core import checks
+
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "QUEUE_LIMITS": {"default": {"RATE": "fast"}}}
+    errors = [message for message in checks.run_checks() if message.id and message.id.startswith("asyncjobs.")]
+    assert any("RATE of 'default'" in message.msg for message in errors), errors

@@ -198,7 +198,7 @@ def _run_claimed(
         return record_failure(job, describe(exc), error_class=error_class, retry=True, job_function=job_function), exc
     wait = take_slot(job, slots, options.max_concurrency, options.resolved_timeout() + app_settings.HEARTBEAT_TIMEOUT)
     if not wait:
-        wait = start_wait(job.name, options.rate_limit)
+        wait = start_wait(job.name, options.rate_limit, job.queue)
         if wait:
             free_slot(job, slots)
     if wait:

@@ -19,9 +19,9 @@ from asgiref.sync import async_to_sync
 from ..conf import app_settings
 from ..exceptions import ConfigurationError
 from ..times.durations import parse_duration
+from ..times.rates import RateLimit
 from ..times.recurrence import validate_cron
 from ..validators import require_count
-from .limits import RateLimit
 from .registry import register_job_function
 
 if TYPE_CHECKING:

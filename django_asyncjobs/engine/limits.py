@@ -10,70 +10,43 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from ..conf import app_settings
 from ..logs import log_event, worker_logger
+from ..times.rates import RateLimit
 from . import broker
+
+__all__ = ["RateLimit", "concurrency_key", "free_slot", "start_wait", "take_slot"]
 
 #: When Redis cannot count a start, the job waits this long and is asked about again.
 UNCOUNTED_WAIT = 1.0
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*", re.ASCII)
 
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most ``count`` starts per ``period`` seconds."""
-
-    count: int
-    period: float
-
-    @classmethod
-    def parse(cls, value: Any) -> RateLimit:
-        """``"100/m"``, ``"5/s"``, ``"10/30s"``, ``(100, 60)`` or ``(100, timedelta(minutes=1))``;
-        ``ValueError`` naming ``rate_limit`` otherwise."""
-        if isinstance(value, RateLimit):
-            return value
-        count: Any
-        period: Any
-        if isinstance(value, str):
-            found = _RATE.fullmatch(value)
-            if found is None:
-                raise ValueError(f'rate_limit must look like "100/m", "5/s" or "10/30s", got {value!r}')
-            count, period = int(found[1]), float(found[2] or 1) * _UNITS[found[3][0]]
-        elif isinstance(value, tuple) and len(value) == 2:
-            count, period = value
-            period = period.total_seconds() if isinstance(period, timedelta) else period
-        else:
-            raise ValueError(f'rate_limit must be "N/unit" or (count, seconds), got {value!r}')
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"rate_limit's count must be a whole number >= 1, got {count!r}")
-        if isinstance(period, bool) or not isinstance(period, int | float) or period <= 0:
-            raise ValueError(f"rate_limit's period must be a number of seconds > 0, got {period!r}")
-        return cls(count, float(period))
-
-    def __str__(self) -> str:
-        return f"{self.count}/{self.period:g}s"
-
-
-def start_wait(name: str, limit: RateLimit | None) -> float:
-    """Seconds before an attempt of job ``name`` may start under ``limit`` (0.0: now, and the
-    start is counted)."""
-    if limit is None:
+def start_wait(name: str, limit: RateLimit | None, queue: str) -> float:
+    """Seconds before an attempt of job ``name`` on ``queue`` may start under ``limit`` and the
+    queue's ``QUEUE_LIMITS`` ``RATE`` (0.0: now, and the start is counted against both)."""
+    queue_rate = (app_settings.QUEUE_LIMITS.get(queue) or {}).get("RATE")
+    if limit is None and queue_rate is None:
         return 0.0
+    job = (name, (limit.count, limit.period)) if limit is not None else None
+    per_queue = None
+    if queue_rate is not None:
+        parsed = _parsed(queue_rate)
+        per_queue = (queue, (parsed.count, parsed.period))
     try:
-        connection = broker.get_connection(app_settings.DEFAULT_QUEUE)
-        return broker.rate_wait(connection, name, limit.count, limit.period)
+        return broker.rate_wait(broker.get_connection(app_settings.DEFAULT_QUEUE), job=job, queue=per_queue)
     except broker.RedisError as exc:
-        fields = {"name": name, "reason": str(exc), "retry_in_s": UNCOUNTED_WAIT}
+        fields = {"name": name, "queue": queue, "reason": str(exc), "retry_in_s": UNCOUNTED_WAIT}
         log_event(worker_logger, logging.WARNING, "rate_limit.uncounted", **fields)
         return UNCOUNTED_WAIT
+
+
+@lru_cache(maxsize=64)
+def _parsed(text: str) -> RateLimit:
+    return RateLimit.parse(text)
 
 
 #: An attempt that finds every slot of its concurrency limit taken waits about this long

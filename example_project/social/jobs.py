@@ -68,9 +68,10 @@ def tweets_csv(user_id: int) -> str:
     return out.getvalue()
 
 
-@job(queue="reports", max_attempts=2)
+@job(queue="reports", max_attempts=2, max_concurrency=1, concurrency_key=lambda user_id: user_id)
 def export_tweets(user_id: int) -> dict:
-    """The CSV export as a plain job (the web page uses the offloaded view ``views.export_csv``)."""
+    """The CSV export as a plain job (the web page uses the offloaded view ``views.export_csv``):
+    one export per user at a time, across all workers (a second one waits, it does not fail)."""
     data = tweets_csv(user_id)
     return {"user": user_id, "csv": data}
 

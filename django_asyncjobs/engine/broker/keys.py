@@ -33,6 +33,8 @@ counters start from zero. ``docs/deployment.md`` has the same list as a table.
 ``asyncjobs:rate:<job name>`` (string, microseconds; expires a period after the last start)
     Written and read: ``limits.rate_wait`` (``limits.RATE_SCRIPT``: GET, SET with PX), in the
     Redis of ``DEFAULT_QUEUE``, for jobs declared with ``@job(rate_limit=...)``.
+``asyncjobs:rate-queue:<queue>`` (string, as the previous; for ``QUEUE_LIMITS`` ``RATE``)
+    Written and read: ``limits.rate_wait``, as the previous, for every job of a queue with a ``RATE``.
 ``asyncjobs:running:<job name>[:<key>]`` (sorted set of job ids scored by lease end; expires with the last lease)
     Written and read: ``limits.take_slot`` (``limits.SLOT_SCRIPT``) and ``free_slot`` (ZREM),
     in the Redis of ``DEFAULT_QUEUE``, for jobs declared with ``@job(max_concurrency=...)``.
@@ -96,6 +98,11 @@ def tallies_key(queue: str) -> str:
 def rate_key(name: str) -> str:
     """When the next start of the rate-limited job ``name`` may be, for every worker."""
     return f"asyncjobs:rate:{name}"
+
+
+def queue_rate_key(queue: str) -> str:
+    """When the next start of a job of ``queue`` may be (``QUEUE_LIMITS`` ``RATE``), for every worker."""
+    return f"asyncjobs:rate-queue:{queue}"
 
 
 def running_key(key: str) -> str:

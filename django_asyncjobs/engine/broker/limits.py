@@ -16,37 +16,58 @@ from redis import Redis
 from . import keys
 from .connections import script
 
-#: KEYS[1] the job name's key; ARGV[1] microseconds between starts (period / count), ARGV[2]
-#: the period in microseconds. Returns 0 (start now, the start counted) or the microseconds
-#: until a start would be allowed. A value someone wrote into the key that is not ours is
-#: dropped, not fatal: the next start is counted from now.
+#: KEYS the limits' keys; ARGV, for each key, the microseconds between starts (period / count)
+#: and the period in microseconds. Returns 0 (start now: the start counted against every
+#: limit) or the microseconds until all of them would allow one (then nothing is counted).
+#: A value someone wrote into a key that is not ours is dropped, not fatal: the next start is
+#: counted from now.
 RATE_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
-local interval = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local stored = redis.pcall('GET', KEYS[1])
-if type(stored) == 'table' and stored.err then
-    redis.call('DEL', KEYS[1])
-    stored = false
+local wait = 0
+local next_tats = {}
+for i, key in ipairs(KEYS) do
+    local interval = tonumber(ARGV[2 * i - 1])
+    local period = tonumber(ARGV[2 * i])
+    local stored = redis.pcall('GET', key)
+    if type(stored) == 'table' and stored.err then
+        redis.call('DEL', key)
+        stored = false
+    end
+    local tat = tonumber(stored) or now
+    if tat < now then tat = now end
+    local allowed_at = tat + interval - period
+    if allowed_at - now > wait then wait = allowed_at - now end
+    next_tats[i] = tat + interval
 end
-local tat = tonumber(stored) or now
-if tat < now then tat = now end
-local allowed_at = tat + interval - period
-if now < allowed_at then
-    return math.ceil(allowed_at - now)
+if wait > 0 then return math.ceil(wait) end
+for i, key in ipairs(KEYS) do
+    redis.call('SET', key, string.format('%d', next_tats[i]), 'PX', math.ceil(tonumber(ARGV[2 * i]) / 1000) + 1000)
 end
-redis.call('SET', KEYS[1], string.format('%d', tat + interval), 'PX', math.ceil(period / 1000) + 1000)
 return 0
 """
 
+#: ``(count, period in seconds)``.
+Rate = tuple[int, float]
 
-def rate_wait(connection: Redis, name: str, count: int, period: float) -> float:
-    """Count a start of job ``name`` against ``count`` per ``period`` seconds: 0.0 if it may
-    start now (then it is counted), else the seconds until it may."""
-    period_us = max(1, round(period * 1_000_000))
-    interval_us = max(1, period_us // count)
-    waited = script(connection, RATE_SCRIPT)(keys=[keys.rate_key(name)], args=[interval_us, period_us])
+
+def rate_wait(
+    connection: Redis, *, job: tuple[str, Rate] | None = None, queue: tuple[str, Rate] | None = None
+) -> float:
+    """Count a start against the rate of job ``job[0]`` and of queue ``queue[0]`` (either may be
+    left out): 0.0 if it may start now (then it is counted), else the seconds until it may."""
+    limits = []
+    if job is not None:
+        limits.append((keys.rate_key(job[0]), job[1]))
+    if queue is not None:
+        limits.append((keys.queue_rate_key(queue[0]), queue[1]))
+    if not limits:
+        return 0.0
+    args: list[int] = []
+    for _, (count, period) in limits:
+        period_us = max(1, round(period * 1_000_000))
+        args += [max(1, period_us // count), period_us]
+    waited = script(connection, RATE_SCRIPT)(keys=[key for key, _ in limits], args=args)
     return int(waited) / 1_000_000
 
 
