@@ -46,6 +46,8 @@ def test_jobs_of_other_keys_run_at_once_and_the_same_key_waits(asyncjobs_worker)
     run = asyncjobs_worker(worker_class=ThreadedWorker, threads=3)
     assert run.outcomes[Outcome.DEFERRED] >= 1  # the second found the account's slot taken
     assert not run.outcomes[Outcome.FAILED]
+    waiting = Job.objects.filter(pk__in=[job.pk for job in same], status=JobStatus.SCHEDULED)
+    assert {row.progress_message for row in waiting} <= {"waiting: 1 running at most"}
     Job.objects.filter(status=JobStatus.SCHEDULED).update(run_at=timezone.now())
     asyncjobs_worker(worker_class=ThreadedWorker, threads=3)
     rows = Job.objects.filter(pk__in=[job.pk for job in same])

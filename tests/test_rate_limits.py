@@ -53,6 +53,7 @@ def test_attempts_over_the_limit_wait_scheduled_and_are_not_failed(asyncjobs_wor
     for row in waiting:  # due when the limit allows a start: within the hour, not now
         assert row.run_at is not None and now < row.run_at <= now + timedelta(hours=1, seconds=5)
         assert (row.worker, row.started_at, row.error) == ("", None, "")
+        assert row.progress_message == "waiting: rate limit"  # what the admin and the status page show
 
 
 def test_the_limit_holds_across_worker_processes(start_worker) -> None:

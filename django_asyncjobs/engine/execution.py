@@ -197,12 +197,14 @@ def _run_claimed(
         error_class = path_of(type(exc))
         return record_failure(job, describe(exc), error_class=error_class, retry=True, job_function=job_function), exc
     wait = take_slot(job, slots, options.max_concurrency, options.resolved_timeout() + app_settings.HEARTBEAT_TIMEOUT)
+    reason = f"waiting: {options.max_concurrency} running at most"
     if not wait:
         wait = start_wait(job.name, options.rate_limit, job.queue)
+        reason = "waiting: rate limit"
         if wait:
             free_slot(job, slots)
     if wait:
-        return record_deferral(job, wait), None
+        return record_deferral(job, wait, reason), None
     try:
         return _run_started(job, job_function, guard, release, succeed)
     finally:

@@ -34,9 +34,9 @@ running              failed                      ``fail``               ``outcom
 running              scheduled, or queued        ``retry``              ``outcomes.record_failure`` (attempts left); as
                      (no delay)                                         ``fail``, and run_at, or enqueued_at (the caller
                                                                         pushes)
-running, not         scheduled                   ``defer``              ``outcomes.record_deferral`` (over its rate
-started                                                                 limit); run_at, attempts - 1; worker,
-                                                                        started_at, heartbeat_at cleared
+running, not         scheduled                   ``defer``              ``outcomes.record_deferral`` (over a limit);
+started                                                                 run_at, attempts - 1, progress_message;
+                                                                        worker, started_at, heartbeat_at cleared
 running              scheduled                   ``put_back``           ``outcomes.record_unknown`` (the worker lacks
                                                                         the code); attempts - 1, run_at, error,
                                                                         failed_attempts (the put-back count)
@@ -299,12 +299,12 @@ def put_back(job: Job, *, now: datetime, run_at: datetime, error: str, failed_at
     )
 
 
-def defer(job: Job, *, run_at: datetime) -> bool:
-    """``running`` (this attempt, not started: over its rate limit) → ``scheduled`` at
-    ``run_at``, the attempt given back."""
+def defer(job: Job, *, run_at: datetime, reason: str) -> bool:
+    """``running`` (this attempt, not started: over a limit) → ``scheduled`` at ``run_at``, the
+    attempt given back, ``reason`` its progress message (its claim clears it)."""
     alias = router.db_for_write(Job)
     fields = {"status": JobStatus.SCHEDULED, "run_at": run_at, "attempts": job.attempts - 1, "worker": ""}
-    fields.update(started_at=None, heartbeat_at=None)
+    fields.update(started_at=None, heartbeat_at=None, progress_message=reason[:255])
     write = lambda: bool(Job.objects.using(alias).filter(**this_attempt(job)).update(**fields))  # noqa: E731
     if not persist(write, what=f"the deferral of job {job.pk}", alias=alias):
         return False
