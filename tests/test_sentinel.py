@@ -1,0 +1,166 @@
+"""Redis behind Sentinel: a master, a replica and three Sentinels (tests/sentinel.py), and a
+failover while jobs are enqueued and drained.
+
+``RQ_QUEUES`` names the Sentinels and the master (django-rq's ``SENTINELS`` and
+``MASTER_NAME``). The enqueuer (this process) and the worker (a subprocess with the
+scheduler thread) keep their clients across the failover; messages lost with the old
+master are pushed again by ``asyncjobs_recover``. In the end every job succeeded, each run
+once. The gaps are printed (``-s``) and recorded in docs/deployment.md#redis-sentinel.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.engine import broker
+from django_asyncjobs.engine.broker import keys
+from django_asyncjobs.engine.broker.connections import MASTER_CHECK_INTERVAL, script
+from django_asyncjobs.engine.broker.messages import PUSH_SCRIPT
+from django_asyncjobs.engine.broker.reads import STATS_SCRIPT, WAITING_IDS_SCRIPT
+from django_asyncjobs.signals import job_enqueued
+from tests.conftest import wait_for
+from tests.faults import Output
+from tests.sentinel import MASTER_NAME, SentinelCluster, sentinel_binary
+from tests.testapp.jobs import notes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def cluster() -> Iterator[SentinelCluster]:
+    sentinel_binary()  # skips with the reason when redis-sentinel is not installed
+    started = SentinelCluster().start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def through_sentinel(settings: Any, cluster: SentinelCluster) -> SentinelCluster:
+    """This process's queues reach Redis through the Sentinels; ``high`` has a depth limit, so
+    every enqueue reads the queue's state (back pressure) too."""
+    settings.RQ_QUEUES = {name: cluster.rq_queue() for name in ("default", "high", "low")}
+    settings.ASYNCJOBS = {**settings.ASYNCJOBS, "QUEUE_LIMITS": {"high": {"MAX_DEPTH": 1_000_000}}}
+    return cluster
+
+
+@pytest.fixture
+def sentinel_worker(
+    start_worker: Callable[..., Any], subprocess_env: dict[str, str], through_sentinel: SentinelCluster
+) -> Callable[..., Any]:
+    subprocess_env["ASYNCJOBS_TEST_SENTINELS"] = through_sentinel.sentinels_setting
+    subprocess_env["ASYNCJOBS_TEST_SENTINEL_MASTER"] = MASTER_NAME
+    return start_worker
+
+
+def test_the_connection_follows_the_failover_and_loads_its_scripts_again(through_sentinel, tmp_path, caplog) -> None:
+    cluster = through_sentinel
+    connection = broker.get_connection("high")
+    notes.enqueue(str(tmp_path / "runs"), "before")
+    assert broker.queue_stats("high").depth == 1
+    old = cluster.failover()
+    new = cluster.wait_for_new_master(old)
+    # The old master still takes writes until the Sentinels demote it (~10 s): the client
+    # must not wait for that. It asks the Sentinels again after MASTER_CHECK_INTERVAL.
+    assert cluster.client(old).info("replication")["role"] == "master"
+    time.sleep(MASTER_CHECK_INTERVAL)
+    # A replica promoted to master has none of the old master's scripts (Redis does not
+    # replicate SCRIPT LOAD); flushed here so that the check does not depend on it.
+    cluster.client(new).script_flush()
+    # The same cached client: its next command finds the new master through the Sentinels,
+    # and EVALSHA's NOSCRIPT makes it load each script again.
+    with caplog.at_level(logging.INFO, logger="django_asyncjobs.broker"):
+        after = notes.enqueue(str(tmp_path / "runs"), "after")
+    assert broker.get_connection("high") is connection
+    waiting_on_new = cluster.client(new).lrange(keys.queue_key("high"), 0, -1)
+    assert str(after.pk).encode() in waiting_on_new
+    assert str(after.pk).encode() not in cluster.client(old).lrange(keys.queue_key("high"), 0, -1)
+    assert str(after.pk) in (broker.waiting_ids("high") or set())
+    assert broker.queue_stats("high").depth == len(waiting_on_new)
+    assert [r.getMessage() for r in caplog.records if "redis.master_changed" in r.getMessage()]
+    for source in (PUSH_SCRIPT, STATS_SCRIPT, WAITING_IDS_SCRIPT):
+        assert cluster.client(new).script_exists(script(connection, source).sha) == [True]
+
+
+@pytest.mark.parametrize("how", ["sentinel-failover", "sigkill-master"])
+def test_jobs_enqueued_and_drained_through_a_failover_each_run_once(
+    how: str, through_sentinel: SentinelCluster, sentinel_worker, tmp_path
+) -> None:
+    cluster = through_sentinel
+    runs = tmp_path / "runs"
+    worker = sentinel_worker("high", "--with-scheduler")
+    output = Output(worker)
+    pushed: list[float] = []  # when each push reached Redis (job_enqueued is sent after it)
+
+    def on_enqueued(sender: Any, **kwargs: Any) -> None:
+        pushed.append(time.monotonic())
+
+    job_enqueued.connect(on_enqueued, weak=False)
+    connection = broker.get_connection("high")
+    jobs: list[Job] = []
+    try:
+        started = time.monotonic()
+        failed_at = promoted_at = None
+        old = cluster.master_port()
+        while promoted_at is None or time.monotonic() - promoted_at < 3:
+            jobs.append(notes.enqueue(str(runs), f"j{len(jobs)}"))
+            now = time.monotonic()
+            if failed_at is None and now - started >= 3:
+                old = cluster.failover() if how == "sentinel-failover" else cluster.kill_master()
+                failed_at = time.monotonic()
+            elif failed_at is not None and promoted_at is None and len(jobs) % 10 == 0:
+                try:
+                    cluster.wait_for_new_master(old, seconds=0.01)
+                    promoted_at = time.monotonic()
+                except AssertionError:
+                    pass
+                assert now - failed_at < 120, "no new master after 120s"
+            time.sleep(0.005)
+    finally:
+        job_enqueued.disconnect(on_enqueued)
+    assert failed_at is not None and promoted_at is not None
+    # The enqueuer's client is the one it had: it found the new master by itself.
+    assert broker.get_connection("high") is connection
+    ids = [job.pk for job in jobs]
+    rows = Job.objects.filter(pk__in=ids)
+    lost_pushes = len(jobs) - len(pushed)
+
+    def drained() -> bool:
+        return not rows.exclude(status=JobStatus.SUCCEEDED).exists()
+
+    # What the old master took with it (and pushes that failed) waits queued for recovery.
+    recovered = 0
+    deadline = time.monotonic() + 120
+    while not drained() and time.monotonic() < deadline:
+        time.sleep(1)
+        report = io.StringIO()
+        call_command("asyncjobs_recover", "--grace", "0", stdout=report)
+        recovered += int(report.getvalue().split()[0])
+    assert drained(), (Counter(rows.values_list("status", flat=True)), output.text[-3000:])
+    assert worker.poll() is None, output.text[-3000:]  # the same worker process throughout
+    ran = Counter(runs.read_text().split())
+    assert set(ran) == {f"j{i}" for i in range(len(jobs))}
+    assert max(ran.values()) == 1, [label for label, count in ran.items() if count > 1]
+    assert set(rows.values_list("attempts", flat=True)) == {1}
+
+    push_gap = max(b - a for a, b in zip(pushed, pushed[1:], strict=False))
+    finished = sorted(rows.values_list("finished_at", flat=True))
+    run_gap = max((b - a).total_seconds() for a, b in zip(finished, finished[1:], strict=False))
+    worker.terminate()
+    text = output.wait(30)
+    assert worker.returncode == 0, text[-3000:]
+    print(
+        f"\n{how}: {len(jobs)} jobs; new master named {promoted_at - failed_at:.1f}s after the fault; "
+        f"longest gap between two pushes {push_gap:.1f}s, between two finished jobs {run_gap:.1f}s; "
+        f"{lost_pushes} push(es) failed, {recovered} message(s) pushed again by recovery; 0 duplicates"
+    )
