@@ -103,9 +103,8 @@ RQ_QUEUES: dict[str, dict[str, object]] = {
 }
 # Worker subprocesses of tests/test_sentinel.py reach Redis through Sentinels ("host:port,...").
 if os.environ.get("ASYNCJOBS_TEST_SENTINELS"):
-    _SENTINELS = [
-        (host, int(port)) for host, port in (item.rsplit(":", 1) for item in os.environ["ASYNCJOBS_TEST_SENTINELS"].split(","))
-    ]
+    _ADDRESSES = [item.rsplit(":", 1) for item in os.environ["ASYNCJOBS_TEST_SENTINELS"].split(",")]
+    _SENTINELS = [(host, int(port)) for host, port in _ADDRESSES]
     _MASTER = os.environ["ASYNCJOBS_TEST_SENTINEL_MASTER"]
     RQ_QUEUES = {name: {"SENTINELS": _SENTINELS, "MASTER_NAME": _MASTER, "DB": 0} for name in RQ_QUEUES}
 

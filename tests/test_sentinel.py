@@ -11,6 +11,7 @@ once. The gaps are printed (``-s``) and recorded in docs/deployment.md#redis-sen
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import time
 from collections import Counter
@@ -27,7 +28,6 @@ from django_asyncjobs.engine.broker.connections import MASTER_CHECK_INTERVAL, sc
 from django_asyncjobs.engine.broker.messages import PUSH_SCRIPT
 from django_asyncjobs.engine.broker.reads import STATS_SCRIPT, WAITING_IDS_SCRIPT
 from django_asyncjobs.signals import job_enqueued
-from tests.conftest import wait_for
 from tests.faults import Output
 from tests.sentinel import MASTER_NAME, SentinelCluster, sentinel_binary
 from tests.testapp.jobs import notes
@@ -153,9 +153,9 @@ def test_jobs_enqueued_and_drained_through_a_failover_each_run_once(
     assert max(ran.values()) == 1, [label for label, count in ran.items() if count > 1]
     assert set(rows.values_list("attempts", flat=True)) == {1}
 
-    push_gap = max(b - a for a, b in zip(pushed, pushed[1:], strict=False))
+    push_gap = max(b - a for a, b in itertools.pairwise(pushed))
     finished = sorted(rows.values_list("finished_at", flat=True))
-    run_gap = max((b - a).total_seconds() for a, b in zip(finished, finished[1:], strict=False))
+    run_gap = max((b - a).total_seconds() for a, b in itertools.pairwise(finished))
     worker.terminate()
     text = output.wait(30)
     assert worker.returncode == 0, text[-3000:]
