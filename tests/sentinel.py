@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from django_asyncjobs.testing import die_with_parent, find_server_binary, free_port
 
@@ -150,7 +152,11 @@ class SentinelCluster:
         return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
 
     def client(self, port: int) -> Redis:
-        return Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
+        """A plain client of one server or Sentinel; it does not retry (redis-py's default
+        retries a refused connection for seconds, and the test's loop would wait on it)."""
+        return Redis(
+            host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+        )
 
     def master_port(self) -> int:
         """The master's port as the Sentinels tell it (the first that answers)."""
@@ -197,6 +203,15 @@ class SentinelCluster:
             return new if self.client(new).info("replication").get("role") == "master" else None
 
         return int(self._wait(promoted, f"a master other than {old}", seconds))
+
+    def demoted(self, old: int) -> bool:
+        """Whether the server at ``old`` is a replica now, or does not answer (killed)."""
+        if self.servers[old].poll() is not None:
+            return True
+        try:
+            return self.client(old).info("replication").get("role") == "slave"
+        except RedisError:
+            return True
 
     def log(self, name: str) -> str:
         """The end of a log file of the cluster, e.g. ``sentinel-<port>/sentinel.log``."""

@@ -108,45 +108,40 @@ def test_jobs_enqueued_and_drained_through_a_failover_each_run_once(
     job_enqueued.connect(on_enqueued, weak=False)
     connection = broker.get_connection("high")
     jobs: list[Job] = []
+    phases: dict[str, float] = {"start": time.monotonic()}
+    old = cluster.master_port()
     try:
-        started = time.monotonic()
-        failed_at = promoted_at = None
-        old = cluster.master_port()
-        while promoted_at is None or time.monotonic() - promoted_at < 3:
+        # Jobs every ~5 ms: 3 s before the fault, and until the new master has served 3 s
+        # (after SENTINEL FAILOVER: until the old master is a replica, its writes gone).
+        while "end" not in phases:
             jobs.append(notes.enqueue(str(runs), f"j{len(jobs)}"))
-            now = time.monotonic()
-            if failed_at is None and now - started >= 3:
-                old = cluster.failover() if how == "sentinel-failover" else cluster.kill_master()
-                failed_at = time.monotonic()
-            elif failed_at is not None and promoted_at is None and len(jobs) % 10 == 0:
-                try:
-                    cluster.wait_for_new_master(old, seconds=0.01)
-                    promoted_at = time.monotonic()
-                except AssertionError:
-                    pass
-                assert now - failed_at < 120, "no new master after 120s"
             time.sleep(0.005)
+            now = time.monotonic()
+            if "fault" not in phases and now - phases["start"] >= 3:
+                old = cluster.failover() if how == "sentinel-failover" else cluster.kill_master()
+                phases["fault"] = time.monotonic()
+            elif "fault" in phases and len(jobs) % 10 == 0:
+                assert now - phases["fault"] < 120, "no new master after 120s"
+                _next_phase(cluster, old, phases, now)
     finally:
         job_enqueued.disconnect(on_enqueued)
-    assert failed_at is not None and promoted_at is not None
     # The enqueuer's client is the one it had: it found the new master by itself.
     assert broker.get_connection("high") is connection
-    ids = [job.pk for job in jobs]
-    rows = Job.objects.filter(pk__in=ids)
-    lost_pushes = len(jobs) - len(pushed)
+    rows = Job.objects.filter(pk__in=[job.pk for job in jobs])
+    lost = _settled_queued(cluster, rows)  # what the worker could not find in Redis
 
     def drained() -> bool:
         return not rows.exclude(status=JobStatus.SUCCEEDED).exists()
 
-    # What the old master took with it (and pushes that failed) waits queued for recovery.
-    recovered = 0
+    repushed = 0
     deadline = time.monotonic() + 120
     while not drained() and time.monotonic() < deadline:
-        time.sleep(1)
         report = io.StringIO()
         call_command("asyncjobs_recover", "--grace", "0", stdout=report)
-        recovered += int(report.getvalue().split()[0])
+        repushed += int(report.getvalue().split()[0])  # "N queued job(s) missing from Redis were pushed again."
+        time.sleep(1)
     assert drained(), (Counter(rows.values_list("status", flat=True)), output.text[-3000:])
+    assert repushed >= lost
     assert worker.poll() is None, output.text[-3000:]  # the same worker process throughout
     ran = Counter(runs.read_text().split())
     assert set(ran) == {f"j{i}" for i in range(len(jobs))}
@@ -160,7 +155,42 @@ def test_jobs_enqueued_and_drained_through_a_failover_each_run_once(
     text = output.wait(30)
     assert worker.returncode == 0, text[-3000:]
     print(
-        f"\n{how}: {len(jobs)} jobs; new master named {promoted_at - failed_at:.1f}s after the fault; "
+        f"\n{how}: {len(jobs)} jobs; new master named {phases['promoted'] - phases['fault']:.1f}s after the fault; "
         f"longest gap between two pushes {push_gap:.1f}s, between two finished jobs {run_gap:.1f}s; "
-        f"{lost_pushes} push(es) failed, {recovered} message(s) pushed again by recovery; 0 duplicates"
+        f"{len(jobs) - len(pushed)} push(es) failed; {lost} job(s) left queued without a message, "
+        f"{repushed} message(s) pushed again by recovery; each job ran once"
     )
+
+
+def _next_phase(cluster: SentinelCluster, old: int, phases: dict[str, float], now: float) -> None:
+    """``promoted`` once the Sentinels name a new master; ``demoted`` once the old master is a
+    replica (or dead); ``end`` 3 s after both."""
+    if "promoted" not in phases:
+        try:
+            cluster.wait_for_new_master(old, seconds=0.01)
+        except AssertionError:
+            return
+        phases["promoted"] = now
+    if "demoted" not in phases:
+        if not cluster.demoted(old):
+            return
+        phases["demoted"] = now
+    if now - max(phases["promoted"], phases["demoted"]) >= 3:
+        phases["end"] = now
+
+
+def _settled_queued(cluster: SentinelCluster, rows: Any) -> int:
+    """The rows still queued once the worker has taken every message Redis has (none waiting,
+    none running, the count unchanged for a second)."""
+    queue_key = keys.queue_key("high")
+    last = -1
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        waiting = cluster.master().llen(queue_key)
+        running = rows.filter(status=JobStatus.RUNNING).exists()
+        queued = rows.filter(status=JobStatus.QUEUED).count()
+        if not waiting and not running and queued == last:
+            return queued
+        last = queued if not waiting and not running else -1
+        time.sleep(1)
+    raise AssertionError("the worker did not settle within 60s")
