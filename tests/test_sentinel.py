@@ -28,9 +28,10 @@ from django_asyncjobs.engine.broker.connections import MASTER_CHECK_INTERVAL, sc
 from django_asyncjobs.engine.broker.messages import PUSH_SCRIPT
 from django_asyncjobs.engine.broker.reads import STATS_SCRIPT, WAITING_IDS_SCRIPT
 from django_asyncjobs.signals import job_enqueued
+from tests.conftest import wait_for
 from tests.faults import Output
 from tests.sentinel import MASTER_NAME, SentinelCluster, sentinel_binary
-from tests.testapp.jobs import notes
+from tests.testapp.jobs import add, notes, waits_for_file
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,11 +111,15 @@ def test_jobs_enqueued_and_drained_through_a_failover_each_run_once(
     jobs: list[Job] = []
     phases: dict[str, float] = {"start": time.monotonic()}
     old = cluster.master_port()
+    immediate = 0
     try:
-        # Jobs every ~5 ms: 3 s before the fault, and until the new master has served 3 s
+        # A job every ~5 ms: 3 s before the fault, and until the new master has served 3 s
         # (after SENTINEL FAILOVER: until the old master is a replica, its writes gone).
         while "end" not in phases:
-            jobs.append(notes.enqueue(str(runs), f"j{len(jobs)}"))
+            # Every tenth is due in 2 s: the scheduler (the worker's) promotes and pushes it.
+            delayed = len(jobs) % 10 == 5
+            jobs.append(notes.enqueue(str(runs), f"j{len(jobs)}", delay=2 if delayed else None))
+            immediate += not delayed
             time.sleep(0.005)
             now = time.monotonic()
             if "fault" not in phases and now - phases["start"] >= 3:
@@ -155,9 +160,14 @@ def test_jobs_enqueued_and_drained_through_a_failover_each_run_once(
     text = output.wait(30)
     assert worker.returncode == 0, text[-3000:]
     print(
-        f"\n{how}: {len(jobs)} jobs; new master named {phases['promoted'] - phases['fault']:.1f}s after the fault; "
-        f"longest gap between two pushes {push_gap:.1f}s, between two finished jobs {run_gap:.1f}s; "
-        f"{len(jobs) - len(pushed)} push(es) failed; {lost} job(s) left queued without a message, "
+        f"\n{how}: {len(jobs)} jobs; new master named {phases['promoted'] - phases['fault']:.1f}s after the fault"
+        + (
+            f", the old one a replica after {phases['demoted'] - phases['fault']:.1f}s; "
+            if how == "sentinel-failover"
+            else "; "
+        )
+        + f"longest gap between two pushes {push_gap:.1f}s, between two finished jobs {run_gap:.1f}s; "
+        f"{immediate - len(pushed)} push(es) failed; {lost} job(s) left queued without a message, "
         f"{repushed} message(s) pushed again by recovery; each job ran once"
     )
 
@@ -181,16 +191,42 @@ def _next_phase(cluster: SentinelCluster, old: int, phases: dict[str, float], no
 
 def _settled_queued(cluster: SentinelCluster, rows: Any) -> int:
     """The rows still queued once the worker has taken every message Redis has (none waiting,
-    none running, the count unchanged for a second)."""
+    none running or due later, the count unchanged for a second)."""
     queue_key = keys.queue_key("high")
     last = -1
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         waiting = cluster.master().llen(queue_key)
-        running = rows.filter(status=JobStatus.RUNNING).exists()
+        running = rows.filter(status__in=(JobStatus.RUNNING, JobStatus.SCHEDULED)).exists()
         queued = rows.filter(status=JobStatus.QUEUED).count()
         if not waiting and not running and queued == last:
             return queued
         last = queued if not waiting and not running else -1
         time.sleep(1)
     raise AssertionError("the worker did not settle within 60s")
+
+
+@pytest.mark.parametrize("how", ["sentinel-failover", "sigkill-master"])
+def test_a_running_job_is_stopped_through_the_new_master(
+    how: str, through_sentinel: SentinelCluster, sentinel_worker, tmp_path
+) -> None:
+    """The worker's pub/sub listener (RQ's ``stop-job`` commands) subscribes again on the new
+    master once the old one is gone or a replica."""
+    cluster = through_sentinel
+    worker = sentinel_worker("default")
+    output = Output(worker)
+    job = waits_for_file.enqueue(str(tmp_path / "never"))  # runs until stopped
+    wait_for(lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).exists(), what="the job to start")
+    job.refresh_from_db()
+    old = cluster.failover() if how == "sentinel-failover" else cluster.kill_master()
+    new = cluster.wait_for_new_master(old)
+    wait_for(lambda: cluster.demoted(old), 60, "the old master to become a replica")
+    channel = f"rq:pubsub:{job.worker}"
+    wait_for(lambda: dict(cluster.client(new).pubsub_numsub(channel)).get(channel.encode()), 60, "the resubscription")
+    assert job.cancel()
+    # The worker runs one job at a time: the next one runs only once the stop ended the first.
+    after = add.enqueue(1, 2)
+    wait_for(lambda: Job.objects.filter(pk=after.pk, status=JobStatus.SUCCEEDED).exists(), 60, output.text[-2000:])
+    assert not (tmp_path / "never.done").exists()
+    assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+    assert worker.poll() is None, output.text[-3000:]

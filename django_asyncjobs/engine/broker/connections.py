@@ -114,7 +114,7 @@ def follow_master(connection: Redis) -> None:
     _master_checked[pool] = now
     before = pool.master_address
     try:
-        after = pool.get_master_address()
+        after = pool.get_master_address()  # type: ignore[no-untyped-call]
     except RedisError:
         return
     if before is not None and after != before:
