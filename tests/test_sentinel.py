@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,6 +35,11 @@ from tests.sentinel import MASTER_NAME, SentinelCluster, sentinel_binary
 from tests.testapp.jobs import add, notes, waits_for_file
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+#: The failovers under load take a minute or two: ``make test-sentinel`` runs them (and CI).
+long_failover = pytest.mark.skipif(
+    not os.environ.get("ASYNCJOBS_TEST_FAILOVER"), reason="a failover under load: run with `make test-sentinel`"
+)
 
 
 @pytest.fixture
@@ -93,6 +99,7 @@ def test_the_connection_follows_the_failover_and_loads_its_scripts_again(through
         assert cluster.client(new).script_exists(script(connection, source).sha) == [True]
 
 
+@long_failover
 @pytest.mark.parametrize("how", ["sentinel-failover", "sigkill-master"])
 def test_jobs_enqueued_and_drained_through_a_failover_each_run_once(
     how: str, through_sentinel: SentinelCluster, sentinel_worker, tmp_path
@@ -206,6 +213,7 @@ def _settled_queued(cluster: SentinelCluster, rows: Any) -> int:
     raise AssertionError("the worker did not settle within 60s")
 
 
+@long_failover
 @pytest.mark.parametrize("how", ["sentinel-failover", "sigkill-master"])
 def test_a_running_job_is_stopped_through_the_new_master(
     how: str, through_sentinel: SentinelCluster, sentinel_worker, tmp_path
