@@ -29,6 +29,8 @@ from django_asyncjobs.engine.broker.connections import MASTER_CHECK_INTERVAL, sc
 from django_asyncjobs.engine.broker.messages import PUSH_SCRIPT
 from django_asyncjobs.engine.broker.reads import STATS_SCRIPT, WAITING_IDS_SCRIPT
 from django_asyncjobs.signals import job_enqueued
+from django_asyncjobs.testing import RedisServer
+from django_asyncjobs.worker.loop import REDIS_RETRY_MAX, build_worker
 from tests.conftest import wait_for
 from tests.faults import Output
 from tests.sentinel import MASTER_NAME, SentinelCluster, sentinel_binary
@@ -238,3 +240,22 @@ def test_a_running_job_is_stopped_through_the_new_master(
     assert not (tmp_path / "never.done").exists()
     assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
     assert worker.poll() is None, output.text[-3000:]
+
+
+def test_a_worker_tries_redis_again_at_least_every_few_seconds(settings, monkeypatch) -> None:
+    """While the master is away (Sentinel's default ``down-after-milliseconds`` is 30 s) the
+    worker's waits between tries grow to REDIS_RETRY_MAX, not to RQ's 60 s: a wait that long
+    would leave it idle for up to a minute after the new master is there."""
+    with RedisServer() as server:  # the worker is built while its Redis answers, then it is gone
+        settings.RQ_QUEUES = {"default": {"URL": server.url}}
+        worker = build_worker(["default"])
+    waits: list[float] = []
+
+    def pause(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 8:
+            worker._stop_requested = True
+
+    monkeypatch.setattr(worker, "_pause", pause)
+    assert worker.dequeue_job_and_maintain_ttl(1) is None
+    assert waits == [1, 2, 4, REDIS_RETRY_MAX, REDIS_RETRY_MAX, REDIS_RETRY_MAX, REDIS_RETRY_MAX, REDIS_RETRY_MAX]
