@@ -112,7 +112,7 @@ def follow_master(connection: Redis) -> None:
     if now - _master_checked.get(pool, -MASTER_CHECK_INTERVAL) < MASTER_CHECK_INTERVAL:
         return
     _master_checked[pool] = now
-    before = pool.master_address
+    before = getattr(pool, "master_address", None)
     try:
         after = pool.get_master_address()  # type: ignore[no-untyped-call]
     except RedisError:
