@@ -45,6 +45,8 @@ tasks_logger = logging.getLogger(f"{ROOT}.tasks")
 signals_logger = logging.getLogger(f"{ROOT}.signals")
 #: The Prometheus metrics: counts not written, queues not read at a scrape.
 metrics_logger = logging.getLogger(f"{ROOT}.metrics")
+#: Redis through Sentinel: a client finding the master changed.
+broker_logger = logging.getLogger(f"{ROOT}.broker")
 
 #: Longest value written in a line; longer ones are cut and say how long they were.
 MAX_VALUE_CHARS = 200

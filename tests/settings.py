@@ -96,11 +96,17 @@ MEDIA_ROOT = tempfile.mkdtemp(prefix="asyncjobs-test-media-")
 # Never 6379: conftest starts a private server and sets ASYNCJOBS_TEST_REDIS_URL.
 # Port 1 refuses connections, so code that runs before conftest cannot reach a real server.
 REDIS_URL = os.environ.get("ASYNCJOBS_TEST_REDIS_URL", "redis://127.0.0.1:1/0")
-RQ_QUEUES = {
+RQ_QUEUES: dict[str, dict[str, object]] = {
     "default": {"URL": REDIS_URL},
     "high": {"URL": REDIS_URL},
     "low": {"URL": REDIS_URL},
 }
+# Worker subprocesses of tests/test_sentinel.py reach Redis through Sentinels ("host:port,...").
+if os.environ.get("ASYNCJOBS_TEST_SENTINELS"):
+    _ADDRESSES = [item.rsplit(":", 1) for item in os.environ["ASYNCJOBS_TEST_SENTINELS"].split(",")]
+    _SENTINELS = [(host, int(port)) for host, port in _ADDRESSES]
+    _MASTER = os.environ["ASYNCJOBS_TEST_SENTINEL_MASTER"]
+    RQ_QUEUES = {name: {"SENTINELS": _SENTINELS, "MASTER_NAME": _MASTER, "DB": 0} for name in RQ_QUEUES}
 
 # Django's Tasks framework (Django 6.0+): tests/test_django_tasks*.py. Left out on older
 # versions, where asyncjobs.E013 would report the entry.

@@ -51,6 +51,10 @@ HEARTBEAT_INTERVAL = 15.0
 SUSPENSION_CHECK_INTERVAL = 1.0
 #: Longest wait for the next message before the loop looks at its stop flag and due jobs again.
 POP_WAIT = 1.0
+#: Longest wait between two tries while Redis does not answer. A failover (Sentinel's
+#: ``down-after-milliseconds``, 30 s by default, then the election) ends between two tries:
+#: a longer wait adds up to its own length to the time the worker stands idle after it.
+REDIS_RETRY_MAX = 5.0
 
 
 class Worker(StopSignals, Liveness, SimpleWorker):
@@ -168,7 +172,7 @@ class Worker(StopSignals, Liveness, SimpleWorker):
             fields = {"worker": self.name, "reason": str(exc), "retry_in_s": backoff}
             log_event(worker_logger, logging.WARNING, "worker.redis_error", **fields)
             self._pause(backoff)
-            return min(backoff * 2, float(self.max_connection_wait_time))
+            return self._next_backoff(backoff)
         log_event(worker_logger, logging.ERROR, "worker.quitting", worker=self.name, exc_info=exc)
         self.exit_status = 1
         return None
@@ -212,7 +216,7 @@ class Worker(StopSignals, Liveness, SimpleWorker):
             except UNREACHABLE as exc:
                 self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0fs", self.name, exc, backoff)
                 self._pause(backoff)
-                backoff = min(backoff * 2, float(self.max_connection_wait_time))
+                backoff = self._next_backoff(backoff)
                 continue
             self._finished = []
             if popped:
@@ -356,6 +360,10 @@ class Worker(StopSignals, Liveness, SimpleWorker):
                 )
         wanted = self._prefetch if self._batch is None else self._batch.wanted()
         return wanted if self._room is None else max(1, min(wanted, self._room))
+
+    def _next_backoff(self, backoff: float) -> float:
+        """The wait after ``backoff`` for the next try at Redis: doubled, at most :data:`REDIS_RETRY_MAX`."""
+        return min(backoff * 2, REDIS_RETRY_MAX, float(self.max_connection_wait_time))
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but not past a stop request (a signal that only sets a flag does not wake sleep)."""

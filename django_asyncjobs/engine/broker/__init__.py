@@ -6,8 +6,9 @@ that UUID, serialized as JSON. Our own worker needs nothing but the id popped
 from the queue list; stock RQ workers (``rqworker``) can run the message too.
 
 - :mod:`.keys`: every Redis key the package reads or writes (the schema);
-- :mod:`.connections`: clients and RQ queues from ``RQ_QUEUES``, pipelines, Lua scripts
-  (registered once per connection, run by SHA);
+- :mod:`.connections`: clients and RQ queues from ``RQ_QUEUES`` (through Sentinel: following
+  the master, :func:`.connections.follow_master`), pipelines, Lua scripts (registered once
+  per connection, run by SHA);
 - :mod:`.messages`: ringing the doorbell, stopping a running job, schedules' counters;
 - :mod:`.reads`: queue depth, age and throughput, live workers, positions, lost messages;
 - :mod:`.consumer`: the worker's pops and bookkeeping;

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,11 +15,14 @@ from django.dispatch import receiver
 from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
+from redis.exceptions import RedisError
+from redis.sentinel import SentinelConnectionPool
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from ...conf import app_settings
 from ...exceptions import ConfigurationError, UnknownQueue
+from ...logs import broker_logger, log_event
 
 #: RQ_QUEUES keys that configure the queue, not the connection.
 QUEUE_ONLY_KEYS = frozenset(
@@ -30,6 +35,11 @@ _by_queue: dict[str, Redis] = {}
 _queues: dict[str, Queue] = {}
 _scripts: weakref.WeakKeyDictionary[Redis, dict[str, Script]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+
+#: Seconds between two questions to the Sentinels about which server is the master (a
+#: client through Sentinel; see :func:`follow_master`).
+MASTER_CHECK_INTERVAL = 1.0
+_master_checked: weakref.WeakKeyDictionary[SentinelConnectionPool, float] = weakref.WeakKeyDictionary()
 
 
 @receiver(setting_changed)
@@ -65,6 +75,7 @@ def get_connection(queue: str) -> Redis:
     """
     connection = _by_queue.get(queue)
     if connection is not None:
+        follow_master(connection)
         return connection
     config = app_settings.rq_queues.get(queue)
     if config is None:
@@ -78,7 +89,41 @@ def get_connection(queue: str) -> Redis:
 
             connection = _connections.setdefault(key, get_redis_connection(config))
     _by_queue[queue] = connection
+    follow_master(connection)
     return connection
+
+
+def follow_master(connection: Redis) -> None:
+    """For a client through Sentinel (``SENTINELS`` in ``RQ_QUEUES``), ask the Sentinels
+    which server is the master, at most every :data:`MASTER_CHECK_INTERVAL` seconds.
+
+    redis-py asks only when it opens a connection, and a connection stays open. After
+    ``SENTINEL FAILOVER`` the old master takes writes for ~10 s more, until the Sentinels
+    turn it into a replica (and close its clients): what a client wrote there meanwhile is
+    lost with its resync, and a worker blocked on it sees nothing pushed to the new master.
+    Once the address changed, redis-py closes the idle connections to the old master and
+    those in use when they are released. A question no Sentinel answers is left to the
+    next command, which fails or succeeds on its own.
+    """
+    pool = connection.connection_pool
+    if not isinstance(pool, SentinelConnectionPool) or not pool.is_master:
+        return
+    now = time.monotonic()
+    if now - _master_checked.get(pool, -MASTER_CHECK_INTERVAL) < MASTER_CHECK_INTERVAL:
+        return
+    _master_checked[pool] = now
+    before = getattr(pool, "master_address", None)
+    try:
+        after = pool.get_master_address()  # type: ignore[no-untyped-call]
+    except RedisError:
+        return
+    if before is not None and after != before:
+        fields = {"master": pool.service_name, "old": _address(before), "new": _address(after)}
+        log_event(broker_logger, logging.INFO, "redis.master_changed", **fields)
+
+
+def _address(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
 
 
 def _connection_key(config: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from redis.client import Pipeline
 
 from ...logs import log_event, worker_logger
 from . import keys, tallies
-from .connections import commands, text
+from .connections import commands, follow_master, text
 
 
 def pop(
@@ -31,6 +31,7 @@ def pop(
     (:func:`record_finished`). Returns ``(queue_key, job_id)``.
     """
     tallies.defer_to(connection)
+    follow_master(connection)
     if timeout is not None:
         with connection.pipeline(transaction=False) as pipe:
             record_finished(connection, finished, pipeline=pipe)
@@ -67,6 +68,7 @@ def pop_many(
         popped = pop(connection, queue_keys, timeout, finished)
         return [] if popped is None else [popped]
     tallies.defer_to(connection)
+    follow_master(connection)
     names = list(queue_keys)
     with connection.pipeline(transaction=False) as pipe:
         record_finished(connection, finished, pipeline=pipe)
