@@ -1,11 +1,11 @@
 """Several hosts, proven: ``python -m tests.scale.harness`` (``make test-scale``).
 
-A "services" network namespace runs Redis and a private PostgreSQL cluster; each of
-``--hosts`` worker namespaces (veth pairs to the services, 10.77.N.0/24) runs
-``asyncjobs_worker --concurrency 2`` on its own queue and ``default``, and the first two run
-``asyncjobs_scheduler`` too. The harness enqueues ``--jobs`` jobs, SIGKILLs every process of
-host1 once a fifth of them ran, cuts host2's link for ``--cut`` seconds, proves host2 comes
-back (jobs on its own queue), waits until every job ended, and checks: every job
+A "services" network namespace runs Redis and a private PostgreSQL cluster; each of three
+worker namespaces (veth pairs to the services, 10.77.N.0/24) runs ``asyncjobs_worker
+--concurrency 2`` on its own queue and ``default``; host1 and host3 run ``asyncjobs_scheduler``
+too. The harness enqueues ``--jobs`` jobs, SIGKILLs every process of host1 once a fifth of
+them ran, cuts host2's link for ``--cut`` seconds, proves host2 comes back (a job on its own
+queue), waits until every job ended, and checks: every job
 ``succeeded``; every job ran once, except runs cut short by the faults (a run on the killed
 host, or one that began on the cut host before its link came back); nothing left
 ``queued``/``running``. It prints the time to recover and the throughput, and exits 1 if a
@@ -51,7 +51,6 @@ def _ran_elsewhere(job_runs: list[RunRecord], row: JobRow, host: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000)
-    parser.add_argument("--hosts", type=int, default=3, choices=(2, 3))
     parser.add_argument("--cut", type=float, default=30.0, help="Seconds host2's link stays down.")
     parser.add_argument("--heartbeat-interval", type=float, default=2.0)
     parser.add_argument("--heartbeat-timeout", type=float, default=10.0)
@@ -91,7 +90,7 @@ class Run:
         self.lab = lab
         self.svc = svc
         self.folder = folder
-        self.hosts = [f"host{i}" for i in range(1, args.hosts + 1)]
+        self.hosts = ["host1", "host2", "host3"]
         self.links: dict[str, netns.Link] = {}
         self.host_ns: dict[str, netns.Namespace] = {}
         self.events: dict[str, float] = {}
