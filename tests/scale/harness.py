@@ -185,6 +185,8 @@ class Run:
         self.events["enqueued"] = time.time()
         print(f"{total} jobs enqueued in {self.events['enqueued'] - self.events['enqueue']:.1f}s")
         while RunRow.objects.count() < total * self.args.kill_at:
+            if time.time() - self.events["enqueue"] > self.args.timeout:
+                raise SystemExit(f"fewer than {total * self.args.kill_at:.0f} jobs ran in {self.args.timeout:g}s")
             time.sleep(0.1)
         self.events["kill"] = time.time()
         killed = self.host_ns["host1"].kill_all(signal.SIGKILL)
@@ -244,7 +246,11 @@ class Run:
         print(f"jobs run more than once: {sum(explained.values())} explained by the faults {dict(explained)}")
         if unexplained:
             self.failures.append(f"{len(unexplained)} job(s) ran twice without a fault to explain it, e.g.")
-            self.failures.extend(f"  {pk}: runs {sorted(runs[pk], key=lambda r: r[2])}" for pk in unexplained[:5])
+            link_up = self.events["link_up"]
+            for pk in unexplained[:5]:
+                ordered = sorted(runs[pk], key=lambda r: r[2])
+                shown = [f"{h} attempt {a} began {b - link_up:+.1f}s" for h, a, b in ordered]
+                self.failures.append(f"  {pk}: {'; '.join(shown)} (from the link's return)")
         leftover = {queue: len(waiting_ids(queue)) for queue in ["default", *self.hosts]}
         print(f"messages left in Redis (duplicates recovery pushed, dropped when popped): {leftover}")
         self.report_times(rows, runs)
