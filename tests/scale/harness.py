@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat-timeout", type=float, default=10.0)
     parser.add_argument("--recovery-interval", type=float, default=5.0)
     parser.add_argument("--recovery-grace", type=float, default=10.0)
+    parser.add_argument(
+        "--freeze",
+        action="store_true",
+        help="Freeze host2's processes (SIGSTOP, then SIGCONT) for --cut seconds instead of cutting its link.",
+    )
     parser.add_argument("--kill-at", type=float, default=0.2, help="Fraction of the jobs run when host1 is killed.")
     parser.add_argument("--job-ms", type=float, default=0.0, help="Milliseconds each job sleeps (0: a no-op).")
     parser.add_argument("--timeout", type=float, default=300.0, help="Give up waiting for the jobs after this.")
@@ -194,14 +199,21 @@ class Run:
         time.sleep(2)
         cut = self.links["host2"]
         self.events["link_down"] = time.time()
-        cut.set("down")
-        print(f"host2: link {cut.near} down for {self.args.cut:g}s")
+        if self.args.freeze:
+            frozen = self.host_ns["host2"].kill_all(signal.SIGSTOP)
+            print(f"host2: {len(frozen)} processes frozen (SIGSTOP) for {self.args.cut:g}s")
+        else:
+            cut.set("down")
+            print(f"host2: link {cut.near} down for {self.args.cut:g}s")
         time.sleep(self.args.cut)
-        cut.set("up")
+        if self.args.freeze:
+            self.host_ns["host2"].kill_all(signal.SIGCONT)
+        else:
+            cut.set("up")
         self.events["link_up"] = time.time()
         back = self.probe(["host2"], "after the link came back")
         self.events["host2_back"] = self.events["link_up"] + back
-        print(f"host2: link up; a job on its queue ran {back:.1f}s later")
+        print(f"host2: back; a job on its queue ran {back:.1f}s later")
         self.wait_until_done()
 
     def wait_until_done(self) -> None:
