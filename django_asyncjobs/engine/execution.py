@@ -99,16 +99,16 @@ def run_job(
     claimed_at: float | None = None,
 ) -> Outcome:
     """Claim job ``job_id`` and run it once. Safe to call any number of times per message.
-        ``succeed`` records a success (:func:`run_claimed`). ``claimed``: the row, claimed already
-        by the caller for this worker (a threaded worker claims ahead, see ``worker/ahead.py``),
-    ``claimed_at`` the ``time.monotonic()`` just before that claim was sent: a row that waited
-    long is confirmed before it runs (``heartbeat.confirm_claim``).
+    ``succeed`` records a success (:func:`run_claimed`). ``claimed``: the row, claimed already
+    by the caller for this worker (a threaded worker claims ahead, see ``worker/ahead.py``);
+    ``claimed_at``: ``time.monotonic()`` just before that claim was sent, so that a row that
+    waited long is confirmed before it runs (``heartbeat.confirm_claim``).
 
-        Before and after the job the database connections are checked and kept (see
-        :mod:`.connections`; not when called inside a transaction, as tests may do), and a
-        transaction the job left open is rolled back before its outcome is written. While the
-        database does not answer, the claim and the outcome are tried again until it does,
-        or until ``stop_requested()``.
+    Before and after the job the database connections are checked and kept (see
+    :mod:`.connections`; not when called inside a transaction, as tests may do), and a
+    transaction the job left open is rolled back before its outcome is written. While the
+    database does not answer, the claim and the outcome are tried again until it does,
+    or until ``stop_requested()``.
     """
     pk = parse_job_id(job_id)
     if pk is None:
