@@ -83,6 +83,8 @@ class Batch:
         self._unannounced: list[tuple[Job, Any, bool]] = []
         self._running_since: float | None = None
         self._average: float | None = None
+        #: ``time.monotonic()`` just before the last claim was sent (see ``heartbeat.confirm_claim``).
+        self.claimed_at = 0.0
 
     # -- sizing -----------------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class Batch:
         """Claim ``(queue key, pk)``, in one transaction with the successes waiting."""
         with self._lock:
             pending, self._pending = self._pending, []
+            self.claimed_at = time.monotonic()
             written, claimed = self._commit_or_keep(pending, [pk for _, pk in ids])
             rows = {job.pk: job for job in claimed}
             entries: deque[tuple[str, str, Job | None]] = deque()

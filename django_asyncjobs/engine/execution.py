@@ -30,7 +30,7 @@ from ..signals import job_cancelled, job_finished, job_started, notify
 from . import states
 from .broker import RedisError, current_rq_worker_name, send_stop
 from .connections import refresh_connections, release_transactions
-from .heartbeat import beating
+from .heartbeat import beating, confirm_claim
 from .limits import concurrency_key, free_slot, start_wait, take_slot
 from .outcomes import (
     Outcome,
@@ -98,10 +98,13 @@ def run_job(
     stop_requested: Callable[[], bool] | None = None,
     succeed: SuccessRecorder | None = None,
     claimed: Job | None = None,
+    claimed_at: float | None = None,
 ) -> Outcome:
     """Claim job ``job_id`` and run it once. Safe to call any number of times per message.
     ``succeed`` records a success (:func:`run_claimed`). ``claimed``: the row, claimed already
-    by the caller for this worker (a threaded worker claims ahead, see ``worker/ahead.py``).
+    by the caller for this worker (a threaded worker claims ahead, see ``worker/ahead.py``);
+    ``claimed_at``: ``time.monotonic()`` just before that claim was sent, so that a row that
+    waited long is confirmed before it runs (``heartbeat.confirm_claim``).
 
     Before and after the job the database connections are checked and kept (see
     :mod:`.connections`; not when called inside a transaction, as tests may do), and a
@@ -118,6 +121,8 @@ def run_job(
     try:
         with giving_up_when(stop_requested):
             if claimed is not None:
+                if claimed_at is not None and not confirm_claim(claimed, claimed_at):
+                    return not_claimed(pk)
                 return run_claimed(claimed, guard=guard, release=manage_connections, succeed=succeed or record_success)
             return _claim_and_run(pk, worker_name or default_worker_name(), guard, manage_connections, succeed)
     except DatabaseAway as exc:
@@ -146,8 +151,10 @@ def _claim_and_run(
     pk: uuid.UUID, worker_name: str, guard: JobGuard | None, release: bool, succeed: SuccessRecorder | None
 ) -> Outcome:
     alias = router.db_for_write(Job)
+    sent = time.monotonic()
     job = _claim(pk, worker_name, alias)
-    if job is None:
+    # A claim whose answer came late (the database away meanwhile) may have been taken back.
+    if job is None or not confirm_claim(job, sent):
         return not_claimed(pk)
     return run_claimed(job, guard=guard, release=release, succeed=succeed or record_success)
 

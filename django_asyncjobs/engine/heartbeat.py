@@ -7,6 +7,11 @@ since it began or was last beaten, all of them in one ``UPDATE ... WHERE id IN (
 (and refreshes the worker's registration in Redis, so RQ tools keep seeing it).
 Recovery takes a running job whose heartbeat is older than ``HEARTBEAT_TIMEOUT`` as
 lost with its worker.
+
+A claimed row whose job starts a heartbeat interval or more after its claim was sent (the
+worker was paused, or cut off from the database, while holding it) is confirmed first by
+:func:`confirm_claim`: recovery may have taken it back meanwhile and another worker may
+be running it.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from django.db import Error as DatabaseError
 from django.db import connections, router
 
 from ..conf import app_settings
-from ..logs import log_event, worker_logger
+from ..logs import jobs_logger, log_event, worker_logger
 from ..models import Job, JobStatus
 from ..times.clock import now_value
 from .broker import RedisError
 from .connections import refresh_connections
+from .reconnecting import persist
+from .states import this_attempt
 
 
 class JobHeartbeat(threading.Thread):
@@ -143,6 +150,29 @@ class JobHeartbeat(threading.Thread):
             except RedisError as exc:
                 fields = {"worker": self.worker_name, "reason": str(exc)}
                 log_event(worker_logger, logging.WARNING, "worker.registration_not_refreshed", **fields)
+
+
+def confirm_claim(job: Job, claimed_at: float) -> bool:
+    """Whether the claimed ``job`` may start; ``claimed_at``: ``time.monotonic()`` just before its
+    claim was sent. Recovery takes a claimed row back only ``HEARTBEAT_TIMEOUT`` (at least three
+    heartbeat intervals) after the claim ran, so a row that waited less than one interval may
+    start as it is. One that waited longer gets its first heartbeat now, written only if the row
+    still holds this attempt: ``False`` (and nothing written) when recovery put it back, failed
+    it or retried it meanwhile, and another worker may be running it."""
+    waited = time.monotonic() - claimed_at
+    if waited < app_settings.HEARTBEAT_INTERVAL:
+        return True
+    alias = router.db_for_write(Job)
+    attempt = Job.objects.using(alias).filter(**this_attempt(job))
+
+    def write() -> bool:
+        return bool(attempt.update(heartbeat_at=now_value(alias)))
+
+    if persist(write, what=f"the confirmation of the claim of job {job.pk}", alias=alias):
+        return True
+    fields = {"job": job.pk, "worker": job.worker, "attempt": job.attempts, "waited_s": round(waited, 1)}
+    log_event(jobs_logger, logging.WARNING, "job.claim_lost", **fields)
+    return False
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from django.db import connections, router
 from ..engine.batching import NOT_CLAIMED, Batch
 from ..engine.connections import refresh_connections
 from ..engine.execution import JobGuard, Outcome, not_claimed, parse_job_id, run_claimed, run_job
-from ..engine.heartbeat import JobHeartbeat
+from ..engine.heartbeat import JobHeartbeat, confirm_claim
 from ..engine.reconnecting import giving_up_when
 from ..models import Job
 
@@ -51,6 +51,9 @@ def run_batched(
         job = batch.take(job_id)
     if job is None or job is NOT_CLAIMED:
         return not_claimed(pk)
+    with giving_up_when(stop_requested):
+        if not confirm_claim(job, batch.claimed_at):  # held long: recovery may have taken it back
+            return not_claimed(pk)
     refresh_connections()
     heartbeat.begin(job_id)
     batch.begin()

@@ -305,6 +305,7 @@ class ThreadedWorker(Worker):
                 stop_requested=self._cold,
                 succeed=succeed,
                 claimed=entry.job,
+                claimed_at=entry.since,
             )
         except BaseException:  # noqa: BLE001 - a job's own exceptions are its outcome; this thread goes on
             fields = {"worker": self.name, "job": job_id[:64]}
