@@ -12,6 +12,7 @@ import django
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import router
 from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
@@ -175,8 +176,6 @@ def _missing_extras(valid: Mapping[str, Any]) -> list[CheckMessage]:
 @register(Tags.compatibility)
 def check_databases(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """The databases jobs are written to and read from, as ``DATABASES`` declares them (no query)."""
-    from django.db import router
-
     job = apps.get_model("django_asyncjobs", "Job")
     aliases = sorted({router.db_for_write(job), router.db_for_read(job)})
     return [message for alias in aliases for message in _prepared_behind_pooler(alias, settings.DATABASES.get(alias))]
