@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from typing import Any
@@ -42,6 +43,14 @@ class Output:
     @property
     def text(self) -> str:
         return "".join(self.lines)
+
+
+def needs_own_server_session(what: str) -> None:
+    """Skip under ``make test-pgbouncer``: a test that tells connections apart by their server
+    session (backend pid, ``pg_terminate_backend``) while a transaction pooler lends any session
+    to any client."""
+    if os.environ.get("ASYNCJOBS_TEST_PGBOUNCER"):
+        pytest.skip(f"behind PgBouncer in transaction mode {what}")
 
 
 def needs_postgresql() -> None:

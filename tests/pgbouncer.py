@@ -96,6 +96,8 @@ def write_config(folder: Path, port: int, host: str, pg_port: int, run_as: str |
         "default_pool_size = 20\n"
         "server_idle_timeout = 10\n"
         "admin_users = postgres\n"
+        "log_connections = 0\n"
+        "log_disconnections = 0\n"
     )
     if run_as:
         shutil.chown(folder, user=run_as)
@@ -180,7 +182,7 @@ def main(argv: list[str]) -> int:
         drop_database(direct, test_database)
         if status:
             log = folder / "pgbouncer.log"
-            print(f"pgbouncer's log ({log}):\n{log.read_text()[-4000:] if log.exists() else ''}")
+            print(f"pgbouncer's log ({log}):\n{log.read_text()[-3000:] if log.exists() else ''}")
         shutil.rmtree(folder, ignore_errors=True)
     return status
 
