@@ -60,17 +60,25 @@ def needs_postgresql() -> None:
 
 def side_connection(database: str | None = None, **kwargs: Any) -> Any:
     """A psycopg connection of its own to the test database (not Django's, which the test uses),
-    or to ``database`` on the same server."""
+    or to ``database`` on the same server. Under ``make test-pgbouncer`` it goes to PostgreSQL
+    itself (``ASYNCJOBS_TEST_POSTGRES``, host:port), not through the pooler: the test's view from
+    the side must not be lent a server connection the test is killing."""
     import psycopg
 
     db = connection.settings_dict
+    host, port = db["HOST"], db["PORT"]
+    if os.environ.get("ASYNCJOBS_TEST_POSTGRES"):
+        host, _, port = os.environ["ASYNCJOBS_TEST_POSTGRES"].rpartition(":")
     return psycopg.connect(
         dbname=database or db["NAME"],
         user=db["USER"],
         password=db["PASSWORD"] or None,
-        host=db["HOST"],
-        port=db["PORT"],
+        host=host,
+        port=port,
         application_name="asyncjobs-test-side",
+        # psycopg's own default (5) prepares statements, which PgBouncer before 1.21 breaks in
+        # transaction mode ("prepared statement "_pg3_0" does not exist"); Django's is None.
+        prepare_threshold=None,
         **kwargs,
     )
 

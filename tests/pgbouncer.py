@@ -137,8 +137,9 @@ def drop_database(url: str, name: str) -> None:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(sql.Identifier(name)))
 
 
-def run_pytest(url: str, files: list[str], extra: list[str], server_side_cursors: bool) -> int:
-    env = dict(os.environ, DATABASE_URL=url, ASYNCJOBS_TEST_PGBOUNCER="1")
+def run_pytest(url: str, direct: str, files: list[str], extra: list[str], server_side_cursors: bool) -> int:
+    # ASYNCJOBS_TEST_POSTGRES: the fault tests' side connections go to PostgreSQL itself (tests/faults.py).
+    env = dict(os.environ, DATABASE_URL=url, ASYNCJOBS_TEST_PGBOUNCER="1", ASYNCJOBS_TEST_POSTGRES=direct)
     env["ASYNCJOBS_TEST_SERVER_SIDE_CURSORS"] = "1" if server_side_cursors else ""
     what = "server-side cursors on" if server_side_cursors else "DISABLE_SERVER_SIDE_CURSORS"
     print(f"\n--- pytest through PgBouncer ({what}): {' '.join(files)}", flush=True)
@@ -170,8 +171,9 @@ def main(argv: list[str]) -> int:
         print(f"pgbouncer {binary} on 127.0.0.1:{port}, pool_mode = transaction, in front of {direct}", flush=True)
         chosen = [arg for arg in argv if arg.startswith("tests/")]
         options = [arg for arg in argv if arg not in chosen]
-        status = run_pytest(through, chosen or TEST_FILES, options, server_side_cursors=False)
-        status = run_pytest(through, chosen or CURSOR_FILES, options, server_side_cursors=True) or status
+        server = f"{parsed.hostname or '127.0.0.1'}:{parsed.port or 5432}"
+        status = run_pytest(through, server, chosen or TEST_FILES, options, server_side_cursors=False)
+        status = run_pytest(through, server, chosen or CURSOR_FILES, options, server_side_cursors=True) or status
     finally:
         process.send_signal(signal.SIGINT)  # PgBouncer's safe shutdown
         try:
