@@ -100,3 +100,20 @@ def worker_backends_waiting_on_a_lock(side: Any) -> int:
         [WORKER_APPLICATION],
     ).fetchone()
     return int(count)
+
+
+def pgbouncer_clients_waiting() -> int:
+    """Under ``make test-pgbouncer``: the clients of the test database that wait in PgBouncer for
+    a server connection (``SHOW POOLS`` on its admin console, ``cl_waiting``)."""
+    import psycopg
+
+    db = connection.settings_dict
+    with psycopg.connect(
+        dbname="pgbouncer", user=db["USER"], host=db["HOST"], port=db["PORT"], autocommit=True
+    ) as admin:
+        cursor = psycopg.ClientCursor(admin)  # the admin console speaks the simple query protocol only
+        cursor.execute("SHOW POOLS")
+        assert cursor.description is not None
+        columns = [column.name for column in cursor.description]
+        pools = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    return sum(int(pool["cl_waiting"]) for pool in pools if pool["database"] == db["NAME"])

@@ -96,6 +96,8 @@ def write_config(folder: Path, port: int, host: str, pg_port: int, run_as: str |
         "default_pool_size = 20\n"
         "server_idle_timeout = 10\n"
         "admin_users = postgres\n"
+        # A database that refused connections is tried again after a second, not 15.
+        "server_login_retry = 1\n"
         "log_connections = 0\n"
         "log_disconnections = 0\n"
     )
