@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import InternalError, ProgrammingError, connection
 
 from django_asyncjobs.aggregations.stats import NAME
 from django_asyncjobs.aggregations.windows import Outcome, run_window
 from django_asyncjobs.checks import check_databases
 from django_asyncjobs.engine import batched, states
 from django_asyncjobs.engine.enqueueing import enqueue
+from django_asyncjobs.engine.reconnecting import persist
 from django_asyncjobs.models import Job, JobStats, JobStatus
 from django_asyncjobs.times.clock import database_now
 
@@ -145,3 +146,42 @@ def test_w002_prepared_statements_behind_a_transaction_pooler(monkeypatch: pytes
     (message,) = check_databases()
     assert "DATABASES['default']" in message.msg and "prepare_threshold 5" in message.msg
     assert "max_prepared_statements" in (message.hint or "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_internal_error_is_a_break_written_again_on_a_new_connection(caplog: pytest.LogCaptureFixture) -> None:
+    """Through PgBouncer a server killed as the worker commits reached psycopg as ``InternalError:
+    received 2 results from command 'COMMIT'`` (the 300-job kill test of
+    tests/test_worker_database.py, under ``make test-pgbouncer``): the commit's fate unknown, the
+    write must be made again on a new connection, not end the worker's job with an error."""
+    job = enqueue("tests.testapp.jobs.add", 1, 1)
+    seen: list[Any] = []
+
+    def write() -> int:
+        connection.ensure_connection()
+        seen.append(connection.connection)
+        updated = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(status=JobStatus.CANCELLED)
+        if len(seen) == 1:
+            raise InternalError("received 2 results from command 'COMMIT'")
+        return updated
+
+    with caplog.at_level("WARNING", logger="django_asyncjobs"):
+        assert persist(write, what="the probe", alias="default") == 0  # the first try's write was applied
+    assert len(seen) == 2 and seen[0] is not seen[1]
+    assert "database.write_failed" in caplog.text
+    assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_of_the_statement_on_a_working_connection_is_raised_at_once() -> None:
+    needs_postgresql()  # SQLite reports a missing table as an OperationalError
+    tries: list[int] = []
+
+    def write() -> None:
+        tries.append(1)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM asyncjobs_no_such_table")
+
+    with pytest.raises(ProgrammingError):
+        persist(write, what="the probe", alias="default")
+    assert tries == [1]
