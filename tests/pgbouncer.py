@@ -16,8 +16,10 @@ Every connection under test goes through PgBouncer, the test database's creation
 (a wildcard ``[databases]`` entry). Its ``DROP DATABASE`` cannot: PgBouncer keeps server
 connections to it in its pool. So pytest keeps the database (``--reuse-db``) and this script
 drops it on PostgreSQL itself, before (a leftover of an earlier run) and after, with
-PgBouncer stopped. Arguments that start with ``tests/`` replace both lists of files; the others
-go to both pytest runs (``-x``, ``-k ...``).
+PgBouncer stopped. The fault tests' connections from the side (killing backends, refusing
+logins) go to PostgreSQL itself (``ASYNCJOBS_TEST_POSTGRES``, tests/faults.py). Arguments
+that start with ``tests/`` replace both lists of files; the others go to both pytest runs
+(``-x``, ``-k ...``).
 Exits with pytest's status; 0 with a message when ``pgbouncer`` is not installed.
 """
 
