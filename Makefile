@@ -8,7 +8,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 DEMO_STAMP := $(VENV)/.installed-demo
 PEERS_STAMP := $(VENV)/.installed-peers
 
-.PHONY: demo demo-reset test test-scale lint typecheck bench bench-web bench-admin bench-peers bench-io screenshots docs clean
+.PHONY: demo demo-reset test test-scale test-pgbouncer lint typecheck bench bench-web bench-admin bench-peers bench-io screenshots docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ test: $(STAMP)
 # SKIPPED otherwise); about 2-3 minutes. SCALE_ARGS go to the harness, e.g. SCALE_ARGS='--jobs 5000'.
 test-scale: $(STAMP)
 	$(BIN)/python -m tests.scale.harness $(SCALE_ARGS)
+
+# The worker, scheduler and recovery tests through a private PgBouncer in transaction pooling mode
+# (tests/pgbouncer.py; Debian's pgbouncer package, never its service). DATABASE_URL names the
+# PostgreSQL behind it (default postgres://postgres@127.0.0.1:5432/asyncjobs_pgbouncer). PYTEST_ARGS
+# go to pytest; arguments that start with tests/ replace its list of files.
+test-pgbouncer: $(STAMP)
+	$(BIN)/python -m tests.pgbouncer $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ import django
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import router
 from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
@@ -170,6 +171,37 @@ def _missing_extras(valid: Mapping[str, Any]) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def check_databases(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """The databases jobs are written to and read from, as ``DATABASES`` declares them (no query)."""
+    job = apps.get_model("django_asyncjobs", "Job")
+    aliases = sorted({router.db_for_write(job), router.db_for_read(job)})
+    return [message for alias in aliases for message in _prepared_behind_pooler(alias, settings.DATABASES.get(alias))]
+
+
+def _prepared_behind_pooler(alias: str, database: Mapping[str, Any] | None) -> list[CheckMessage]:
+    """psycopg 3 preparing statements on the server of a database whose server-side cursors
+    are disabled: Django's sign of a transaction pooler, where a prepared statement lives on
+    one server connection and the next transaction may get another."""
+    if not database or not str(database.get("ENGINE", "")).endswith("postgresql"):
+        return []
+    options = database.get("OPTIONS") or {}
+    threshold = options.get("prepare_threshold")
+    prepares = options.get("server_side_binding") is True and threshold is not None
+    if not (database.get("DISABLE_SERVER_SIDE_CURSORS") and prepares):
+        return []
+    return [
+        Warning(
+            f"DATABASES['{alias}'] disables server-side cursors, as behind PgBouncer in transaction mode, "
+            f"but psycopg 3 prepares statements on the server (server_side_binding, prepare_threshold {threshold}).",
+            hint="Before PgBouncer 1.21 (or with its max_prepared_statements 0) remove prepare_threshold from "
+            "OPTIONS: Django's default, None, prepares nothing. With PgBouncer 1.21+ and max_prepared_statements "
+            "set, add 'asyncjobs.W002' to SILENCED_SYSTEM_CHECKS. See docs/deployment.md#pgbouncer.",
+            id="asyncjobs.W002",
+        )
+    ]
 
 
 @register(Tags.compatibility)

@@ -75,7 +75,20 @@ def _database() -> dict[str, object]:
     parsed = urlparse(url)
     if parsed.scheme not in ("postgres", "postgresql"):
         raise ValueError(f"DATABASE_URL must be a postgres:// URL, got {url!r}")
+    options: dict[str, object] = {
+        # Worker subprocesses are told apart (pg_terminate_backend in the fault tests) by this name.
+        "application_name": os.environ.get("ASYNCJOBS_TEST_DB_APPLICATION", "asyncjobs-tests"),
+    }
+    database: dict[str, object] = {}
+    if os.environ.get("ASYNCJOBS_TEST_PGBOUNCER"):
+        # Through PgBouncer in transaction pooling mode (tests/pgbouncer.py, `make test-pgbouncer`):
+        # the settings docs/deployment.md#pgbouncer gives. psycopg 3 prepares no statement on the
+        # server (Django's default, said here as a user would); server-side cursors are disabled
+        # unless ASYNCJOBS_TEST_SERVER_SIDE_CURSORS asks to see the package's own iterations work.
+        options["prepare_threshold"] = None
+        database["DISABLE_SERVER_SIDE_CURSORS"] = not os.environ.get("ASYNCJOBS_TEST_SERVER_SIDE_CURSORS")
     return {
+        **database,
         "ENGINE": "django.db.backends.postgresql",
         "NAME": parsed.path.lstrip("/") or "test",
         "USER": parsed.username or "postgres",
@@ -83,8 +96,7 @@ def _database() -> dict[str, object]:
         "HOST": parsed.hostname or "127.0.0.1",
         "PORT": str(parsed.port or 5432),
         "CONN_MAX_AGE": 0,
-        # Worker subprocesses are told apart (pg_terminate_backend in the fault tests) by this name.
-        "OPTIONS": {"application_name": os.environ.get("ASYNCJOBS_TEST_DB_APPLICATION", "asyncjobs-tests")},
+        "OPTIONS": options,
     }
 
 

@@ -8,6 +8,7 @@ table, and PostgreSQL's backend pid). Real worker, real database and Redis, no m
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from django.test import override_settings
 
 from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.signals import job_finished
-from tests.faults import needs_postgresql, side_connection
+from tests.faults import needs_own_server_session, needs_postgresql, side_connection
 from tests.testapp.jobs import connection_probe
 from tests.testapp.models import Call
 
@@ -65,7 +66,8 @@ def test_one_worker_runs_all_its_jobs_on_one_connection(run_worker) -> None:
     run_worker("default")
     seen = probes(jobs)
     assert len({probe["token"] for probe in seen}) == 1
-    assert len({probe["pid"] for probe in seen}) == 1
+    if not os.environ.get("ASYNCJOBS_TEST_PGBOUNCER"):  # behind a pooler, any server session may serve it
+        assert len({probe["pid"] for probe in seen}) == 1
 
 
 def test_a_worker_process_keeps_its_connection(start_worker) -> None:
@@ -97,6 +99,7 @@ def test_worker_conn_max_age_recycles_a_connection_older_than_it(run_worker) -> 
 
 def test_a_connection_killed_between_jobs_is_replaced_before_the_next_claim(run_worker, caplog, settings) -> None:
     needs_postgresql()
+    needs_own_server_session("the worker's connection is to PgBouncer, which drops a killed idle server alone")
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "WORKER_PREFETCH": 1}  # a claim per job (a batch claims both at once)
     first, second = connection_probe.enqueue_many([(), ()])
     killed: list[int] = []

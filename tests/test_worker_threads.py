@@ -196,7 +196,7 @@ def test_a_warm_stop_lets_every_running_job_finish_and_leaves_the_rest_queued(
     wait_for(lambda: _running(*running), what="three jobs to run")
     process.send_signal(signal.SIGINT)
     time.sleep(1.5)
-    assert process.poll() is None  # warm: still running the jobs
+    assert process.poll() is None, output.text  # warm: still running the jobs
     release.touch()
     output.wait(30)
     assert process.returncode == 0, output.text

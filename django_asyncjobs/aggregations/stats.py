@@ -51,14 +51,18 @@ def job_stats(since: datetime, until: datetime) -> None:
     finished = Job.objects.filter(
         finished_at__gte=db_datetime(since), finished_at__lt=db_datetime(until), status__in=FINISHED_STATUSES
     ).values_list("queue", "status", "enqueued_at", "started_at", "finished_at")
-    for queue, status, enqueued_at, started_at, finished_at in finished.iterator(chunk_size=2000):
-        stats = queues[queue]
-        stats.counts[status] += 1
-        # A job cancelled before it started has neither a wait nor a run time.
-        if started_at is not None and enqueued_at is not None:
-            stats.waits.append(max(0.0, (started_at - enqueued_at).total_seconds()))
-        if started_at is not None and finished_at is not None:
-            stats.runs.append(max(0.0, (finished_at - started_at).total_seconds()))
+    # In a transaction, PostgreSQL's server-side cursor is declared WITHOUT HOLD and ends with
+    # it: behind a transaction pooler (PgBouncer) a cursor outliving its transaction would be
+    # read, chunk after chunk, on whatever server connection the next statement gets.
+    with transaction.atomic(using=router.db_for_read(Job)):
+        for queue, status, enqueued_at, started_at, finished_at in finished.iterator(chunk_size=2000):
+            stats = queues[queue]
+            stats.counts[status] += 1
+            # A job cancelled before it started has neither a wait nor a run time.
+            if started_at is not None and enqueued_at is not None:
+                stats.waits.append(max(0.0, (started_at - enqueued_at).total_seconds()))
+            if started_at is not None and finished_at is not None:
+                stats.runs.append(max(0.0, (finished_at - started_at).total_seconds()))
     period = int((until - since).total_seconds())
     rows = [
         JobStats(

@@ -7,7 +7,10 @@ a new connection, then, while the database does not answer, waiting with backoff
 (the worker runs no other job meanwhile, so it does not pop messages it could not
 claim). Only a cold stop of the worker ends the waiting; recovery then repairs
 the row. Values the database refuses (``DataError``, ``IntegrityError``) are not
-retried: they would be refused again.
+retried: they would be refused again. An ``InternalError``, and any other error after
+which the connection does not answer, counts as a break too: behind PgBouncer a server
+killed as the worker commits reached psycopg as ``InternalError: received 2 results from
+command 'COMMIT'``, a commit whose fate is just as unknown.
 """
 
 from __future__ import annotations
@@ -18,9 +21,17 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    connections,
+)
 
 from ..exceptions import DatabaseAway
 from ..logs import log_event, worker_logger
@@ -31,6 +42,8 @@ T = TypeVar("T")
 QUICK_RETRIES = (0.05, 0.2, 0.5, 1.0)
 #: Longest wait between two tries while the database does not answer.
 MAX_WAIT = 10.0
+#: ``PQtransactionStatus`` of a connection that is bad (psycopg 2 and 3).
+_TRANSACTION_UNKNOWN = 4
 
 _stop_requested: contextvars.ContextVar[Callable[[], bool]] = contextvars.ContextVar(
     "asyncjobs_stop_requested", default=lambda: False
@@ -66,7 +79,9 @@ def persist(write: Callable[[], T], *, what: str, alias: str) -> T:
     while True:
         try:
             return write()
-        except (OperationalError, InterfaceError) as exc:
+        except DatabaseError as exc:
+            if not _connection_broke(exc, alias):
+                raise
             failures += 1
             _drop(alias)
             if failures <= len(QUICK_RETRIES):
@@ -80,6 +95,29 @@ def persist(write: Callable[[], T], *, what: str, alias: str) -> T:
                 log_event(worker_logger, logging.WARNING, "database.not_answering", **fields)
             if not _wait(delay):
                 raise DatabaseAway(f"{what} could not be written before the worker stopped: {exc}") from exc
+
+
+def _connection_broke(exc: DatabaseError, alias: str) -> bool:
+    """Whether ``exc`` means the connection broke (rather than the database refusing the write)."""
+    if isinstance(exc, OperationalError | InterfaceError | InternalError):
+        # InternalError: the server's (class XX) or the driver's own confusion about the replies,
+        # such as psycopg's "received 2 results from command 'COMMIT'" through PgBouncer when a
+        # server dies as it commits. Either way the write's fate is unknown; a new connection
+        # starts clean.
+        return True
+    if isinstance(exc, DataError | IntegrityError):
+        return False
+    connection = connections[alias]
+    raw: Any = connection.connection
+    if raw is None:  # Django closes a connection whose rollback failed after a failed commit
+        return True
+    if getattr(raw, "closed", False):
+        return True
+    info = getattr(raw, "info", None)  # psycopg: a connection in a bad state
+    if info is not None and int(getattr(info, "transaction_status", 0)) == _TRANSACTION_UNKNOWN:
+        return True
+    # The driver may not have read the end of the connection yet: ask it (only on this error path).
+    return not connection.is_usable()
 
 
 def _drop(alias: str) -> None:

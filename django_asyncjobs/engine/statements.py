@@ -3,8 +3,10 @@
 The worker claims and ends attempts thousands of times a second, so these statements
 are not built by the ORM per job. Each says what a ``Job.objects.filter(...).update(...)``
 of :mod:`.states` would, and only :mod:`.states` executes them (it is still the one module
-that writes ``status``). On PostgreSQL, psycopg 3 prepares a statement on the server once
-it has been executed a few times with the same text.
+that writes ``status``). Their text depends only on the connection and the count, so a
+driver that prepares statements would prepare each once; with Django's defaults psycopg 3
+prepares none (client-side binding, ``prepare_threshold`` ``None``), which keeps them safe
+behind PgBouncer in transaction mode (docs/deployment.md#pgbouncer, check W002).
 
 ======================= ==================================================================
 statement               what it says

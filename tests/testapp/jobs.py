@@ -281,24 +281,28 @@ def returns_value(value: Any) -> Any:
     return value
 
 
+#: id() of a driver connection -> (that connection, the token naming it). Holding the connection
+#: keeps its id from being reused by a later one.
+_connection_tokens: dict[int, tuple[Any, str]] = {}
+
+
 @job
 def connection_probe(leave: str = "", label: str = "") -> dict[str, Any]:
-    """Which database connection ran it: a token kept in a temporary table (which lives as
-    long as the connection) and, on PostgreSQL, the backend's pid.
+    """Which database connection ran it: a token naming the driver's connection object (the
+    client's connection, which behind PgBouncer is not the server session: a temporary table
+    or the backend pid would name whichever session the pool lent) and, on PostgreSQL, the
+    backend's pid.
 
     ``leave`` is what the job leaves behind when it returns: ``"open"`` a transaction it
     began (with a ``Call`` row ``label`` in it), ``"broken"`` a transaction in error,
     ``"autocommit"`` autocommit turned off (with the row in its transaction).
     """
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS asyncjobs_probe (token varchar(36))")
-        cursor.execute("SELECT token FROM asyncjobs_probe")
-        row = cursor.fetchone()
-        token = row[0] if row else uuid.uuid4().hex
-        if row is None:
-            cursor.execute("INSERT INTO asyncjobs_probe (token) VALUES (%s)", [token])
-        pid = None
-        if connection.vendor == "postgresql":
+    connection.ensure_connection()
+    raw = connection.connection
+    _, token = _connection_tokens.setdefault(id(raw), (raw, uuid.uuid4().hex))
+    pid = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             pid = cursor.fetchone()[0]
     if leave == "autocommit":
