@@ -56,6 +56,10 @@ TEST_FILES = [
     "tests/test_inserts.py",
     "tests/test_backpressure.py",
     "tests/test_clock_skew.py",
+    "tests/test_unique_jobs.py",
+    "tests/test_rate_limits.py",
+    "tests/test_concurrency_limits.py",
+    "tests/test_stalled_claims.py",
     "tests/test_pgbouncer.py",
 ]
 
