@@ -8,7 +8,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 DEMO_STAMP := $(VENV)/.installed-demo
 PEERS_STAMP := $(VENV)/.installed-peers
 
-.PHONY: demo demo-reset test test-scale test-pgbouncer lint typecheck bench bench-web bench-admin bench-peers bench-io screenshots docs clean
+.PHONY: demo demo-reset test test-scale test-pgbouncer lint typecheck bench bench-web bench-admin bench-peers bench-io bench-scale screenshots docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,12 @@ bench-admin: $(STAMP)
 # BENCH_PEERS_ARGS='--systems rq,ours-sqlite,huey --rounds 5' or '--quick'.
 bench-peers: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_peers.py $(BENCH_PEERS_ARGS)
+
+# Capacity (docs/deployment.md#capacity-measured): 1, 2, 4, 8 worker processes against one
+# PostgreSQL and one Redis, and 1,000,000 queued jobs. About 15 minutes; BENCH_SCALE_ARGS go to
+# bench_scale.py, e.g. BENCH_SCALE_ARGS='--depth 100000'.
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py $(BENCH_SCALE_ARGS)
 
 # I/O-bound jobs (each sleeps 20 ms): one worker process with 8 threads, ours (`--threads 8`, also
 # `async def` jobs) against Dramatiq's; 3 rounds, about 2 minutes. BENCH_IO_ARGS go to bench_io.py,

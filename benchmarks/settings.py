@@ -73,6 +73,8 @@ DATABASES = {"default": _database()}
 # Port 1 refuses connections: without the variable nothing can reach a real server by accident.
 REDIS_URL = os.environ.get("ASYNCJOBS_BENCH_REDIS_URL", "redis://127.0.0.1:1/0")
 RQ_QUEUES = {"default": {"URL": REDIS_URL}, "web": {"URL": REDIS_URL}, "busy": {"URL": REDIS_URL}}
+# bench_scale.py: jobs spread over four queues that every worker serves.
+RQ_QUEUES.update({f"scale-{i}": {"URL": REDIS_URL} for i in range(4)})
 
 ASYNCJOBS = {
     "DEFAULT_QUEUE": "default",
