@@ -139,3 +139,7 @@ def test_a_unique_job_takes_no_idempotency_key_and_a_debounced_one_no_start_time
         unique_report.enqueue(12, idempotency_key="k")
     with pytest.raises(ValueError, match="debounced"):
         debounced_sync.enqueue(12, delay=5)
+
+
+def test_any_text_in_the_arguments_makes_a_key() -> None:
+    assert unique_key("a", ["\ud800 lone surrogate", "é"], {}) != unique_key("a", ["é"], {})

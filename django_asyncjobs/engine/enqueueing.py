@@ -133,7 +133,7 @@ def _enqueue_unique(
 
 def unique_key(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     """What tells a unique job's calls apart: its name and arguments (JSON, keys sorted), hashed."""
-    call = json.dumps([name, list(args), kwargs], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    call = json.dumps([name, list(args), kwargs], sort_keys=True, separators=(",", ":"))  # ASCII: any text hashes
     return hashlib.sha256(call.encode()).hexdigest()
 
 
