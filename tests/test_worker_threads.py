@@ -194,6 +194,8 @@ def test_a_warm_stop_lets_every_running_job_finish_and_leaves_the_rest_queued(
     process = start_worker("default", "--threads", "3")
     output = Output(process)
     wait_for(lambda: _running(*running), what="three jobs to run")
+    # Claimed is not started (the main thread claims before a thread takes the row): wait for the functions.
+    wait_for(lambda: Call.objects.filter(label__endswith=":start").count() == 3, what="the functions to start")
     process.send_signal(signal.SIGINT)
     time.sleep(1.5)
     assert process.poll() is None, output.text  # warm: still running the jobs
@@ -214,6 +216,8 @@ def test_a_cold_stop_interrupts_every_running_job_and_records_each_attempt(start
     process = start_worker("default", "--threads", "3")
     output = Output(process)
     wait_for(lambda: _running(*running), what="three jobs to run")
+    # Claimed is not started (the main thread claims before a thread takes the row): wait for the functions.
+    wait_for(lambda: Call.objects.filter(label__endswith=":start").count() == 3, what="the functions to start")
     process.send_signal(signal.SIGINT)
     time.sleep(1.5)  # a second signal within 1 s is taken for a duplicate of the first
     process.send_signal(signal.SIGTERM)
