@@ -253,3 +253,22 @@ def test_a_dependant_added_while_its_dependency_runs_and_then_fails_is_cancelled
     assert status(later) == JobStatus.SCHEDULED
     assert recover(grace=0).settled == 1
     assert status(later) == JobStatus.CANCELLED
+
+
+def test_pruning_deletes_finished_groups_once_their_jobs_are_gone(asyncjobs_worker) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_asyncjobs.scheduling.pruning import prune_jobs
+
+    group = enqueue_group(add, [(1, 1)], then=group_done.s("pruned"))
+    running = enqueue_group(add, [(2, 2)])
+    asyncjobs_worker("default")
+    running.jobs.update(status=JobStatus.QUEUED)  # still has a job: kept
+    JobGroup.objects.update(finished_at=timezone.now() - timedelta(days=2))
+    Job.objects.filter(status=JobStatus.SUCCEEDED).update(finished_at=timezone.now() - timedelta(days=2))
+    report = prune_jobs(timedelta(days=1))
+    assert report.groups_deleted == 1
+    assert list(JobGroup.objects.values_list("pk", flat=True)) == [running.pk]
+    assert not JobDependency.objects.exists()
