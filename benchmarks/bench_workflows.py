@@ -133,7 +133,7 @@ def render(args: argparse.Namespace, results: dict[str, list[tuple[float, float]
         sum(grouped) / sum(single) - 1 for single, grouped in zip(results["singles"], results["group"], strict=True)
     ]
     rows = [
-        ["single jobs (`enqueue_many`)", rate("singles", 0), rate("singles", 1), "–"],
+        ["single jobs (`enqueue_many`)", rate("singles", 0), rate("singles", 1), "-"],
         ["one group, with a `then`", rate("group", 0), rate("group", 1), f"{statistics.median(overheads):+.1%}"],
     ]
     lines = [

@@ -21,5 +21,5 @@ def test_a_small_run_fills_the_table() -> None:
         command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert re.search(r"^\| single jobs \(`enqueue_many`\) \| [\d,]+/s \| [\d,]+/s \| – \|$", done.stdout, re.M)
+    assert re.search(r"^\| single jobs \(`enqueue_many`\) \| [\d,]+/s \| [\d,]+/s \| - \|$", done.stdout, re.M)
     assert re.search(r"^\| one group, with a `then` \| [\d,]+/s \| [\d,]+/s \| [+-][\d.]+% \|$", done.stdout, re.M)

@@ -122,7 +122,7 @@ def test_a_dependant_added_while_its_dependency_runs_is_settled_by_that_outcome(
 def test_the_same_in_a_batch_commit() -> None:
     first = add.enqueue(1, 2)
     (claimed,) = batched.claim_many([first.pk], "w1", held=True)
-    later = add.enqueue(3, 4, after=[first])
+    add.enqueue(3, 4, after=[first])
     written, _ = batched.commit([Success(claimed, 3, claimed.started_at)], [], "w1")
     assert written == [True] and claimed.has_dependants
 
@@ -262,7 +262,7 @@ def test_pruning_deletes_finished_groups_once_their_jobs_are_gone(asyncjobs_work
 
     from django_asyncjobs.scheduling.pruning import prune_jobs
 
-    group = enqueue_group(add, [(1, 1)], then=group_done.s("pruned"))
+    finished = enqueue_group(add, [(1, 1)], then=group_done.s("pruned"))
     running = enqueue_group(add, [(2, 2)])
     asyncjobs_worker("default")
     running.jobs.update(status=JobStatus.QUEUED)  # still has a job: kept
@@ -270,5 +270,6 @@ def test_pruning_deletes_finished_groups_once_their_jobs_are_gone(asyncjobs_work
     Job.objects.filter(status=JobStatus.SUCCEEDED).update(finished_at=timezone.now() - timedelta(days=2))
     report = prune_jobs(timedelta(days=1))
     assert report.groups_deleted == 1
+    assert not JobGroup.objects.filter(pk=finished.pk).exists()
     assert list(JobGroup.objects.values_list("pk", flat=True)) == [running.pk]
     assert not JobDependency.objects.exists()
