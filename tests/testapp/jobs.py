@@ -417,3 +417,10 @@ def group_done(group_id: str, label: str) -> dict[str, int]:
     counts = JobGroup.objects.get(pk=group_id).counts()
     Call.objects.create(label=label, data={"group": group_id, "counts": counts})
     return counts
+
+
+@job(rate_limit="50/h")
+def fifty_per_hour(label: str) -> str:
+    """Rate-limited: fifty starts an hour across all workers; records each run."""
+    Call.objects.create(label=label)
+    return label
