@@ -103,7 +103,7 @@ def test_after_an_unknown_job_is_refused_and_writes_nothing() -> None:
         add.enqueue(1, 2, after=["nope"])
     with pytest.raises(TypeError, match="after takes jobs or job ids"):
         add.enqueue(1, 2, after=[42])
-    with pytest.raises(ValueError, match="does not combine with run_at"):
+    with pytest.raises(ValueError, match="does not combine with"):
         add.enqueue(1, 2, after=[add.enqueue(0, 0)], delay=5)
 
 
@@ -237,8 +237,16 @@ def test_the_callback_fires_once_when_the_last_two_finish_together_on_two_worker
 
 
 def test_group_arguments_are_checked() -> None:
+    from tests.testapp.jobs import unique_report
+
     with pytest.raises(TypeError, match="then takes a signature"):
         enqueue_group(add, [(1, 2)], then=add)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="is a unique job"):
+        enqueue_group(unique_report, [(1,)])
+    with pytest.raises(ValueError, match="does not combine with"):
+        enqueue_group(add, [(1, 2)], then=add.s(1, delay=5))
+    with pytest.raises(TypeError, match="enqueue_many"):
+        enqueue_group(add, [42])
     assert not JobGroup.objects.exists()
 
 

@@ -227,7 +227,8 @@ class EnqueueOptions:
         if after_ids or waiting:
             if due_at is not None or defaults.unique or idempotency_key is not None:
                 raise ValueError(
-                    f"after does not combine with run_at, delay, idempotency_key or a unique job ({job_function.name})"
+                    f"a job that waits for others (after=, a chain's step, a group's then) does not combine with "
+                    f"run_at, delay, idempotency_key or a unique job ({job_function.name})"
                 )
             waiting = waiting or waiting_message(len(after_ids))
         return cls(

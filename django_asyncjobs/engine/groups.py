@@ -52,6 +52,8 @@ def enqueue_group(
     job_function = job_function_by_name(function) if isinstance(function, str) else function
     if then is not None and not isinstance(then, Signature):
         raise TypeError(f"then takes a signature such as my_job.s(1, 2), got {then!r}")
+    if job_function.options.unique:
+        raise ValueError(f"{job_function.name} is a unique job: its calls may return jobs outside the group")
     split = [split_call(call) for call in calls]
     alias = router.db_for_write(Job)
     authenticated = getattr(owner, "is_authenticated", owner is not None)
