@@ -207,7 +207,7 @@ class AsyncJobsClient:
             if response.status != 200:
                 raise ClientError(f"{status_url} answered {response.status}: {response.body[:200]!r}")
             try:
-                document = response.json()
+                document: dict[str, Any] = response.json()
             except ValueError as error:
                 raise ClientError(f"{status_url} did not answer JSON: {response.body[:200]!r}") from error
             if on_progress:
