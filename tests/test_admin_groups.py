@@ -70,7 +70,7 @@ def test_the_live_progress_endpoint_answers_as_admin_progress_js_reads(
     assert staff_client(django_user_model).get(url, {"id": str(group.pk)}).status_code == 403
 
 
-def test_the_group_page_is_read_only_with_counts_callback_and_a_link_to_its_jobs(admin_client, asyncjobs_worker) -> None:
+def test_the_group_page_is_read_only_with_counts_callback_and_its_jobs_link(admin_client, asyncjobs_worker) -> None:
     group = enqueue_group(raises, [("boom",), ("bang",)], then=group_done.s("never"))
     asyncjobs_worker("default")
     response = admin_client.get(page_of(group))
