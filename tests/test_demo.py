@@ -210,7 +210,9 @@ def test_a_tweet_is_fanned_out_and_its_hashtag_aggregated(demo: Demo) -> None:
     assert callbacks == [("succeeded", 1)]
 
     trending_item = re.compile(rf"<li>#{tag} <span")
-    wait_for(lambda: trending_item.search(followers[0].request("/")[1]), 60, "the trending aggregation to count the tag")
+    wait_for(
+        lambda: trending_item.search(followers[0].request("/")[1]), 60, "the trending aggregation to count the tag"
+    )
 
 
 def test_the_pages_scripts_in_a_browser(demo: Demo, page: Any) -> None:
