@@ -48,6 +48,7 @@ def test_the_group_list_shows_status_size_and_progress(admin_client, asyncjobs_w
     assert f'data-job="{done.pk}" data-status="succeeded"' in html
     assert f'data-job="{waiting.pk}" data-status="running"' in html
     assert '<span class="asyncjobs-progress-text">25%</span>' in html  # 1 of 4 finished
+    assert html.count("finished in ") == 1  # the finished group only
     assert "admin_progress.js" in html
 
     filtered = admin_client.get(reverse(CHANGELIST), {"status": "running"}).content.decode()

@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 
 from ..models import FINISHED_STATUSES, Job, JobGroup, JobStatus
 from ..models.workflows import GroupStatus
-from .display import EMPTY, JobNameFilter, admin_link, fieldset_names, status_badge
+from .display import EMPTY, JobNameFilter, admin_link, fieldset_names, format_timedelta, local_time, status_badge
 from .queries import search_filter
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def group_badge(group: JobGroup) -> SafeString:
 
 
 class JobGroupAdmin(GroupModelAdmin):
-    list_display = ("short_id", "name", "status_display", "size", "progress_display", "created_at", "finished_at")
+    list_display = ("short_id", "name", "status_display", "size", "progress_display", "created")
     list_filter = ("status", JobNameFilter, "created_at")
     list_select_related = ("owner",)
     search_fields = ("name",)  # the search itself is get_search_results()
@@ -172,6 +172,16 @@ class JobGroupAdmin(GroupModelAdmin):
             progress,
             progress,
         )
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created(self, group: JobGroup) -> SafeString:
+        """When it was created and, once finished, how long it took (a column, not two, so that
+        the list fits 1280 px with its filters)."""
+        created = local_time(group.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        if group.finished_at is None:
+            return format_html("{}", created)
+        took = format_timedelta(group.finished_at - group.created_at)
+        return format_html("{}<br>{}", created, _("finished in %(took)s") % {"took": took})
 
     @admin.display(description=_("owner"))
     def owner_link(self, group: JobGroup) -> str | SafeString:
