@@ -4,7 +4,9 @@
 exponential backoff when there is none) and retries, up to ``max_retries``; on
 ``202`` it polls the status URL from ``Location``, honouring the status
 endpoint's ``Retry-After``, until the job has finished, and returns the job's
-result. The same policy as the JavaScript helper (``asyncjobs.js``).
+result. The same policy as the JavaScript helper (``asyncjobs.js``). ``wait_group()``
+polls a group's status URL (``enqueue_group``) the same way until the group and its
+callback have finished.
 
     client = AsyncJobsClient("https://example.com", headers={"Authorization": "Token ..."})
     result = client.submit("/reports/", data={"month": "2026-11"})
@@ -30,6 +32,7 @@ __all__ = [
     "AsyncJobsClient",
     "Busy",
     "ClientError",
+    "GroupFailed",
     "JobFailed",
     "Response",
     "Timeout",
@@ -65,6 +68,20 @@ class JobFailed(ClientError):
     def __init__(self, job: dict[str, Any]) -> None:
         self.job = job
         super().__init__(f"Job {job.get('id')} ended {job.get('status')}: {job.get('error', '')}".rstrip(": "))
+
+
+class GroupFailed(ClientError):
+    """The group ended ``failed`` (a job of it failed or was cancelled), or its callback ended
+    ``failed`` or ``cancelled``; ``group`` is its last status document."""
+
+    def __init__(self, group: dict[str, Any]) -> None:
+        self.group = group
+        callback = group.get("callback") or {}
+        detail = f"; its callback {callback.get('status')}" if callback.get("status") in _FAILED else ""
+        super().__init__(f"Group {group.get('id')} ended {group.get('status')}{detail}.")
+
+
+_FAILED = ("failed", "cancelled")
 
 
 @dataclass
@@ -153,6 +170,36 @@ class AsyncJobsClient:
         on_progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> Response:
         """Poll ``status_url`` until the job finishes; return its result or raise :class:`JobFailed`."""
+        job = self._poll(status_url, lambda job: job["status"] in ("succeeded", *_FAILED), on_busy, on_progress)
+        if job["status"] in _FAILED:
+            raise JobFailed(job)
+        result = self._with_retries(job["result_url"], "GET", None, {}, on_busy)
+        result.job = job
+        return result
+
+    def wait_group(
+        self,
+        status_url: str,
+        *,
+        on_busy: Callable[[int, float], None] | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a group's ``status_url`` until the group and its callback finished; return the last
+        status document, or raise :class:`GroupFailed` if a job of it or its callback did not succeed."""
+        group = self._poll(status_url, lambda group: bool(group["finished"]), on_busy, on_progress)
+        callback = group.get("callback") or {}
+        if group["status"] == "failed" or callback.get("status") in _FAILED:
+            raise GroupFailed(group)
+        return group
+
+    def _poll(
+        self,
+        status_url: str,
+        finished: Callable[[dict[str, Any]], bool],
+        on_busy: Callable[[int, float], None] | None,
+        on_progress: Callable[[dict[str, Any]], None] | None,
+    ) -> dict[str, Any]:
+        """GET ``status_url`` until its document is ``finished``, waiting as ``Retry-After`` says."""
         deadline = time.monotonic() + self.timeout
         attempt = 0
         while True:
@@ -160,19 +207,15 @@ class AsyncJobsClient:
             if response.status != 200:
                 raise ClientError(f"{status_url} answered {response.status}: {response.body[:200]!r}")
             try:
-                job = response.json()
+                document: dict[str, Any] = response.json()
             except ValueError as error:
                 raise ClientError(f"{status_url} did not answer JSON: {response.body[:200]!r}") from error
             if on_progress:
-                on_progress(job)
-            if job["status"] == "succeeded":
-                result = self._with_retries(job["result_url"], "GET", None, {}, on_busy)
-                result.job = job
-                return result
-            if job["status"] in ("failed", "cancelled"):
-                raise JobFailed(job)
+                on_progress(document)
+            if finished(document):
+                return document
             if time.monotonic() > deadline:
-                raise Timeout(job, self.timeout)
+                raise Timeout(document, self.timeout)
             hint = retry_after_seconds(response.headers.get("Retry-After"))
             delay = hint if hint is not None else self.poll_min * 2**attempt
             self.sleep(min(self.poll_max, max(self.poll_min, delay)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from django_asyncjobs import Job, JobStatus
+from django_asyncjobs import Job, JobStatus, enqueue_group
 from tests.conftest import wait_for
 from tests.testapp.jobs import add, always_fails, record, reports_progress, steps_when_released
 from tests.testapp.models import Call
@@ -142,3 +142,15 @@ def test_dashboard_shows_what_the_database_and_redis_hold(admin_page, live_serve
     }
     assert admin_page.locator(".asyncjobs-chart-figure svg").count() == 6
     screenshot(admin_page, "admin-dashboard", tmp_path)
+
+
+def test_a_groups_bar_and_badge_move_while_a_worker_runs_its_jobs(admin_page, live_server, start_worker) -> None:
+    group = enqueue_group(add, [(n, n) for n in range(4)])
+    admin_page.goto(f"{live_server.url}/admin/django_asyncjobs/jobgroup/")
+    cell = f'[data-job="{group.pk}"] .asyncjobs-progress > span'
+    assert admin_page.eval_on_selector(cell, "el => el.style.width") == "0%"
+    start_worker("default")
+    admin_page.wait_for_function(
+        "id => document.querySelector(`[data-job-status='${id}']`).textContent === 'Succeeded'", arg=str(group.pk)
+    )
+    assert admin_page.eval_on_selector(cell, "el => el.style.width") == "100%"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from django_asyncjobs import enqueue_group
 from django_asyncjobs.engine.capacity import forget_states
-from tests.testapp.jobs import noop
+from django_asyncjobs.offloading.access import group_status_url
+from tests.testapp.jobs import add, group_done, noop, raises
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,3 +81,29 @@ def test_helpers(page, live_server) -> None:
         " AsyncJobs.retryAfterMs(new Response(''))]"
     )
     assert parsed == [7000, None]
+
+
+POLL_GROUP = """async (url) => {
+  const seen = [];
+  try {
+    const options = {pollMin: 50, pollMax: 200, onProgress: (g) => seen.push(g.progress)};
+    const {group} = await AsyncJobs.pollGroup(url, options);
+    return {group: group, seen: seen};
+  } catch (error) {
+    return {error: error.name, group: error.group || null, seen: seen};
+  }
+}"""
+
+
+def test_poll_group_follows_a_group_and_its_callback(live_server, start_worker, page) -> None:
+    group = enqueue_group(add, [(n, n) for n in range(4)], then=group_done.s("browser"))
+    failing = enqueue_group(raises, [("boom",)], then=group_done.s("never"))
+    missing = group_status_url(group).replace(str(group.pk)[:8], "00000000")
+    page.goto(f"{live_server.url}/client-page/")
+    start_worker("default")
+    done = page.evaluate(POLL_GROUP, group_status_url(group))
+    assert done["group"]["finished"] and done["group"]["callback"]["status"] == "succeeded"
+    assert done["seen"][-1] == 100
+    failed = page.evaluate(POLL_GROUP, group_status_url(failing))
+    assert failed["error"] == "GroupFailed" and failed["group"]["callback"]["status"] == "cancelled"
+    assert page.evaluate(POLL_GROUP, missing)["error"] == "GroupFailed"  # 404

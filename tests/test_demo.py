@@ -1,9 +1,10 @@
 """``make demo`` end to end: example_project/demo.py in a subprocess, driven over HTTP.
 
 The demo starts its own private Redis (as on a machine without one), a worker, the scheduler and
-runserver on a fresh SQLite file. The test posts a tweet, sees the worker fan it out to a
-follower's timeline and the scheduler's aggregation count its hashtag, stops the demo with
-SIGINT (Ctrl-C) and checks that no process it started is left.
+runserver on a fresh SQLite file. The test posts a tweet, follows its fan-out (a group of jobs,
+one per chunk of followers) to every follower's timeline and its callback recording the
+delivery, sees the scheduler's aggregation count its hashtag, stops the demo with SIGINT
+(Ctrl-C) and checks that no process it started is left.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +88,8 @@ class Demo:
         env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
         env.update(ASYNCJOBS_DEMO_TEST=self.marker, DEMO_TRENDING_EVERY="4s", DEMO_SLOW_SECONDS="0.01")
         self.log = workdir / "demo.log"
-        command = [sys.executable, str(DEMO), "--port", "0", "--db", str(workdir / "demo.sqlite3")]
+        self.db = workdir / "demo.sqlite3"
+        command = [sys.executable, str(DEMO), "--port", "0", "--db", str(self.db)]
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 [*command, "--users", "3", "--tweets", "20"],
@@ -162,10 +165,11 @@ def test_prints_the_terminal_status_and_health_commands_and_they_answer(demo: De
 
 
 def test_a_tweet_is_fanned_out_and_its_hashtag_aggregated(demo: Demo) -> None:
-    # Every user follows every other one (3 users, up to 10 follows each): user2 follows user1.
-    author, follower = Browser(demo.url), Browser(demo.url)
+    # Every user follows every other one (3 users, up to 10 follows each): user2 and user3 follow user1.
+    author, followers = Browser(demo.url), [Browser(demo.url), Browser(demo.url)]
     author.log_in("user1", "password")
-    follower.log_in("user2", "password")
+    followers[0].log_in("user2", "password")
+    followers[1].log_in("user3", "password")
     tag = "demo" + uuid.uuid4().hex[:8]
     text = f"Hello from the demo test #{tag}"
 
@@ -175,17 +179,40 @@ def test_a_tweet_is_fanned_out_and_its_hashtag_aggregated(demo: Demo) -> None:
     assert posted["tweet"]["text"] == text  # the optimistic response, before the worker ran
     assert text in author.request("/")[1]  # on the author's own timeline at once
 
-    def fan_out_finished() -> dict[str, Any] | None:
-        state = json.loads(author.request(posted["status_url"], Accept="application/json")[1])
-        assert state["status"] not in {"failed", "cancelled"}, state
-        return state if state["status"] == "succeeded" else None
+    progress: list[int] = []
 
-    finished = wait_for(fan_out_finished, 60, "the fan-out job")
-    assert finished["progress"] == 100
-    assert text in follower.request("/")[1]  # put on the follower's timeline by the worker
+    def poll(url: str, done: Callable[[dict[str, Any]], bool]) -> Callable[[], dict[str, Any] | None]:
+        def check() -> dict[str, Any] | None:
+            state = json.loads(author.request(url, Accept="application/json")[1])
+            assert state["status"] not in {"failed", "cancelled"}, state
+            progress.append(state["progress"])
+            return state if done(state) else None
+
+        return check
+
+    post = wait_for(poll(posted["status_url"], lambda state: state["status"] == "succeeded"), 60, "the post job")
+    fan_out = json.loads(author.request(post["result_url"], Accept="application/json")[1])
+    progress.clear()
+    group = wait_for(poll(fan_out["group_status_url"], lambda state: state["finished"]), 60, "the fan-out")
+    assert (group["status"], group["progress"], group["size"]) == ("succeeded", 100, 1)  # 2 followers: 1 chunk
+    assert group["counts"]["succeeded"] == 1 and progress[-1] == 100
+    assert group["callback"]["status"] == "succeeded"
+    delivery = json.loads(author.request(group["callback"]["result_url"], Accept="application/json")[1])
+    assert delivery["followers"] == 2
+    for follower in followers:
+        assert text in follower.request("/")[1]  # put on every follower's timeline by the group's job
+    assert "delivered to 2 followers" in author.request("/")[1]  # recorded by the callback, once:
+    with sqlite3.connect(demo.db) as db:
+        callbacks = db.execute(
+            "SELECT status, attempts FROM django_asyncjobs_job WHERE name = ? AND args LIKE ?",
+            ("social.jobs.record_delivery", f'["{group["id"]}"%'),
+        ).fetchall()
+    assert callbacks == [("succeeded", 1)]
 
     trending_item = re.compile(rf"<li>#{tag} <span")
-    wait_for(lambda: trending_item.search(follower.request("/")[1]), 60, "the trending aggregation to count the tag")
+    wait_for(
+        lambda: trending_item.search(followers[0].request("/")[1]), 60, "the trending aggregation to count the tag"
+    )
 
 
 def test_the_pages_scripts_in_a_browser(demo: Demo, page: Any) -> None:
@@ -203,6 +230,7 @@ def test_the_pages_scripts_in_a_browser(demo: Demo, page: Any) -> None:
     page.wait_for_selector(".tweet.pending")  # optimistic: on the timeline before the fan-out ran
     page.wait_for_function("document.getElementById('fanout-message').textContent.startsWith('delivered')")
     assert page.locator(".tweet.pending").count() == 0
+    assert page.evaluate("document.getElementById('fanout-bar').value") == 100  # the group's progress
 
     page.evaluate("document.querySelector('#post-form [name=text]').removeAttribute('required')")
     page.fill("#post-form [name=text]", "")

@@ -1,4 +1,5 @@
-"""The admin: jobs (:mod:`.jobs`), schedules (:mod:`.schedules`), aggregation windows
+"""The admin: jobs (:mod:`.jobs`, their workflow in :mod:`.dependencies`), groups of jobs
+(:mod:`.groups`), schedules (:mod:`.schedules`), aggregation windows
 (:mod:`.windows`) and the dashboard (:mod:`.dashboard`, its figures in :mod:`.figures`
 and SVG charts in :mod:`.charts`), with what they display (:mod:`.display`) and the
 queries that keep the job list fast on large tables (:mod:`.queries`, :mod:`.paginator`);
@@ -10,15 +11,17 @@ Importing this package registers the ModelAdmins (Django's admin autodiscovery d
 
 from django.contrib import admin
 
-from ..models import AggregationWindow, Dashboard, Job, Schedule
+from ..models import AggregationWindow, Dashboard, Job, JobGroup, Schedule
 from .dashboard import DashboardAdmin
+from .groups import JobGroupAdmin
 from .jobs import JobAdmin
 from .schedules import ScheduleAdmin
 from .windows import AggregationWindowAdmin
 
 admin.site.register(Job, JobAdmin)
+admin.site.register(JobGroup, JobGroupAdmin)
 admin.site.register(Schedule, ScheduleAdmin)
 admin.site.register(Dashboard, DashboardAdmin)
 admin.site.register(AggregationWindow, AggregationWindowAdmin)
 
-__all__ = ["AggregationWindowAdmin", "DashboardAdmin", "JobAdmin", "ScheduleAdmin"]
+__all__ = ["AggregationWindowAdmin", "DashboardAdmin", "JobAdmin", "JobGroupAdmin", "ScheduleAdmin"]

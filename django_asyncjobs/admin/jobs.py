@@ -21,6 +21,7 @@ from ..engine.deletion import delete_jobs_and_files
 from ..engine.operations import OperationReport, cancel_jobs, delete_finished_jobs, push_again, retry_jobs
 from ..models import FINISHED_STATUSES, Job, JobStatus
 from ..offloading.responses import OFFLOADED_VIEW_JOB
+from .dependencies import WORKFLOW_FIELDSET, WorkflowFieldsMixin
 from .display import (
     EMPTY,
     JobNameFilter,
@@ -54,7 +55,7 @@ def _report(model_admin: AnyModelAdmin, request: HttpRequest, report: OperationR
     model_admin.message_user(request, text, level)
 
 
-class JobAdmin(JobModelAdmin):
+class JobAdmin(WorkflowFieldsMixin, JobModelAdmin):
     list_display = (
         "short_id",
         "name",
@@ -82,6 +83,7 @@ class JobAdmin(JobModelAdmin):
         (_("Timeline"), {"fields": ("timeline",)}),
         (_("Arguments"), {"fields": ("args_display", "kwargs_display", "idempotency_key")}),
         (_("Outcome"), {"fields": ("result_display", "error_display")}),
+        WORKFLOW_FIELDSET,
     )
 
     class Media:

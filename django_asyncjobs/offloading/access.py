@@ -1,5 +1,6 @@
-"""Who may see a job: its owner, users with the ``view_job`` permission, or a
-holder of the job's signed status token (for jobs without an owner)."""
+"""Who may see a job or a group of jobs: its owner, users with the ``view_job`` (or
+``view_jobgroup``) permission, or a holder of its signed status token (for jobs and groups
+without an owner)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.http import urlencode
 
-from ..models import Job
+from ..models import Job, JobGroup
 
 _SALT = "django_asyncjobs.status-token"
+#: A salt of its own: a group's token never opens a job of the same id, nor the reverse.
+_GROUP_SALT = "django_asyncjobs.group-status-token"
 
 
 def status_token(job: Job | Any) -> str:
@@ -23,6 +26,15 @@ def status_token(job: Job | Any) -> str:
 def token_matches(job: Job | Any, token: str | None) -> bool:
     """Whether ``token`` is the status token of ``job`` (a job or its id)."""
     return bool(token) and constant_time_compare(status_token(job), str(token))
+
+
+def group_status_token(group: JobGroup | Any) -> str:
+    """The status token of a group (or its id): as :func:`status_token`, with another salt."""
+    return signing.Signer(salt=_GROUP_SALT).signature(str(getattr(group, "pk", group)))
+
+
+def group_token_matches(group: JobGroup | Any, token: str | None) -> bool:
+    return bool(token) and constant_time_compare(group_status_token(group), str(token))
 
 
 def _with_token(url: str, job: Job) -> str:
@@ -36,3 +48,9 @@ def status_url(job: Job) -> str:
 
 def result_url(job: Job) -> str:
     return _with_token(reverse("asyncjobs:result", kwargs={"job_id": job.pk}), job)
+
+
+def group_status_url(group: JobGroup) -> str:
+    """The group's status URL; groups without an owner carry their token in it."""
+    url = reverse("asyncjobs:group_status", kwargs={"group_id": group.pk})
+    return f"{url}?{urlencode({'token': group_status_token(group)})}" if group.owner_id is None else url

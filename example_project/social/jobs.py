@@ -8,13 +8,17 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
 
-from django_asyncjobs import current_job, job
+from django_asyncjobs import JobGroup, current_job, enqueue_group, job
 
 from . import aggregations  # noqa: F401  (registers the scheduled aggregations)
 from .models import Follow, TimelineEntry, Tweet
 
-FANOUT_BATCH = 100
+#: Followers per job of a tweet's fan-out group. Small, so that the demo's ~10 followers make a
+#: group of several jobs; a real site would deliver thousands per job.
+FANOUT_CHUNK = 3
 EXPORT_BATCH = 50
 
 
@@ -25,30 +29,50 @@ def _report(percent: float, message: str) -> None:
         this.set_progress(min(100, int(percent)), message)
 
 
+def start_fan_out(tweet: Tweet, owner) -> JobGroup:
+    """Enqueue the fan-out of a tweet: a group of :func:`fan_out_tweet` jobs, one per chunk of
+    followers, then :func:`record_delivery` once all of them finished. Once per tweet: a retried
+    post finds the group its first attempt enqueued."""
+    with transaction.atomic():
+        tweet = Tweet.objects.select_for_update().get(pk=tweet.pk)
+        if tweet.fanout_group_id is not None:
+            return JobGroup.objects.get(pk=tweet.fanout_group_id)
+        followers = list(
+            Follow.objects.filter(followee_id=tweet.author_id).order_by("pk").values_list("follower_id", flat=True)
+        )
+        chunks = [followers[start : start + FANOUT_CHUNK] for start in range(0, len(followers), FANOUT_CHUNK)]
+        group = enqueue_group(
+            fan_out_tweet, [(tweet.pk, chunk) for chunk in chunks], then=record_delivery.s(tweet.pk), owner=owner
+        )
+        Tweet.objects.filter(pk=tweet.pk).update(fanout_group_id=group.pk)
+    return group
+
+
 @job(queue="fanout", max_attempts=3)
-def fan_out_tweet(tweet_id: int) -> dict:
-    """Put a tweet on the home timeline of its author and of every follower.
+def fan_out_tweet(tweet_id: int, follower_ids: list[int]) -> int:
+    """Put a tweet on the home timelines of some of its author's followers: one job of the
+    tweet's fan-out group; how many followers it delivered to.
 
     Idempotent (``ignore_conflicts`` on the unique (owner, tweet) pair), so a retried attempt
-    simply finishes the batches the failed one did not write.
+    simply finishes what the failed one did not write.
     """
     tweet = Tweet.objects.get(pk=tweet_id)
-    TimelineEntry.objects.get_or_create(
-        owner_id=tweet.author_id, tweet=tweet, defaults={"created_at": tweet.created_at}
-    )
-    follower_ids = list(Follow.objects.filter(followee_id=tweet.author_id).values_list("follower_id", flat=True))
     total = len(follower_ids)
-    _report(0, f"0 of {total} followers")
-    for start in range(0, total, FANOUT_BATCH):
-        batch = follower_ids[start : start + FANOUT_BATCH]
+    for done, follower_id in enumerate(follower_ids, 1):
         TimelineEntry.objects.bulk_create(
-            [TimelineEntry(owner_id=uid, tweet=tweet, created_at=tweet.created_at) for uid in batch],
-            ignore_conflicts=True,
+            [TimelineEntry(owner_id=follower_id, tweet=tweet, created_at=tweet.created_at)], ignore_conflicts=True
         )
-        done = start + len(batch)
         _report(done * 100 / total, f"{done} of {total} followers")
         time.sleep(settings.DEMO_SLOW_SECONDS)  # a real site has millions of followers; we pretend
-    return {"tweet": tweet_id, "followers": total}
+    return total
+
+
+@job(queue="fanout", max_attempts=3)
+def record_delivery(group_id: str, tweet_id: int) -> dict:
+    """The fan-out group's callback (``then=``): runs once, when every job of it succeeded."""
+    delivered = sum(count or 0 for count in JobGroup.objects.get(pk=group_id).results())
+    Tweet.objects.filter(pk=tweet_id).update(delivered_to=delivered, delivered_at=timezone.now())
+    return {"tweet": tweet_id, "followers": delivered}
 
 
 def tweets_csv(user_id: int) -> str:

@@ -23,6 +23,11 @@ class Tweet(models.Model):
     # The job of the offloaded post that created it: makes posting idempotent (request and worker
     # both get_or_create the tweet under this key, and a retried job finds it again).
     post_job_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    # The fan-out to the followers: a group of jobs (jobs.start_fan_out), and what its callback
+    # (jobs.record_delivery) recorded once every job of it finished.
+    fanout_group_id = models.UUIDField(null=True, blank=True, editable=False)
+    delivered_to = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    delivered_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

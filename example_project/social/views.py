@@ -3,7 +3,8 @@
 Three of them are offloaded with ``@offload``: they answer 202 at once and run on a worker.
 
 - ``post_tweet`` (queue ``fanout``): an optimistic response puts the tweet on the author's own
-  timeline in the request; the worker fans it out to every follower, with progress.
+  timeline in the request; on the worker it enqueues the fan-out to the followers as a group of
+  jobs (``jobs.start_fan_out``), whose progress the page follows at the group's status URL.
 - ``export_csv`` (queue ``reports``): a slow CSV export, downloaded from the job's result URL.
 - ``flood_ping`` (queue ``flood``, ``MAX_DEPTH`` 5): the back-pressure demo.
 """
@@ -24,11 +25,11 @@ from django.views.decorators.http import require_POST
 
 from django_asyncjobs import Job, current_job, offload
 from django_asyncjobs.aggregations.windows import latest_windows
-from django_asyncjobs.offloading.access import status_url
+from django_asyncjobs.offloading.access import group_status_url, status_url
 
 from .aggregations import trending_hashtags
 from .forms import TweetForm
-from .jobs import fan_out_tweet, tweets_csv
+from .jobs import start_fan_out, tweets_csv
 from .models import DailyCount, Follow, TimelineEntry, TrendingHashtag, Tweet
 
 TIMELINE_SIZE = 50
@@ -140,8 +141,8 @@ def post_tweet(request: HttpRequest) -> HttpResponse:
     this = current_job()
     # On the worker: the request's optimistic response has (most likely) created the tweet already.
     tweet = _tweet_for_job(request.user, form.cleaned_data["text"], this.pk)
-    result = fan_out_tweet(tweet.pk)  # called inline: its progress is this job's progress
-    return JsonResponse(result)
+    group = start_fan_out(tweet, request.user)
+    return JsonResponse({"tweet": tweet.pk, "group": str(group.pk), "group_status_url": group_status_url(group)})
 
 
 @login_required

@@ -8,9 +8,15 @@
  * jittered exponential backoff, up to maxRetries. A 202 is followed by polling its
  * Location (the job's status URL), honouring the Retry-After hints, until the job
  * has finished; then the result is fetched. The same policy as django_asyncjobs.client.
+ *
+ *   AsyncJobs.pollGroup(groupStatusUrl, {onProgress: (group) => bar.value = group.progress})
+ *
+ * follows a group of jobs (enqueue_group) until the group and its callback have finished.
  */
 (function (root) {
   "use strict";
+
+  var FAILED = ["failed", "cancelled"];
 
   var DEFAULTS = {
     method: "POST",
@@ -96,31 +102,54 @@
     throw error;
   }
 
-  async function poll(statusUrl, options) {
-    var opts = settings(options);
+  /* GET statusUrl until finished(document), waiting as its Retry-After says; the last document.
+     kind is "job" or "group": it names the errors (JobFailed or GroupFailed for a status answer
+     other than 2xx; Timeout with the last document as its job or group). */
+  async function follow(statusUrl, opts, finished, kind) {
+    var failedName = kind === "group" ? "GroupFailed" : "JobFailed";
     var deadline = Date.now() + opts.timeout;
     for (var attempt = 0; ; attempt++) {
       var response = await fetchWithRetries(statusUrl, jsonInit(opts), opts);
       if (!response.ok) {
-        fail(opts, failure("JobFailed", statusUrl + " answered " + response.status, {status: response.status}));
+        fail(opts, failure(failedName, statusUrl + " answered " + response.status, {status: response.status}));
       }
-      var job = await response.json();
-      call(opts.onProgress, job);
-      if (job.status === "succeeded") {
-        var result = await fetchWithRetries(job.result_url, {headers: opts.headers, credentials: "same-origin"}, opts);
-        call(opts.onDone, job, result);
-        return {job: job, response: result};
-      }
-      if (job.status === "failed" || job.status === "cancelled") {
-        fail(opts, failure("JobFailed", "job " + job.id + " " + job.status, {job: job}), job);
-      }
+      var doc = await response.json();
+      call(opts.onProgress, doc);
+      if (finished(doc)) { return doc; }
       if (Date.now() > deadline) {
-        fail(opts, failure("Timeout", "job " + job.id + " still " + job.status, {job: job}));
+        var last = {};
+        last[kind] = doc;
+        fail(opts, failure("Timeout", kind + " " + doc.id + " still " + doc.status, last));
       }
       var hinted = retryAfterMs(response);
       var delay = hinted !== null ? hinted : opts.pollMin * Math.pow(2, attempt);
       await sleep(Math.min(opts.pollMax, Math.max(opts.pollMin, delay)));
     }
+  }
+
+  async function poll(statusUrl, options) {
+    var opts = settings(options);
+    var job = await follow(statusUrl, opts, function (doc) {
+      return doc.status === "succeeded" || FAILED.indexOf(doc.status) !== -1;
+    }, "job");
+    if (job.status !== "succeeded") {
+      fail(opts, failure("JobFailed", "job " + job.id + " " + job.status, {job: job}), job);
+    }
+    var result = await fetchWithRetries(job.result_url, {headers: opts.headers, credentials: "same-origin"}, opts);
+    call(opts.onDone, job, result);
+    return {job: job, response: result};
+  }
+
+  /* Follow a group of jobs (enqueue_group) until it and its callback finished. */
+  async function pollGroup(statusUrl, options) {
+    var opts = settings(options);
+    var group = await follow(statusUrl, opts, function (doc) { return doc.finished; }, "group");
+    var callback = group.callback || {};
+    if (group.status === "failed" || FAILED.indexOf(callback.status) !== -1) {
+      fail(opts, failure("GroupFailed", "group " + group.id + " " + group.status, {group: group}), group);
+    }
+    call(opts.onDone, group);
+    return {group: group};
   }
 
   async function submit(url, options) {
@@ -137,5 +166,5 @@
     return poll(statusUrl, options);
   }
 
-  root.AsyncJobs = {submit: submit, poll: poll, backoff: backoff, retryAfterMs: retryAfterMs};
+  root.AsyncJobs = {submit: submit, poll: poll, pollGroup: pollGroup, backoff: backoff, retryAfterMs: retryAfterMs};
 })(typeof window !== "undefined" ? window : globalThis);
