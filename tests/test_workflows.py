@@ -281,3 +281,12 @@ def test_pruning_deletes_finished_groups_once_their_jobs_are_gone(asyncjobs_work
     assert not JobGroup.objects.filter(pk=finished.pk).exists()
     assert list(JobGroup.objects.values_list("pk", flat=True)) == [running.pk]
     assert not JobDependency.objects.exists()
+
+
+def test_the_callback_has_the_groups_owner_unless_its_signature_names_one(django_user_model) -> None:
+    alice = django_user_model.objects.create_user("alice")
+    bob = django_user_model.objects.create_user("bob")
+    inherited = enqueue_group(add, [(1, 1)], then=group_done.s("a"), owner=alice)
+    named = enqueue_group(add, [(1, 1)], then=group_done.s("b", owner=bob), owner=alice)
+    assert Job.objects.get(pk=inherited.callback_id).owner == alice
+    assert Job.objects.get(pk=named.callback_id).owner == bob

@@ -62,7 +62,8 @@ def enqueue_group(
             name=job_function.name, size=len(split), callback_any=then_any, owner=owner if authenticated else None
         )
         if then is not None:
-            group.callback = then.enqueue_waiting(f"waiting for group {group.pk}")
+            owned = {} if "owner" in then.kwargs else {"owner": group.owner}  # the group's, unless it names one
+            group.callback = then.enqueue_waiting(f"waiting for group {group.pk}", **owned)
             group.save(update_fields=["callback"])
         if split:
             enqueue_calls(
