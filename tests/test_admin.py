@@ -143,7 +143,7 @@ def test_retry_action_runs_failed_jobs_again(admin_client, run_worker) -> None:
     ok = add.enqueue(1, 1)
     run_worker()
     response = act(admin_client, "retry_selected", [flaky_job, ok])
-    assert messages_of(response) == ["1 job queued again. Skipped: 1 not failed or cancelled (succeeded)."]
+    assert messages_of(response) == ["1 job queued again, 1 skipped: not failed or cancelled (succeeded)."]
     row = Job.objects.get(pk=flaky_job.pk)
     assert (row.status, row.max_attempts, row.finished_at) == (JobStatus.QUEUED, 2, None)
     run_worker()
@@ -181,10 +181,25 @@ def test_cancel_action(admin_client, run_worker) -> None:
     done = add.enqueue(1, 1)
     run_worker("default")
     response = act(admin_client, "cancel_selected", [queued, done])
-    assert messages_of(response) == ["1 job cancelled. Skipped: 1 already finished (succeeded)."]
+    assert messages_of(response) == ["1 job cancelled, 1 skipped: already finished (succeeded)."]
     run_worker()
     assert Job.objects.get(pk=queued.pk).status == JobStatus.CANCELLED
     assert not Call.objects.filter(label="never").exists()
+
+
+def test_action_messages_count_every_selected_row(admin_client, run_worker) -> None:
+    queued = [record.enqueue(f"never-{i}") for i in range(5)]
+    done, failed = add.enqueue(1, 1), always_fails.enqueue()
+    run_worker("default")
+    gone = add.enqueue(2, 2)
+    Job.objects.filter(pk=gone.pk).delete()  # selected on the page, deleted before the action ran
+    response = act(admin_client, "cancel_selected", [*queued, done, failed, gone])
+    assert messages_of(response) == [
+        "5 jobs cancelled, 3 skipped: 1 already finished (failed); 1 already finished (succeeded); "
+        "1 gone (deleted meanwhile)."
+    ]
+    response = act(admin_client, "retry_selected", [done])
+    assert messages_of(response) == ["0 jobs queued again, 1 skipped: not failed or cancelled (succeeded)."]
 
 
 def test_push_again_action_recovers_a_lost_message(admin_client, redis, run_worker) -> None:
@@ -201,7 +216,7 @@ def test_delete_action_keeps_unfinished_jobs(admin_client, run_worker) -> None:
     run_worker()
     queued = add.enqueue(2, 2)
     response = act(admin_client, "delete_selected_finished", [done, queued])
-    assert messages_of(response) == ["1 job deleted. Skipped: 1 not finished (queued)."]
+    assert messages_of(response) == ["1 job deleted, 1 skipped: not finished (queued)."]
     assert list(Job.objects.values_list("pk", flat=True)) == [queued.pk]
 
 
