@@ -14,7 +14,7 @@ from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.engine.operations import retry_jobs
 from django_asyncjobs.models import Schedule
 from django_asyncjobs.scheduling.declared import sync_declared_schedules
-from tests.testapp.jobs import add, always_fails, record, reports_progress
+from tests.testapp.jobs import add, always_fails, record, reports_progress, whoami
 from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,6 +124,15 @@ def test_job_page_is_read_only_with_the_details(admin_client, superuser, run_wor
     assert admin_client.post(url, {"name": "changed"}).status_code == 403
     assert Job.objects.get(pk=job.pk).name == always_fails.name
     assert admin_client.get(reverse("admin:django_asyncjobs_job_add")).status_code == 403
+
+
+def test_job_name_filter_lists_the_names_that_have_jobs(admin_client) -> None:
+    add.enqueue(1, 1)
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert f"?name={add.name}" in html
+    assert f"?name={whoami.name}" not in html  # registered, but no job of it
+    chosen = admin_client.get(reverse(CHANGELIST), {"name": whoami.name}).content.decode()
+    assert f"?name={whoami.name}" in chosen  # the one chosen stays listed
 
 
 def test_job_page_links_to_its_schedule(admin_client) -> None:
@@ -289,7 +298,31 @@ def test_schedule_declared_in_code_can_only_be_switched(admin_client) -> None:
     admin_client.post(url, {"enabled": ""})
     declared.refresh_from_db()
     assert declared.enabled is False
-    assert admin_client.get(reverse("admin:django_asyncjobs_schedule_delete", args=[declared.pk])).status_code == 403
+    response = admin_client.get(reverse("admin:django_asyncjobs_schedule_delete", args=[declared.pk]), follow=True)
+    assert response.redirect_chain == [(url, 302)]
+    assert messages_of(response)[-1:] == [  # after the one of the change above
+        f"1 schedule not deleted: {declared.name} is declared in code (@job(schedule=...) or ASYNCJOBS['SCHEDULES']) "
+        "and would come back at the next scheduler start. Remove it from the code, or switch it off here (Enabled)."
+    ]
+    assert admin_client.post(reverse("admin:django_asyncjobs_schedule_delete", args=[declared.pk]), {"post": "yes"})
+    assert Schedule.objects.filter(pk=declared.pk).exists()
+
+
+def test_deleting_selected_schedules_keeps_those_declared_in_code_and_says_why(admin_client) -> None:
+    sync_declared_schedules()
+    declared = Schedule.objects.get(declared_in_code=True)
+    mine = Schedule.objects.create(name="mine", job_name=add.name, args=[1, 2], cron="0 3 * * *")
+    changelist = "admin:django_asyncjobs_schedule_changelist"
+    confirm = act(admin_client, "delete_selected", [declared, mine], url=changelist)
+    assert f"{declared.name} is declared in code" in messages_of(confirm)[0]
+    assert [str(obj) for obj in confirm.context["queryset"]] == ["mine"]  # what the confirmation lists
+    done = admin_client.post(
+        reverse(changelist),
+        {"action": "delete_selected", "_selected_action": [str(declared.pk), str(mine.pk)], "post": "yes"},
+        follow=True,
+    )
+    assert "Successfully deleted 1 schedule." in messages_of(done)
+    assert list(Schedule.objects.values_list("name", flat=True)) == [declared.name]
 
 
 def test_run_now_action(admin_client, run_worker) -> None:

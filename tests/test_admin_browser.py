@@ -192,6 +192,7 @@ def test_every_page_fits_a_1280_px_screen_with_the_sidebar_open(admin_page, live
     from django_asyncjobs.aggregations.stats import NAME as JOB_STATS
     from django_asyncjobs.aggregations.windows import backfill, windows_between
     from django_asyncjobs.models import Schedule
+    from django_asyncjobs.scheduling.declared import sync_declared_schedules
 
     settings.ASYNCJOBS = {  # the widest queue row: a limit's bar and figures, an age limit
         **settings.ASYNCJOBS,
@@ -231,7 +232,6 @@ def test_every_page_fits_a_1280_px_screen_with_the_sidebar_open(admin_page, live
     for what, url in pages.items():
         admin_page.goto(f"{live_server.url}{url}")
         open_sidebar(admin_page)
-        admin_page.screenshot(path=f"/tmp/h-a-{what.replace(' ', '-')}.png", full_page=True)
         wide[what] = admin_page.evaluate(OVERFLOWS)
     assert wide == {what: [] for what in pages}
     admin_page.goto(f"{live_server.url}/admin/django_asyncjobs/job/")

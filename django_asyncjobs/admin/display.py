@@ -160,13 +160,19 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class JobNameFilter(admin.SimpleListFilter):
-    """The registered job names (a constant list: no query over the table)."""
+    """The registered job names that have jobs (one lookup of the ``(name, created_at)`` index each,
+    not a scan of the table), and the one chosen."""
 
     title = _("job name")
     parameter_name = "name"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in sorted(registered_jobs())]
+        chosen = self.value()
+        return [
+            (name, name)
+            for name in sorted(registered_jobs())
+            if name == chosen or Job.objects.filter(name=name).order_by().exists()
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(name=self.value()) if self.value() else queryset

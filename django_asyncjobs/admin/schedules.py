@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -92,6 +95,27 @@ class ScheduleAdmin(ScheduleModelAdmin):
             return False  # it would come back at the next scheduler start
         return super().has_delete_permission(request, obj)
 
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
+        """A schedule declared in code is not deleted: back to its page, saying why and what to do instead."""
+        schedule = self.get_object(request, unquote(object_id))
+        if schedule is not None and schedule.declared_in_code and super().has_delete_permission(request, schedule):
+            self.message_user(request, _declared_message([schedule.name]), messages.ERROR)
+            url = reverse(f"{self.admin_site.name}:django_asyncjobs_schedule_change", args=[schedule.pk])
+            return HttpResponseRedirect(url)
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        parent: Any = super()
+        actions: dict[str, Any] = (
+            parent.get_actions(request)
+            if action_location is None
+            else parent.get_actions(request, action_location=action_location)
+        )
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (_delete_selected_but_declared, name, description)
+        return actions
+
     @admin.display(description=_("name"), ordering="name")
     def name_display(self, schedule: Schedule) -> SafeString:
         """The name, and under it the job it runs (when named otherwise) and whether code declares it."""
@@ -166,3 +190,28 @@ class ScheduleAdmin(ScheduleModelAdmin):
         if problems:
             message += " " + _("Not run: %(problems)s") % {"problems": "; ".join(problems)}
         self.message_user(request, message, messages.WARNING if problems else messages.SUCCESS)
+
+
+def _declared_message(names: list[str]) -> str:
+    return ngettext(
+        "%(count)d schedule not deleted: %(names)s is declared in code (@job(schedule=...) or "
+        "ASYNCJOBS['SCHEDULES']) and would come back at the next scheduler start. Remove it from the code, "
+        "or switch it off here (Enabled).",
+        "%(count)d schedules not deleted: %(names)s are declared in code (@job(schedule=...) or "
+        "ASYNCJOBS['SCHEDULES']) and would come back at the next scheduler start. Remove them from the code, "
+        "or switch them off here (Enabled).",
+        len(names),
+    ) % {"count": len(names), "names": ", ".join(names)}
+
+
+def _delete_selected_but_declared(
+    model_admin: ScheduleAdmin, request: HttpRequest, queryset: QuerySet[Schedule]
+) -> HttpResponse | None:
+    """Django's "delete selected", for the schedules not declared in code; those are named and kept."""
+    declared = sorted(queryset.filter(declared_in_code=True).values_list("name", flat=True))
+    if declared:
+        model_admin.message_user(request, _declared_message(declared), messages.WARNING)
+    others = queryset.filter(declared_in_code=False)
+    if not others.exists():
+        return None
+    return delete_selected(model_admin, request, others)
