@@ -217,6 +217,7 @@ def test_every_page_fits_a_1280_px_screen_with_the_sidebar_open(admin_page, live
         name="tests.nightly_report_for_every_team", job_name="tests.testapp.jobs.add", args=[1, 2],
         cron="30 2 * * 1-5", time_zone="America/Argentina/Buenos_Aires",
     )  # fmt: skip
+    sync_declared_schedules()
     Schedule.objects.create(
         name="tests.every_ten_minutes", job_name="tests.testapp.jobs.noop", interval=timedelta(minutes=10)
     )
