@@ -182,7 +182,9 @@ def test_dashboard_shows_what_the_database_and_redis_hold(admin_page, live_serve
     screenshot(admin_page, "admin-dashboard", tmp_path)
 
 
-def test_every_page_fits_a_1280_px_screen_with_the_sidebar_open(admin_page, live_server, run_worker, settings) -> None:
+def test_every_page_fits_a_1280_px_screen_with_the_sidebar_open(
+    admin_page, live_server, run_worker, settings, tmp_path
+) -> None:
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
@@ -234,6 +236,8 @@ def test_every_page_fits_a_1280_px_screen_with_the_sidebar_open(admin_page, live
         admin_page.goto(f"{live_server.url}{url}")
         open_sidebar(admin_page)
         wide[what] = admin_page.evaluate(OVERFLOWS)
+        if what == "schedules":
+            screenshot(admin_page, "admin-schedules", tmp_path)
     assert wide == {what: [] for what in pages}
     admin_page.goto(f"{live_server.url}/admin/django_asyncjobs/job/")
     open_sidebar(admin_page)
