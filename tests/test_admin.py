@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.aggregations.declarations import get_aggregation
 from django_asyncjobs.engine.operations import retry_jobs
 from django_asyncjobs.models import Schedule
 from django_asyncjobs.scheduling.declared import sync_declared_schedules
@@ -267,6 +268,22 @@ def test_schedule_list_shows_the_next_runs_and_last_outcome(admin_client, run_wo
         assert (first + step * timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S") in html
     assert "every 5m" in html
     assert "asyncjobs-status-succeeded" in html
+
+
+def test_schedule_list_shows_the_aggregations_declared_in_code(admin_client) -> None:
+    from django_asyncjobs.aggregations.windows import run_window
+
+    since, until = get_aggregation("tests.inline").last_completed()
+    run_window("tests.inline", since, until)
+    response = admin_client.get(reverse("admin:django_asyncjobs_schedule_changelist"))
+    rows = {agg.name: agg for agg in response.context["declared_aggregations"]}
+    assert {"tests.hourly", "tests.inline", "tests.async_daily"} <= set(rows)
+    assert (rows["tests.hourly"].every, rows["tests.hourly"].latest) == ("1h", None)
+    assert rows["tests.inline"].latest.status == "done" and rows["tests.inline"].runs == "in the scheduler"
+    html = response.content.decode()
+    windows = reverse("admin:django_asyncjobs_aggregationwindow_changelist")
+    assert f'<a href="{windows}?name=tests.hourly">tests.hourly</a>' in html
+    assert "Aggregations declared in code" in html
 
 
 def test_schedule_form_shows_clear_errors(admin_client) -> None:

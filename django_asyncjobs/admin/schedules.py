@@ -33,6 +33,7 @@ from .display import (
     short_time,
     status_badge,
 )
+from .windows import declared_aggregations
 
 if TYPE_CHECKING:
     ScheduleModelAdmin = admin.ModelAdmin[Schedule]
@@ -77,6 +78,12 @@ class ScheduleAdmin(ScheduleModelAdmin):
 
     class Media:
         css = {"all": ("django_asyncjobs/admin.css",)}
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """The schedules, and under them the aggregations declared in code (they run on their own
+        windows, not from a row here), so that every periodic piece of work is on one page."""
+        context = {"declared_aggregations": declared_aggregations(self.admin_site.name), **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> list[str]:
         if obj is not None and obj.declared_in_code:

@@ -7,16 +7,22 @@ Read-only: windows are recorded by the scheduler and ``asyncjobs_aggregate``. De
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from ..aggregations.declarations import registered_aggregations
+from ..aggregations.windows import latest_windows
 from ..models import AggregationWindow
+from ..times.durations import format_duration
 from .display import EMPTY, admin_link, breakable, compact_duration, compact_time, full_time, local_time
 
 if TYPE_CHECKING:
@@ -68,3 +74,40 @@ class AggregationWindowAdmin(WindowModelAdmin):
             return EMPTY
         started = window.job.started_at if window.job is not None and window.job.started_at else window.created_at
         return compact_duration(window.finished_at - started)
+
+
+@dataclass(frozen=True)
+class DeclaredAggregation:
+    """An aggregation as the schedules page lists it: when it runs and how its last window went."""
+
+    name: str
+    every: str
+    runs: str
+    next_run: str | SafeString
+    latest: AggregationWindow | None
+    windows_url: str
+
+
+def declared_aggregations(admin_site_name: str) -> list[DeclaredAggregation]:
+    """The aggregations declared in code, each with its next run (when its current window has
+    ended, plus its grace) and its latest window: one indexed query per aggregation."""
+    now = timezone.now()
+    try:
+        url = reverse(f"{admin_site_name}:django_asyncjobs_aggregationwindow_changelist")
+    except NoReverseMatch:
+        url = ""
+    rows = []
+    for name, agg in sorted(registered_aggregations().items()):
+        latest, _done = latest_windows(agg)
+        next_run = agg.last_completed(now)[1] + agg.every + agg.grace
+        rows.append(
+            DeclaredAggregation(
+                name=name,
+                every=format_duration(agg.every),
+                runs=str(_("as a job") if agg.enqueue else _("in the scheduler")),
+                next_run=compact_time(next_run, now),
+                latest=latest,
+                windows_url=f"{url}?{urlencode({'name': name})}" if url else "",
+            )
+        )
+    return rows
