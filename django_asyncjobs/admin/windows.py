@@ -85,6 +85,7 @@ class DeclaredAggregation:
     runs: str
     next_run: str | SafeString
     latest: AggregationWindow | None
+    latest_since: str | SafeString
     windows_url: str
 
 
@@ -107,6 +108,7 @@ def declared_aggregations(admin_site_name: str) -> list[DeclaredAggregation]:
                 runs=str(_("as a job") if agg.enqueue else _("in the scheduler")),
                 next_run=compact_time(next_run, now),
                 latest=latest,
+                latest_since=compact_time(latest.since if latest is not None else None, now),
                 windows_url=f"{url}?{urlencode({'name': name})}" if url else "",
             )
         )
