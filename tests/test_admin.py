@@ -11,10 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.aggregations.declarations import get_aggregation
 from django_asyncjobs.engine.operations import retry_jobs
 from django_asyncjobs.models import Schedule
 from django_asyncjobs.scheduling.declared import sync_declared_schedules
-from tests.testapp.jobs import add, always_fails, record, reports_progress
+from tests.testapp.jobs import add, always_fails, record, reports_progress, whoami
 from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -126,6 +127,15 @@ def test_job_page_is_read_only_with_the_details(admin_client, superuser, run_wor
     assert admin_client.get(reverse("admin:django_asyncjobs_job_add")).status_code == 403
 
 
+def test_job_name_filter_lists_the_names_that_have_jobs(admin_client) -> None:
+    add.enqueue(1, 1)
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert f"?name={add.name}" in html
+    assert f"?name={whoami.name}" not in html  # registered, but no job of it
+    chosen = admin_client.get(reverse(CHANGELIST), {"name": whoami.name}).content.decode()
+    assert f"?name={whoami.name}" in chosen  # the one chosen stays listed
+
+
 def test_job_page_links_to_its_schedule(admin_client) -> None:
     schedule = Schedule.objects.create(name="nightly", job_name=add.name, args=[1, 2], cron="0 3 * * *")
     from django_asyncjobs.scheduling.firing import run_schedule_now
@@ -143,7 +153,7 @@ def test_retry_action_runs_failed_jobs_again(admin_client, run_worker) -> None:
     ok = add.enqueue(1, 1)
     run_worker()
     response = act(admin_client, "retry_selected", [flaky_job, ok])
-    assert messages_of(response) == ["1 job queued again. Skipped: 1 not failed or cancelled (succeeded)."]
+    assert messages_of(response) == ["1 job queued again, 1 skipped: not failed or cancelled (succeeded)."]
     row = Job.objects.get(pk=flaky_job.pk)
     assert (row.status, row.max_attempts, row.finished_at) == (JobStatus.QUEUED, 2, None)
     run_worker()
@@ -181,10 +191,25 @@ def test_cancel_action(admin_client, run_worker) -> None:
     done = add.enqueue(1, 1)
     run_worker("default")
     response = act(admin_client, "cancel_selected", [queued, done])
-    assert messages_of(response) == ["1 job cancelled. Skipped: 1 already finished (succeeded)."]
+    assert messages_of(response) == ["1 job cancelled, 1 skipped: already finished (succeeded)."]
     run_worker()
     assert Job.objects.get(pk=queued.pk).status == JobStatus.CANCELLED
     assert not Call.objects.filter(label="never").exists()
+
+
+def test_action_messages_count_every_selected_row(admin_client, run_worker) -> None:
+    queued = [record.enqueue(f"never-{i}") for i in range(5)]
+    done, failed = add.enqueue(1, 1), always_fails.enqueue()
+    run_worker("default")
+    gone = add.enqueue(2, 2)
+    Job.objects.filter(pk=gone.pk).delete()  # selected on the page, deleted before the action ran
+    response = act(admin_client, "cancel_selected", [*queued, done, failed, gone])
+    assert messages_of(response) == [
+        "5 jobs cancelled, 3 skipped: 1 already finished (failed); 1 already finished (succeeded); "
+        "1 gone (deleted meanwhile)."
+    ]
+    response = act(admin_client, "retry_selected", [done])
+    assert messages_of(response) == ["0 jobs queued again, 1 skipped: not failed or cancelled (succeeded)."]
 
 
 def test_push_again_action_recovers_a_lost_message(admin_client, redis, run_worker) -> None:
@@ -201,7 +226,7 @@ def test_delete_action_keeps_unfinished_jobs(admin_client, run_worker) -> None:
     run_worker()
     queued = add.enqueue(2, 2)
     response = act(admin_client, "delete_selected_finished", [done, queued])
-    assert messages_of(response) == ["1 job deleted. Skipped: 1 not finished (queued)."]
+    assert messages_of(response) == ["1 job deleted, 1 skipped: not finished (queued)."]
     assert list(Job.objects.values_list("pk", flat=True)) == [queued.pk]
 
 
@@ -245,6 +270,22 @@ def test_schedule_list_shows_the_next_runs_and_last_outcome(admin_client, run_wo
     assert "asyncjobs-status-succeeded" in html
 
 
+def test_schedule_list_shows_the_aggregations_declared_in_code(admin_client) -> None:
+    from django_asyncjobs.aggregations.windows import run_window
+
+    since, until = get_aggregation("tests.inline").last_completed()
+    run_window("tests.inline", since, until)
+    response = admin_client.get(reverse("admin:django_asyncjobs_schedule_changelist"))
+    rows = {agg.name: agg for agg in response.context["declared_aggregations"]}
+    assert {"tests.hourly", "tests.inline", "tests.async_daily"} <= set(rows)
+    assert (rows["tests.hourly"].every, rows["tests.hourly"].latest) == ("1h", None)
+    assert rows["tests.inline"].latest.status == "done" and rows["tests.inline"].runs == "in the scheduler"
+    html = response.content.decode()
+    windows = reverse("admin:django_asyncjobs_aggregationwindow_changelist")
+    assert f'<a href="{windows}?name=tests.hourly">tests.hourly</a>' in html
+    assert "Aggregations declared in code" in html
+
+
 def test_schedule_form_shows_clear_errors(admin_client) -> None:
     response = admin_client.post(
         reverse("admin:django_asyncjobs_schedule_add"),
@@ -274,7 +315,31 @@ def test_schedule_declared_in_code_can_only_be_switched(admin_client) -> None:
     admin_client.post(url, {"enabled": ""})
     declared.refresh_from_db()
     assert declared.enabled is False
-    assert admin_client.get(reverse("admin:django_asyncjobs_schedule_delete", args=[declared.pk])).status_code == 403
+    response = admin_client.get(reverse("admin:django_asyncjobs_schedule_delete", args=[declared.pk]), follow=True)
+    assert response.redirect_chain == [(url, 302)]
+    assert messages_of(response)[-1:] == [  # after the one of the change above
+        f"1 schedule not deleted: {declared.name} is declared in code (@job(schedule=...) or ASYNCJOBS['SCHEDULES']) "
+        "and would come back at the next scheduler start. Remove it from the code, or switch it off here (Enabled)."
+    ]
+    assert admin_client.post(reverse("admin:django_asyncjobs_schedule_delete", args=[declared.pk]), {"post": "yes"})
+    assert Schedule.objects.filter(pk=declared.pk).exists()
+
+
+def test_deleting_selected_schedules_keeps_those_declared_in_code_and_says_why(admin_client) -> None:
+    sync_declared_schedules()
+    declared = Schedule.objects.get(declared_in_code=True)
+    mine = Schedule.objects.create(name="mine", job_name=add.name, args=[1, 2], cron="0 3 * * *")
+    changelist = "admin:django_asyncjobs_schedule_changelist"
+    confirm = act(admin_client, "delete_selected", [declared, mine], url=changelist)
+    assert f"{declared.name} is declared in code" in messages_of(confirm)[0]
+    assert [str(obj) for obj in confirm.context["queryset"]] == ["mine"]  # what the confirmation lists
+    done = admin_client.post(
+        reverse(changelist),
+        {"action": "delete_selected", "_selected_action": [str(declared.pk), str(mine.pk)], "post": "yes"},
+        follow=True,
+    )
+    assert "Successfully deleted 1 schedule." in messages_of(done)
+    assert list(Schedule.objects.values_list("name", flat=True)) == [declared.name]
 
 
 def test_run_now_action(admin_client, run_worker) -> None:

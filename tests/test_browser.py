@@ -6,6 +6,8 @@ package; skipped, saying why, when either is missing. ``.ci/run`` installs both.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from django_asyncjobs import enqueue_group
@@ -107,3 +109,38 @@ def test_poll_group_follows_a_group_and_its_callback(live_server, start_worker, 
     failed = page.evaluate(POLL_GROUP, group_status_url(failing))
     assert failed["error"] == "GroupFailed" and failed["group"]["callback"]["status"] == "cancelled"
     assert page.evaluate(POLL_GROUP, missing)["error"] == "GroupFailed"  # 404
+
+
+def test_the_fallback_pages_without_javascript(page, live_server, start_worker) -> None:
+    """Offloaded views opened by a browser without JavaScript: the 202 page, the status page it
+    moves to, then the result, or a failed job's page; nothing is loaded from another origin.
+    The pages refresh themselves, so the checks retry (``expect``) until a page has settled."""
+    from playwright.sync_api import expect
+
+    plain = page.context.browser.new_context(java_script_enabled=False).new_page()
+    plain.set_viewport_size({"width": 1280, "height": 800})
+    loaded: list[str] = []
+    plain.on("request", lambda request: loaded.append(request.url))
+
+    accepted = plain.goto(f"{live_server.url}/maybe-cheap/")
+    assert accepted is not None and accepted.status == 202
+    assert "<h1>Your request is being processed</h1>" in accepted.text()
+    expect(plain.locator("h1")).to_have_text("Queued", timeout=15_000)  # after the meta refresh
+    expect(plain.locator('[role="progressbar"]')).to_be_visible()
+    expect(plain.locator("main")).to_contain_text("Next in line.")
+    expect(plain.locator("main")).to_contain_text("refreshes every")
+
+    start_worker("default")
+    plain.wait_for_url(re.compile("/result/"), timeout=30_000)  # the status page's refresh, then 303
+    expect(plain.locator("body")).to_have_text("computed")
+
+    plain.goto(f"{live_server.url}/uses-session/")  # fails on the worker: its page stops refreshing
+    expect(plain.locator("h1")).to_have_text("Failed", timeout=30_000)
+    expect(plain.locator(".alert")).to_contain_text("request.session is not available")
+    style = plain.eval_on_selector(
+        "main", "el => ({font: getComputedStyle(document.body).fontFamily, radius: getComputedStyle(el).borderRadius})"
+    )
+    assert "Times" not in style["font"] and style["radius"] != "0px"  # the page's own style, not the browser's
+    bar = plain.locator('[role="progressbar"]').bounding_box()
+    assert bar is not None and bar["width"] > 100 and bar["height"] > 0
+    assert loaded and all(url.startswith(live_server.url) for url in loaded)

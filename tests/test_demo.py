@@ -136,6 +136,8 @@ def test_prints_the_site_and_the_logins(demo: Demo) -> None:
     admin.request("/admin/login/")
     status, page = admin.request("/admin/login/?next=/admin/", {"username": "admin", "password": "admin"})
     assert status == 200 and "Site administration" in page
+    status, page = admin.request("/admin/django_asyncjobs/schedule/")
+    assert status == 200 and "social.trending_hashtags" in page and "social.daily_counts" in page
 
 
 def test_prints_where_the_metrics_are_and_serves_them_with_its_token(demo: Demo) -> None:
@@ -209,6 +211,10 @@ def test_a_tweet_is_fanned_out_and_its_hashtag_aggregated(demo: Demo) -> None:
         ).fetchall()
     assert callbacks == [("succeeded", 1)]
 
+    # Without JavaScript, an invalid tweet: the home page again, with the server's error, nothing queued.
+    status, page = author.request("/post/", {"text": "   "})
+    assert status == 400 and "This field is required." in page
+
     trending_item = re.compile(rf"<li>#{tag} <span")
     wait_for(
         lambda: trending_item.search(followers[0].request("/")[1]), 60, "the trending aggregation to count the tag"
@@ -232,8 +238,7 @@ def test_the_pages_scripts_in_a_browser(demo: Demo, page: Any) -> None:
     assert page.locator(".tweet.pending").count() == 0
     assert page.evaluate("document.getElementById('fanout-bar').value") == 100  # the group's progress
 
-    page.evaluate("document.querySelector('#post-form [name=text]').removeAttribute('required')")
-    page.fill("#post-form [name=text]", "")
+    page.fill("#post-form [name=text]", "")  # the browser lets it through (novalidate): the server says why not
     page.click("#post-form button")
     page.wait_for_function("document.getElementById('post-error').textContent.length > 0")
     assert page.text_content("#post-error") == "This field is required."

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
@@ -27,6 +28,9 @@ from .display import (
     JobNameFilter,
     QueueFilter,
     admin_link,
+    breakable,
+    compact_duration,
+    compact_time,
     fieldset_names,
     format_timedelta,
     local_time,
@@ -45,29 +49,37 @@ else:  # ModelAdmin is generic only in django-stubs
 
 
 def _report(model_admin: AnyModelAdmin, request: HttpRequest, report: OperationReport, verb: str) -> None:
-    level = messages.SUCCESS if report.done or not report.skipped else messages.WARNING
-    text = ngettext("%(count)d job %(verb)s.", "%(count)d jobs %(verb)s.", report.done) % {
+    """``"5 jobs cancelled, 1 skipped: already finished (succeeded)."``: every selected row counted,
+    a row that was deleted since the page was shown too."""
+    if request.POST.get("select_across") != "1":
+        selected = {value for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if value}
+        missing = len(selected) - report.done - sum(report.skipped.values())
+        report.skip(str(_("gone (deleted meanwhile)")), max(missing, 0))
+    text = ngettext("%(count)d job %(verb)s", "%(count)d jobs %(verb)s", report.done) % {
         "count": report.done,
         "verb": verb,
     }
-    if report.skipped:
-        text += " " + _("Skipped: %(details)s.") % {"details": report.describe_skipped()}
-    model_admin.message_user(request, text, level)
+    skipped = sum(report.skipped.values())
+    if skipped:
+        details = next(iter(report.skipped)) if len(report.skipped) == 1 else report.describe_skipped()
+        text += ", " + _("%(count)d skipped: %(details)s") % {"count": skipped, "details": details}
+    level = messages.SUCCESS if report.done or not skipped else messages.WARNING
+    model_admin.message_user(request, text + ".", level)
 
 
 class JobAdmin(WorkflowFieldsMixin, JobModelAdmin):
+    # Narrow enough for a 1280 px screen with Django's sidebar and the filters open: the id, queue
+    # and owner sit under the name, the attempts under the status, times and durations are short
+    # (the whole value in their tooltip).
     list_display = (
-        "short_id",
-        "name",
-        "status_display",
-        "queue",
-        "owner",
-        "attempts_display",
+        "job_display",
+        "state_display",
         "progress_display",
-        "created_at",
+        "created",
         "waited",
         "ran",
     )
+    list_display_links = ("job_display",)
     list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
     list_select_related = ("owner",)
     search_fields = ("name",)  # the search itself is get_search_results()
@@ -159,9 +171,30 @@ class JobAdmin(WorkflowFieldsMixin, JobModelAdmin):
 
     # -- columns and fields -----------------------------------------------------------------
 
-    @admin.display(description=_("id"), ordering="id")
-    def short_id(self, job: Job) -> str:
-        return str(job.pk)[:8]
+    @admin.display(description=_("job"), ordering="name")
+    def job_display(self, job: Job) -> SafeString:
+        details = [str(job.pk)[:8], job.queue]
+        if job.owner is not None:
+            details.append(job.owner.get_username())
+        return format_html(
+            '{}<div class="asyncjobs-sub">{}</div>', breakable(job.name), " \N{MIDDLE DOT} ".join(details)
+        )
+
+    @admin.display(description=_("status"), ordering="status")
+    def state_display(self, job: Job) -> SafeString:
+        """The status badge, and the attempts once there was more than one."""
+        if job.attempts <= 1:
+            return status_badge(job.status, job)
+        return format_html(
+            '{}<div class="asyncjobs-sub" title="{}">{}</div>',
+            status_badge(job.status, job),
+            _("attempt %(attempt)d of %(max)d") % {"attempt": job.attempts, "max": job.max_attempts},
+            _("attempt %(attempt)d/%(max)d") % {"attempt": job.attempts, "max": job.max_attempts},
+        )
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created(self, job: Job) -> str | SafeString:
+        return compact_time(job.created_at)
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, job: Job) -> SafeString:
@@ -176,21 +209,21 @@ class JobAdmin(WorkflowFieldsMixin, JobModelAdmin):
         return progress_bar(job, self.progress_url())
 
     @admin.display(description=_("waited"))
-    def waited(self, job: Job) -> str:
+    def waited(self, job: Job) -> str | SafeString:
         if job.enqueued_at is None:
             return EMPTY
         end = job.started_at if job.started_at and job.started_at >= job.enqueued_at else None
         if end is None and job.status != JobStatus.QUEUED:
             return EMPTY
-        return format_timedelta((end or timezone.now()) - job.enqueued_at)
+        return compact_duration((end or timezone.now()) - job.enqueued_at)
 
     @admin.display(description=_("ran"))
-    def ran(self, job: Job) -> str:
+    def ran(self, job: Job) -> str | SafeString:
         if job.started_at is None:
             return EMPTY
         if job.status == JobStatus.RUNNING:
-            return format_timedelta(timezone.now() - job.started_at)
-        return format_timedelta(job.run_time)
+            return compact_duration(timezone.now() - job.started_at)
+        return compact_duration(job.run_time)
 
     @admin.display(description=_("owner"))
     def owner_link(self, job: Job) -> str | SafeString:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import template
+from django.utils.safestring import SafeString
 
 from ..admin.charts import format_number
-from ..admin.display import format_timedelta
+from ..admin.display import compact_duration
 
 register = template.Library()
 
@@ -16,11 +17,12 @@ EMPTY = "-"
 
 
 @register.filter
-def asyncjobs_seconds(value: float | None) -> str:
-    """``0.25`` -> ``"250 ms"``, ``75`` -> ``"1 min 15 s"``."""
+def asyncjobs_seconds(value: float | None) -> str | SafeString:
+    """``0.25`` -> ``"250ms"``, ``75`` -> ``"1m15s"`` (short, for the queue table), the exact
+    seconds as its tooltip."""
     if value is None:
         return EMPTY
-    return format_timedelta(timedelta(seconds=value))
+    return compact_duration(timedelta(seconds=value))
 
 
 @register.filter
