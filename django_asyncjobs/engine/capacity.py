@@ -152,6 +152,12 @@ def queue_state_or_none(queue: str) -> QueueState | None:
         return None
 
 
+def forget_state(queue: str) -> None:
+    """Drop this process's cached state of ``queue`` (its depth just changed here)."""
+    with _lock:
+        _cache.pop(queue, None)
+
+
 def forget_states() -> None:
     with _lock:
         _cache.clear()
