@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .aggregations.declarations import Aggregation, aggregation
-    from .engine.enqueueing import enqueue
+    from .engine.enqueueing import aenqueue, enqueue
     from .engine.execution import current_job
     from .engine.functions import Call, JobFunction, job
     from .exceptions import (
@@ -52,6 +52,7 @@ _LAZY = {
     "SerializationError": ".exceptions",
     "UnknownQueue": ".exceptions",
     "WorkerLost": ".exceptions",
+    "aenqueue": ".engine.enqueueing",
     "aggregation": ".aggregations.declarations",
     "current_job": ".engine.execution",
     "enqueue": ".engine.enqueueing",
@@ -77,6 +78,7 @@ __all__ = [
     "SerializationError",
     "UnknownQueue",
     "WorkerLost",
+    "aenqueue",
     "aggregation",
     "current_job",
     "enqueue",

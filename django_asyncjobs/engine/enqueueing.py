@@ -49,6 +49,11 @@ def enqueue(name: str, *args: Any, **kwargs: Any) -> Job:
     return job_function_by_name(name).enqueue(*args, **kwargs)
 
 
+async def aenqueue(name: str, *args: Any, **kwargs: Any) -> Job:
+    """:func:`enqueue` for async code (see ``JobFunction.aenqueue``)."""
+    return await job_function_by_name(name).aenqueue(*args, **kwargs)
+
+
 def enqueue_calls(
     job_function: JobFunction[Any, Any],
     calls: Sequence[ArgsKwargs],

@@ -172,6 +172,15 @@ class Job(models.Model):
 
         return cancel_job(self)
 
+    async def arefresh(self) -> Job:
+        """:meth:`refresh` for async code."""
+        await self.arefresh_from_db()
+        return self
+
+    async def acancel(self) -> bool:
+        """:meth:`cancel` for async code (in Django's thread for sync code, as ``aenqueue``)."""
+        return await sync_to_async(self.cancel)()
+
     def set_progress(self, percent: int, message: str = "") -> None:
         """Record progress (0-100) of this running job; throttled, see PROGRESS_INTERVAL."""
         # lazy: the engine imports the models (this method is a shortcut to it)
