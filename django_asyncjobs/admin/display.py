@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from ..engine.broker import queue_names
 from ..engine.registry import registered_jobs
 from ..models import Job, JobStatus
+from ..offloading.requests import offloaded_views
 
 #: Shown for a value that is not there (Django's own ``empty_value_display``).
 EMPTY = "-"
@@ -102,13 +103,29 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class JobNameFilter(admin.SimpleListFilter):
-    """The registered job names (a constant list: no query over the table)."""
+    """The registered job names and offloaded views (constant lists: no query over the table).
+
+    A view filters on ``display_name`` (its own index), a job name on ``name``.
+    """
 
     title = _("job name")
     parameter_name = "name"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in sorted(registered_jobs())]
+        return [(name, name) for name in sorted({*registered_jobs(), *view_names()})]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(name=self.value()) if self.value() else queryset
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(display_name=value) if value in view_names() else queryset.filter(name=value)
+
+
+def view_names() -> set[str]:
+    """The offloaded views of this site (registered when the URLconf is imported)."""
+    return {name for name, _queue in offloaded_views()}
+
+
+def shown_name(job: Job) -> str:
+    """A job's name in lists: an offloaded view's row shows its view, others their job name."""
+    return job.display_name or job.name

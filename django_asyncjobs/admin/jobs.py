@@ -31,6 +31,7 @@ from .display import (
     local_time,
     pretty_json,
     progress_bar,
+    shown_name,
     status_badge,
 )
 from .paginator import EstimatedCountPaginator
@@ -57,7 +58,7 @@ def _report(model_admin: AnyModelAdmin, request: HttpRequest, report: OperationR
 class JobAdmin(JobModelAdmin):
     list_display = (
         "short_id",
-        "name",
+        "job_name",
         "status_display",
         "queue",
         "owner",
@@ -70,14 +71,28 @@ class JobAdmin(JobModelAdmin):
     list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
     list_select_related = ("owner",)
     search_fields = ("name",)  # the search itself is get_search_results()
-    search_help_text = _("A job id, part of a job's name, or its owner's username.")
+    search_help_text = _("A job id, part of a job's name or of an offloaded view's, or its owner's username.")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     actions = ("retry_selected", "cancel_selected", "push_selected_again", "delete_selected_finished")
     fieldsets = (
-        (None, {"fields": ("id", "name", "status_display", "queue", "owner_link", "schedule_link", "worker")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "display_name",
+                    "status_display",
+                    "queue",
+                    "owner_link",
+                    "schedule_link",
+                    "worker",
+                )
+            },
+        ),
         (_("Progress"), {"fields": ("progress_display", "progress_message", "attempts_display")}),
         (_("Timeline"), {"fields": ("timeline",)}),
         (_("Arguments"), {"fields": ("args_display", "kwargs_display", "idempotency_key")}),
@@ -160,6 +175,10 @@ class JobAdmin(JobModelAdmin):
     @admin.display(description=_("id"), ordering="id")
     def short_id(self, job: Job) -> str:
         return str(job.pk)[:8]
+
+    @admin.display(description=_("job name"), ordering="name")
+    def job_name(self, job: Job) -> str:
+        return shown_name(job)
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, job: Job) -> SafeString:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import router, transaction
@@ -32,11 +32,9 @@ from ..validators import require_count
 from . import states
 from .broker import ring, validate_queue
 from .capacity import check as check_backpressure
+from .functions import JobFunction
 from .inserts import new_jobs
 from .registry import job_function_by_name
-
-if TYPE_CHECKING:
-    from .functions import JobFunction
 
 ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -105,6 +103,9 @@ def _enqueue(
 ) -> tuple[list[Job], bool]:
     """The jobs created, or the one found by its idempotency key (then ``True``)."""
     jobs = _new_jobs(job_function.name, calls, options, trace_context)
+    if type(job_function).display_name is not JobFunction.display_name:  # the others name no row
+        for job in jobs:
+            job.display_name = job_function.display_name(job.args, job.kwargs)
     existing = _existing_job(job_function.name, options.idempotency_key)
     if existing is None:
         if not options.delayed:

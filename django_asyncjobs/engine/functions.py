@@ -185,6 +185,16 @@ class JobFunction(Generic[P, R]):
         """The return value as it is stored; ``TypeError``/``ValueError`` fail the job."""
         return value
 
+    def display_name(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
+        """What a row of this call is shown, filtered and counted as, if not the job's name
+        (``Job.display_name``): the view of an offloaded view's row. ``None``: the name."""
+        return None
+
+    def counts_as(self, display_name: str) -> bool:
+        """Whether the metrics may label a row by ``display_name`` (its value, untrusted): one
+        this process declared, so that the labels stay bounded."""
+        return False
+
     def stored_files(self, args: Any, result: Any) -> list[str]:
         """Names in ``OFFLOAD_STORAGE`` of the files a row of this job owns (its ``args`` and
         ``result`` as stored, untrusted): deleted with the row (:mod:`.deletion`)."""
