@@ -52,4 +52,4 @@ def test_with_a_migration_not_applied_the_command_names_it(empty_database_env, c
     done = manage(empty_database_env, *command)
     assert done.returncode != 0
     line = error_line(done)
-    assert "0007_job_unique_key not applied" in line and "manage.py migrate" in line
+    assert "0007_job_unique_key" in line and "not applied" in line and "manage.py migrate" in line
