@@ -18,14 +18,18 @@ APP = "django_asyncjobs"
 
 def require_migrated() -> None:
     """``CommandError`` (one line: run ``manage.py migrate``) when the database that holds the
-    jobs lacks the app's tables or has migrations of the app not applied."""
+    jobs lacks the app's tables or has migrations of the app not applied. A database that
+    cannot be read at all is left to the command (the worker waits and reconnects)."""
     alias = router.db_for_write(Job)
     connection = connections[alias]
     try:
         tables = set(connection.introspection.table_names())
         loader = MigrationLoader(connection, ignore_no_migrations=True)
-    except DatabaseError as exc:
-        raise CommandError(f"Cannot read database {alias!r}: {exc}".strip()) from exc
+    except DatabaseError:
+        # Not a missing table (introspection does not need one): a database that cannot be
+        # reached now is the worker's to wait for, as it always did (reconnecting, logging).
+        connection.close()
+        return
     unapplied = sorted(
         name for app, name in loader.graph.nodes if app == APP and (app, name) not in loader.applied_migrations
     )
