@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .aggregations.declarations import Aggregation, aggregation
     from .engine.calls import Call, Signature, chain
-    from .engine.enqueueing import enqueue
+    from .engine.enqueueing import aenqueue, enqueue
     from .engine.execution import current_job
     from .engine.functions import JobFunction, job
     from .engine.groups import enqueue_group
@@ -56,6 +56,7 @@ _LAZY = {
     "Signature": ".engine.calls",
     "UnknownQueue": ".exceptions",
     "WorkerLost": ".exceptions",
+    "aenqueue": ".engine.enqueueing",
     "aggregation": ".aggregations.declarations",
     "chain": ".engine.calls",
     "current_job": ".engine.execution",
@@ -85,6 +86,7 @@ __all__ = [
     "Signature",
     "UnknownQueue",
     "WorkerLost",
+    "aenqueue",
     "aggregation",
     "chain",
     "current_job",

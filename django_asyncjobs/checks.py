@@ -19,12 +19,13 @@ from django.utils.module_loading import import_string
 from .conf import SETTINGS, app_settings
 from .engine.registry import registered_jobs
 from .exceptions import ConfigurationError
+from .links import docs_url, see
+from .middleware import BackpressureMiddleware
+from .offloading.access import status_urls_included
 from .offloading.requests import offloaded_views
 from .scheduling.declared import declared_schedules
 from .tasks.checks import django_rq_missing
 from .tracing import available as tracing_available
-
-DOCS = "See docs/checks.md."
 
 
 @register(Tags.compatibility)
@@ -55,7 +56,8 @@ def _installation_errors(rq_queues: Mapping[str, object]) -> list[CheckMessage]:
         messages.append(
             Error(
                 "RQ_QUEUES is missing or empty.",
-                hint="Define RQ_QUEUES = {'default': {'URL': 'redis://localhost:6379/0'}}. " + DOCS,
+                hint="Define RQ_QUEUES = {'default': {'URL': 'redis://localhost:6379/0'}}. "
+                + see("checks", "asyncjobse002"),
                 id="asyncjobs.E002",
             )
         )
@@ -65,7 +67,7 @@ def _installation_errors(rq_queues: Mapping[str, object]) -> list[CheckMessage]:
 def _not_a_dict(user: object) -> Error:
     return Error(
         f"ASYNCJOBS must be a dict, got {type(user).__name__}.",
-        hint="ASYNCJOBS = {'DEFAULT_QUEUE': 'default', ...}. " + DOCS,
+        hint="ASYNCJOBS = {'DEFAULT_QUEUE': 'default', ...}. " + see("checks", "asyncjobse003"),
         id="asyncjobs.E003",
     )
 
@@ -79,7 +81,8 @@ def _unknown_keys(user: Mapping[object, object]) -> list[CheckMessage]:
         messages.append(
             Warning(
                 f"ASYNCJOBS has an unknown key {key!r}.",
-                hint=(f"Did you mean {close[0]!r}? " if close else "") + "Known keys are listed in docs/settings.md.",
+                hint=(f"Did you mean {close[0]!r}? " if close else "")
+                + f"Known keys are listed at {docs_url('settings')}.",
                 id="asyncjobs.W001",
             )
         )
@@ -95,7 +98,7 @@ def _invalid_values(user: Mapping[object, object]) -> list[CheckMessage]:
             messages.append(
                 Error(
                     f"ASYNCJOBS[{name!r}] is {user[name]!r} ({problem}); it must be {setting.rule.expected}.",
-                    hint="See docs/settings.md.",
+                    hint=see("settings"),
                     id="asyncjobs.E004",
                 )
             )
@@ -166,7 +169,7 @@ def _missing_extras(valid: Mapping[str, Any]) -> list[CheckMessage]:
             Error(
                 "ASYNCJOBS['OPENTELEMETRY'] is True, but opentelemetry-api is not installed.",
                 hint="Install the otel extra (pip install 'django-asyncjobs[otel]') and an OpenTelemetry SDK, "
-                "or set OPENTELEMETRY to 'auto' or False. " + DOCS,
+                "or set OPENTELEMETRY to 'auto' or False. " + see("tracing"),
                 id="asyncjobs.E015",
             )
         ]
@@ -198,7 +201,7 @@ def _prepared_behind_pooler(alias: str, database: Mapping[str, Any] | None) -> l
             f"but psycopg 3 prepares statements on the server (server_side_binding, prepare_threshold {threshold}).",
             hint="Before PgBouncer 1.21 (or with its max_prepared_statements 0) remove prepare_threshold from "
             "OPTIONS: Django's default, None, prepares nothing. With PgBouncer 1.21+ and max_prepared_statements "
-            "set, add 'asyncjobs.W002' to SILENCED_SYSTEM_CHECKS. See docs/deployment.md#pgbouncer.",
+            "set, add 'asyncjobs.W002' to SILENCED_SYSTEM_CHECKS. " + see("deployment", "pgbouncer"),
             id="asyncjobs.W002",
         )
     ]
@@ -214,7 +217,7 @@ def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: An
         return [
             Error(
                 str(exc),
-                hint="Fix @job(schedule=...) or ASYNCJOBS['SCHEDULES']. See docs/scheduling.md.",
+                hint="Fix @job(schedule=...) or ASYNCJOBS['SCHEDULES']. " + see("scheduling"),
                 id="asyncjobs.E009",
             )
         ]
@@ -252,6 +255,68 @@ def check_registered_jobs(app_configs: Sequence[AppConfig] | None = None, **kwar
     ]
 
 
+@register(Tags.compatibility)
+def check_wiring(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Pieces installed without what makes them work: ``@offload`` views without the status
+    URLs (W003), ``BackpressureMiddleware`` without a queue limit to apply (W004)."""
+    with contextlib.suppress(Exception):  # a broken URLconf is reported by Django's own URL checks
+        get_resolver().url_patterns  # noqa: B018 - registers the offloaded views
+    return [*_offload_without_status_urls(), *_middleware_without_limits()]
+
+
+def _offload_without_status_urls() -> list[CheckMessage]:
+    views = offloaded_views()
+    if not views or status_urls_included():
+        return []
+    return [
+        Warning(
+            f"@offload is used by {views[0][0]!r}{f' and {len(views) - 1} other view(s)' if len(views) > 1 else ''}, "
+            "but django_asyncjobs.urls is not included in the URLconf.",
+            hint="Add path('jobs/', include('django_asyncjobs.urls')) to urlpatterns: every offloaded request "
+            "answers with its job's status URL, and fails (500, nothing enqueued) without it. "
+            + see("checks", "asyncjobsw003"),
+            id="asyncjobs.W003",
+        )
+    ]
+
+
+def _middleware_without_limits() -> list[CheckMessage]:
+    if not _backpressure_middleware_installed():
+        return []
+    limits = getattr(settings, "ASYNCJOBS", {})
+    limits = limits.get("QUEUE_LIMITS") if isinstance(limits, dict) else None
+    if isinstance(limits, dict) and any(
+        isinstance(entry, dict) and (entry.get("MAX_DEPTH") is not None or entry.get("MAX_AGE") is not None)
+        for entry in limits.values()
+    ):
+        return []
+    return [
+        Warning(
+            "BackpressureMiddleware is installed, but no queue has a limit: ASYNCJOBS['QUEUE_LIMITS'] sets no "
+            "MAX_DEPTH or MAX_AGE, so it never answers 503.",
+            hint="Set ASYNCJOBS['QUEUE_LIMITS'] = {'default': {'MAX_DEPTH': 1000}} (per queue), or remove the "
+            "middleware. " + see("checks", "asyncjobsw004"),
+            id="asyncjobs.W004",
+        )
+    ]
+
+
+def _backpressure_middleware_installed() -> bool:
+    for path in getattr(settings, "MIDDLEWARE", None) or ():
+        if path == BACKPRESSURE_MIDDLEWARE:
+            return True
+        try:
+            middleware = import_string(path)
+        except ImportError:
+            continue  # Django reports it when the middleware is loaded
+        if isinstance(middleware, type) and issubclass(middleware, BackpressureMiddleware):
+            return True
+    return False
+
+
+#: The dotted path of the back-pressure middleware, as MIDDLEWARE names it.
+BACKPRESSURE_MIDDLEWARE = "django_asyncjobs.middleware.BackpressureMiddleware"
+
 #: The dotted path of the backend for Django's Tasks framework.
 TASKS_BACKEND = "django_asyncjobs.backends.AsyncJobsBackend"
 
@@ -273,7 +338,7 @@ def check_task_backends(app_configs: Sequence[AppConfig] | None = None, **kwargs
         Error(
             f"TASKS[{alias!r}] uses {params['BACKEND']}, which needs Django's Tasks framework "
             f"(Django 6.0 or later); this is Django {django.get_version()}.",
-            hint="Upgrade Django, or remove the entry. See docs/django-tasks.md.",
+            hint="Upgrade Django, or remove the entry. " + see("django-tasks", "requirements"),
             id="asyncjobs.E013",
         )
         for alias, params in entries.items()

@@ -35,6 +35,7 @@ LAYERS: list[list[tuple[str, ...]]] = [
             "times",
             "client",
             "tracing",
+            "links",
         )
     ],
     [("models",)],

@@ -144,3 +144,41 @@ def test_skipped_messages_do_not_count_as_throughput(run_worker, redis) -> None:
     job.cancel()
     run_worker("default")
     assert queue_stats("default").throughput == 0
+
+
+# Cancelling frees room at once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_queued_jobs_frees_room_at_once(settings, redis: Redis) -> None:
+    """The cancelled jobs' messages leave Redis with the cancel: the next enqueue and an admin
+    retry go through without a worker having run (and with the depth cached for a minute)."""
+    from django_asyncjobs.engine.operations import cancel_jobs, retry_jobs
+
+    first, second, third = noop.enqueue(), noop.enqueue(), noop.enqueue()
+    settings.ASYNCJOBS = {**LIMITED, "BACKPRESSURE_CACHE_SECONDS": 60}
+    with pytest.raises(QueueFull):  # the depth of 3 is now cached for a minute
+        noop.enqueue()
+    report = cancel_jobs(Job.objects.filter(pk__in=[first.pk, second.pk]))
+    assert report.done == 2
+    waiting = [item.decode() for item in redis.lrange("rq:queue:default", 0, -1)]
+    assert waiting == [str(third.pk)]
+    assert not redis.exists(f"rq:job:{first.pk}") and not redis.exists(f"rq:job:{second.pk}")
+    assert retry_jobs(Job.objects.filter(pk=first.pk)).done == 1  # the admin's retry, right after
+    fourth = noop.enqueue()
+    assert fourth.status == "queued"
+    assert redis.llen("rq:queue:default") == 3
+    assert third.cancel()  # one job: Job.cancel()
+    assert [item.decode() for item in redis.lrange("rq:queue:default", 0, -1)] == [str(first.pk), str(fourth.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_rolled_back_keeps_the_message(redis: Redis) -> None:
+    from django.db import transaction
+
+    job = noop.enqueue()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert job.cancel()
+        raise RuntimeError("rolled back")
+    assert Job.objects.get(pk=job.pk).status == "queued"
+    assert redis.lrange("rq:queue:default", 0, -1) == [str(job.pk).encode()]

@@ -8,10 +8,12 @@ import django
 import pytest
 from django.core.checks import Error, Warning
 
-from django_asyncjobs.checks import check_registered_jobs, check_settings, check_task_backends
+from django_asyncjobs.checks import check_registered_jobs, check_settings, check_task_backends, check_wiring
 from django_asyncjobs.conf import DEFAULTS, app_settings
 from django_asyncjobs.engine.functions import job
 from django_asyncjobs.engine.registry import unregister
+from django_asyncjobs.exceptions import ConfigurationError
+from django_asyncjobs.links import DOCS_URL
 
 
 def ids(messages) -> list[str]:
@@ -270,5 +272,52 @@ def test_the_check_framework_reports_each_backend_error_once(settings) -> None:
 
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_rq"]
     settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "reports"], "OPTIONS": {"X": 1}}}
-    found = [message.id for message in run_checks() if message.id.startswith("asyncjobs.")]
+    found = [message.id for message in run_checks() if message.id.startswith("asyncjobs.E")]
     assert sorted(found) == ["asyncjobs.E001", "asyncjobs.E011", "asyncjobs.E012"]
+
+
+# W003, W004: pieces installed without what makes them work
+
+
+def wiring_ids() -> list[str]:
+    return ids(check_wiring())
+
+
+def test_w003_offloaded_views_without_the_status_urls(settings) -> None:
+    assert "asyncjobs.W003" not in wiring_ids()  # tests.urls includes them
+    settings.ROOT_URLCONF = "tests.urls_without_status"
+    (message,) = [m for m in check_wiring() if m.id == "asyncjobs.W003"]
+    assert isinstance(message, Warning)
+    assert "django_asyncjobs.urls is not included" in message.msg
+    assert "include('django_asyncjobs.urls')" in message.hint
+    assert DOCS_URL + "checks.html#asyncjobsw003" in message.hint
+
+
+@pytest.mark.django_db(transaction=True)
+def test_w003_an_offloaded_request_without_the_status_urls_writes_and_pushes_nothing(settings, redis) -> None:
+    """The status URL is resolved before the job is written: no row, no message, no run."""
+    from django.test import Client
+
+    from django_asyncjobs.models import Job
+
+    settings.ROOT_URLCONF = "tests.urls_without_status"
+    with pytest.raises(ConfigurationError, match=r"django_asyncjobs\.urls is not included"):
+        Client().post("/echo/1/", {"a": "1"})
+    assert Job.objects.count() == 0
+    assert redis.llen("rq:queue:default") == 0
+
+
+def test_w004_backpressure_middleware_without_queue_limits(settings) -> None:
+    # The test settings install the middleware without limits.
+    (message,) = [m for m in check_wiring() if m.id == "asyncjobs.W004"]
+    assert isinstance(message, Warning)
+    assert "QUEUE_LIMITS" in message.hint and DOCS_URL in message.hint
+    settings.ASYNCJOBS = {"QUEUE_LIMITS": {"default": {"RATE": "10/s"}}}  # a rate only: still no 503
+    assert "asyncjobs.W004" in wiring_ids()
+    settings.ASYNCJOBS = {"QUEUE_LIMITS": {"default": {"MAX_AGE": 30}}}
+    assert "asyncjobs.W004" not in wiring_ids()
+    settings.ASYNCJOBS = {}
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "Backpressure" not in m]
+    assert "asyncjobs.W004" not in wiring_ids()
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.testapp.middleware.OwnBackpressure"]
+    assert "asyncjobs.W004" in wiring_ids()

@@ -51,3 +51,67 @@ def test_every_page_is_in_the_site_navigation() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     missing = [page.name for page in DOCS.glob("*.md") if f": {page.name}" not in nav]
     assert missing == []
+
+
+# The published site: no assets from elsewhere; links to it from the code
+
+
+def test_the_site_loads_no_asset_from_a_cdn() -> None:
+    """highlight.js would come from a CDN: code is coloured at build time with a local stylesheet."""
+    text = (ROOT / "mkdocs.yml").read_text()  # read as text: PyYAML comes only with the docs extra
+    assert re.search(r"^  highlightjs: false$", text, re.M)
+    listed = re.findall(r"^extra_(?:css|javascript):\n((?:  - .*\n)+)", text, re.M)
+    assets = [line.removeprefix("  - ").strip() for block in listed for line in block.splitlines()]
+    assert assets and all(not re.match(r"(https?:)?//", path) for path in assets)
+    assert all((DOCS / path).is_file() for path in assets)
+
+
+def test_the_built_site_links_no_script_or_stylesheet_elsewhere(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed (make docs installs it)")
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pages = sorted((tmp_path / "site").glob("*.html"))
+    assert pages
+    remote = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=\"(?:https?:)?//", re.IGNORECASE)
+    for page in pages:
+        assert not remote.search(page.read_text()), f"{page.name} loads an asset from elsewhere"
+    assert 'class="highlight"' in (tmp_path / "site" / "jobs.html").read_text()
+
+
+def test_hints_and_messages_link_to_the_published_docs() -> None:
+    """No string of the package (docstrings aside) points at a docs/*.md file of the source
+    tree: a user reading a hint has the published site, at links.DOCS_URL."""
+    import ast
+
+    from django_asyncjobs.links import DOCS_URL, see
+
+    found = []
+    for path in sorted((ROOT / "django_asyncjobs").rglob("*.py")):
+        if "migrations" in path.parts or path.name == "settings_reference.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        found += [
+            f"{path.name}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and "docs/" in node.value
+        ]
+    assert found == []
+    assert see("checks") == f"See {DOCS_URL}checks.html."
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'Documentation = "{DOCS_URL}"' in pyproject

@@ -292,3 +292,56 @@ def test_views_from_one_factory_are_refused_under_one_name() -> None:
     offload(hello)  # the same view decorated again is fine
     with pytest.raises(ConfigurationError, match="Two different views"):
         offload(make("bye"))
+
+
+# The estimated wait of a queued job
+
+
+@pytest.mark.parametrize(
+    ("position", "throughput", "workers", "run_time", "wait"),
+    [
+        (0, 1 / 60, 1, 0.2, 0.1),  # idle queue, one worker, fast jobs: not 60 s
+        (9, 0.0, 1, 2.0, 19.0),  # nine ahead of it, and half of the one running
+        (3, 0.0, 2, 1.0, 1.75),
+        (0, 100.0, 1, 1.0, 0.005),  # the measured throughput when it is higher
+        (0, 1 / 60, 0, 0.2, None),  # no live worker: nothing starts it
+        (0, 0.5, None, None, 2.0),  # unknown workers or run time: Little's law
+        (4, 0.0, 2, None, None),
+    ],
+)
+def test_estimate_start(position, throughput, workers, run_time, wait) -> None:
+    from django_asyncjobs.engine.capacity import estimate_start
+
+    found = estimate_start(position, throughput, workers=workers, run_time=run_time)
+    assert found == (None if wait is None else pytest.approx(wait))
+
+
+def test_position_0_on_an_idle_queue_is_a_short_wait(ann, run_worker) -> None:
+    """One job finished in the last minute (throughput 1/min), one live worker, jobs that run in
+    0.2 s: the next job's wait is a fraction of a second, not the minute Little's law says."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_asyncjobs.models import JobStats
+    from django_asyncjobs.worker import build_worker
+    from tests.testapp.jobs import noop
+
+    noop.enqueue()
+    run_worker()
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1)
+    JobStats.objects.create(queue="default", period_start=minute, succeeded=30, run_p50=0.2, run_p95=0.3)
+    forget_states()
+    response = ann.post("/echo/1/")
+    without_workers = ann.get(response["Location"]).json()
+    assert without_workers["position"] == 0
+    assert without_workers["estimated_wait"] is None  # no live worker
+    listening = build_worker(["default"], name="w-listening")  # registered in Redis, pops nothing
+    listening.register_birth()
+    try:
+        status = ann.get(response["Location"])
+    finally:
+        listening.register_death()
+    assert status.json()["position"] == 0
+    assert status.json()["estimated_wait"] == pytest.approx(0.1)
+    assert status["Retry-After"] == "1"

@@ -28,4 +28,5 @@ urlpatterns = [
     path("renders-form/", views.renders_form, name="renders-form"),
     path("form-target/", views.form_target, name="form-target"),
     path("upload-fails-once/", views.upload_fails_once, name="upload-fails-once"),
+    path("enqueues-from-async/", views.enqueues_from_async, name="enqueues-from-async"),
 ]

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from ..engine.broker import queue_names
 from ..engine.registry import registered_jobs
 from ..models import Job, JobStatus
+from ..offloading.requests import offloaded_views
 
 #: Shown for a value that is not there (Django's own ``empty_value_display``).
 EMPTY = "-"
@@ -160,19 +161,35 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class JobNameFilter(admin.SimpleListFilter):
-    """The registered job names that have jobs (one lookup of the ``(name, created_at)`` index each,
-    not a scan of the table), and the one chosen."""
+    """The registered job names and offloaded views that have jobs (one index lookup each, not a
+    scan of the table), and the one chosen. A view filters on ``display_name`` (its own index), a
+    job name on ``name``.
+    """
 
     title = _("job name")
     parameter_name = "name"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        chosen = self.value()
-        return [
-            (name, name)
-            for name in sorted(registered_jobs())
-            if name == chosen or Job.objects.filter(name=name).order_by().exists()
-        ]
+        chosen, views = self.value(), view_names()
+
+        def has_jobs(name: str) -> bool:
+            rows = Job.objects.filter(display_name=name) if name in views else Job.objects.filter(name=name)
+            return rows.order_by().exists()
+
+        return [(name, name) for name in sorted({*registered_jobs(), *views}) if name == chosen or has_jobs(name)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(name=self.value()) if self.value() else queryset
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(display_name=value) if value in view_names() else queryset.filter(name=value)
+
+
+def view_names() -> set[str]:
+    """The offloaded views of this site (registered when the URLconf is imported)."""
+    return {name for name, _queue in offloaded_views()}
+
+
+def shown_name(job: Job) -> str:
+    """A job's name in lists: an offloaded view's row shows its view, others their job name."""
+    return job.display_name or job.name

@@ -301,11 +301,11 @@ def recent_failures(limit: int = 10) -> list[Failure]:
         Job.objects.filter(status=JobStatus.FAILED)
         .order_by("-finished_at")
         .annotate(error_tail=Right("error", ERROR_TAIL_CHARS))
-        .values_list("pk", "name", "queue", "attempts", "finished_at", "error_tail")[:limit]
+        .values_list("pk", "name", "display_name", "queue", "attempts", "finished_at", "error_tail")[:limit]
     )
     return [
-        Failure(pk, name, queue, attempts, finished_at, last_line(tail or ""))
-        for pk, name, queue, attempts, finished_at, tail in rows
+        Failure(pk, shown or name, queue, attempts, finished_at, last_line(tail or ""))
+        for pk, name, shown, queue, attempts, finished_at, tail in rows
     ]
 
 

@@ -36,6 +36,7 @@ from .display import (
     local_time,
     pretty_json,
     progress_bar,
+    shown_name,
     status_badge,
 )
 from .paginator import EstimatedCountPaginator
@@ -83,14 +84,28 @@ class JobAdmin(WorkflowFieldsMixin, JobModelAdmin):
     list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
     list_select_related = ("owner",)
     search_fields = ("name",)  # the search itself is get_search_results()
-    search_help_text = _("A job id, part of a job's name, or its owner's username.")
+    search_help_text = _("A job id, part of a job's name or of an offloaded view's, or its owner's username.")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     actions = ("retry_selected", "cancel_selected", "push_selected_again", "delete_selected_finished")
     fieldsets = (
-        (None, {"fields": ("id", "name", "status_display", "queue", "owner_link", "schedule_link", "worker")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "display_name",
+                    "status_display",
+                    "queue",
+                    "owner_link",
+                    "schedule_link",
+                    "worker",
+                )
+            },
+        ),
         (_("Progress"), {"fields": ("progress_display", "progress_message", "attempts_display")}),
         (_("Timeline"), {"fields": ("timeline",)}),
         (_("Arguments"), {"fields": ("args_display", "kwargs_display", "idempotency_key")}),
@@ -177,7 +192,7 @@ class JobAdmin(WorkflowFieldsMixin, JobModelAdmin):
         if job.owner is not None:
             details.append(job.owner.get_username())
         return format_html(
-            '{}<div class="asyncjobs-sub">{}</div>', breakable(job.name), " \N{MIDDLE DOT} ".join(details)
+            '{}<div class="asyncjobs-sub">{}</div>', breakable(shown_name(job)), " \N{MIDDLE DOT} ".join(details)
         )
 
     @admin.display(description=_("status"), ordering="status")

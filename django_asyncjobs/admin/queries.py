@@ -11,6 +11,7 @@ from django.db.models import Max, Min, Q
 
 from ..engine.registry import registered_jobs
 from ..models import JobQuerySet
+from ..offloading.requests import offloaded_views
 from .display import local_time
 
 
@@ -77,7 +78,8 @@ def _next(moment: datetime, kind: str) -> datetime:
 
 
 def search_filter(term: str) -> Q:
-    """A job id; or part of a registered job's name; or an owner's username (any case).
+    """A job id; or part of a registered job's name or of an offloaded view's; or an owner's
+    username (any case).
 
     Each is an index lookup: names are matched against the registry in Python,
     usernames against the user table, and only then are jobs filtered by the
@@ -90,7 +92,8 @@ def search_filter(term: str) -> Q:
     except ValueError:
         pass
     names = [name for name in registered_jobs() if term.lower() in name.lower()]
+    views = [name for name, _queue in offloaded_views() if term.lower() in name.lower()]
     user_model = get_user_model()
     username = f"{user_model.USERNAME_FIELD}__iexact"
     owners = list(user_model._default_manager.filter(**{username: term}).values_list("pk", flat=True))
-    return Q(name__in=[*names, term]) | Q(owner_id__in=owners)
+    return Q(name__in=[*names, term]) | Q(display_name__in=[*views, term]) | Q(owner_id__in=owners)

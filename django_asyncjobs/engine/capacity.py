@@ -17,15 +17,18 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.signals import setting_changed
+from django.db.models import F, FloatField, Sum
 from django.dispatch import receiver
+from django.utils import timezone
 
 from ..conf import QueueLimits, app_settings
 from ..exceptions import QueueFull
 from ..logs import enqueue_logger, jobs_logger, log_event
+from ..models import JobStats
 from .broker import RedisError, queue_stats
 from .tallies import count_refused
 
@@ -41,6 +44,54 @@ def estimate_wait(depth: int, throughput: float) -> float | None:
     if throughput <= 0:
         return None
     return depth / throughput
+
+
+def estimate_start(
+    position: int, throughput: float, *, workers: int | None = None, run_time: float | None = None
+) -> float | None:
+    """Seconds until the job ``position`` messages from the head of its queue (0: next) starts.
+
+    With the queue's live ``workers`` and its recent ``run_time`` (seconds per job), the
+    workers start ``workers / run_time`` jobs a second (or the measured ``throughput``, if
+    higher): the job starts after the ``position`` ahead of it, and half a run for the
+    one running when it reached the head. On a quiet queue the measured throughput says
+    only how little work there was, not how fast it goes, so it alone would make seconds
+    minutes. Without them it is Little's law, as for a new job. ``None``: unknown, or no
+    live worker (``workers == 0``): nothing starts it until one comes.
+    """
+    if workers == 0:
+        return None
+    if workers is not None and run_time is not None:
+        rate = max(workers / max(run_time, MIN_RUN_TIME), throughput)
+        return (position + 0.5) / rate
+    return estimate_wait(position + 1, throughput)
+
+
+#: Shortest run time :func:`estimate_start` divides by (a rollup may say 0 for no-op jobs).
+MIN_RUN_TIME = 0.001
+#: How far back :func:`recent_run_time` looks, and how long a process keeps what it found.
+RUN_TIME_WINDOW = timedelta(hours=1)
+RUN_TIME_CACHE_SECONDS = 60.0
+
+_run_times: dict[str, tuple[float, float | None]] = {}
+
+
+def recent_run_time(queue: str) -> float | None:
+    """The median run time of ``queue``'s jobs over the last hour: the per-minute ``JobStats``
+    medians, each weighted by its jobs (one indexed query, kept a minute per process);
+    ``None`` when no rollup measured one."""
+    now = time.monotonic()
+    cached = _run_times.get(queue)
+    if cached is not None and now - cached[0] < RUN_TIME_CACHE_SECONDS:
+        return cached[1]
+    finished = F("succeeded") + F("failed") + F("cancelled")
+    totals = JobStats.objects.filter(
+        queue=queue, period_start__gte=timezone.now() - RUN_TIME_WINDOW, run_p50__isnull=False
+    ).aggregate(weighted=Sum(F("run_p50") * finished, output_field=FloatField()), jobs=Sum(finished))
+    run_time = totals["weighted"] / totals["jobs"] if totals["jobs"] else None
+    with _lock:
+        _run_times[queue] = (now, run_time)
+    return run_time
 
 
 def clamp_retry_after(wait: float | None) -> int:
@@ -152,10 +203,17 @@ def queue_state_or_none(queue: str) -> QueueState | None:
         return None
 
 
+def forget_state(queue: str) -> None:
+    """Drop this process's cached state of ``queue`` (its depth just changed here)."""
+    with _lock:
+        _cache.pop(queue, None)
+
+
 def forget_states() -> None:
     with _lock:
         _cache.clear()
         _failures.clear()
+        _run_times.clear()
 
 
 @receiver(setting_changed)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import router, transaction
@@ -34,11 +34,9 @@ from . import states
 from .broker import ring, validate_queue
 from .capacity import check as check_backpressure
 from .dependencies import attach, dependency_ids, settle, waiting_message
+from .functions import JobFunction
 from .inserts import new_jobs
 from .registry import job_function_by_name
-
-if TYPE_CHECKING:
-    from .functions import JobFunction
 
 ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -49,6 +47,11 @@ def enqueue(name: str, *args: Any, **kwargs: Any) -> Job:
     The package's internal jobs cannot be enqueued by name (:class:`InternalJob`).
     """
     return job_function_by_name(name).enqueue(*args, **kwargs)
+
+
+async def aenqueue(name: str, *args: Any, **kwargs: Any) -> Job:
+    """:func:`enqueue` for async code (see ``JobFunction.aenqueue``)."""
+    return await job_function_by_name(name).aenqueue(*args, **kwargs)
 
 
 def enqueue_calls(
@@ -114,6 +117,9 @@ def _enqueue(
 ) -> tuple[list[Job], bool]:
     """The jobs created, or the one found by its idempotency key (then ``True``)."""
     jobs = _new_jobs(job_function.name, calls, options, trace_context)
+    if type(job_function).display_name is not JobFunction.display_name:  # the others name no row
+        for job in jobs:
+            job.display_name = job_function.display_name(job.args, job.kwargs)
     existing = _existing_job(job_function.name, options.idempotency_key)
     if existing is None:
         if not options.delayed and not options.waiting:

@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from .. import tracing
@@ -28,7 +29,8 @@ from ..models import Job, JobStatus
 from ..payloads import storable_text
 from ..signals import job_cancelled, job_finished, job_started, notify
 from . import states
-from .broker import RedisError, current_rq_worker_name, send_stop
+from .broker import RedisError, current_rq_worker_name, send_stop, withdraw
+from .capacity import forget_state
 from .connections import refresh_connections, release_transactions
 from .finishing import jobs_finished
 from .heartbeat import beating, confirm_claim
@@ -59,6 +61,7 @@ __all__ = [
     "record_progress",
     "run_claimed",
     "run_job",
+    "withdraw_on_commit",
 ]
 
 _current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("asyncjobs_current_job", default=None)
@@ -270,10 +273,16 @@ def _claim(pk: uuid.UUID, worker_name: str, alias: str) -> Job | None:
 CANCELLED_ERROR = f"{path_of(JobInterrupted)}: the job was cancelled.\n"
 
 
-def cancel_job(job: Job) -> bool:
-    """Cancel ``job`` (see :meth:`Job.cancel`)."""
+def cancel_job(job: Job, *, withdrawn: list[Job] | None = None) -> bool:
+    """Cancel ``job`` (see :meth:`Job.cancel`). A job cancelled while it waited has its message
+    removed from Redis once the cancel commits, so the queue's depth drops at once; a caller
+    cancelling many passes ``withdrawn`` to collect them, for one :func:`withdraw_on_commit`."""
     now = timezone.now()
     if states.cancel_waiting(job, now=now):
+        if withdrawn is None:
+            withdraw_on_commit([job])
+        else:
+            withdrawn.append(job)
         _announce_cancel(job, running=False)
         return True
     running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
@@ -290,6 +299,22 @@ def cancel_job(job: Job) -> bool:
             log_event(jobs_logger, logging.WARNING, "job.stop_not_sent", **fields)
     _announce_cancel(job, running=True)
     return True
+
+
+def withdraw_on_commit(jobs: list[Job]) -> None:
+    """Once the transaction commits, remove the messages of ``jobs`` (cancelled while they
+    waited) from Redis and forget this process's cached state of their queues."""
+    if jobs:
+        transaction.on_commit(partial(_withdraw, jobs), using=router.db_for_write(Job))
+
+
+def _withdraw(jobs: list[Job]) -> None:
+    try:
+        withdraw(jobs)
+    except RedisError as exc:  # a worker drops the messages left: their rows are cancelled
+        log_event(jobs_logger, logging.WARNING, "job.message_not_withdrawn", jobs=len(jobs), reason=str(exc))
+    for queue in {job.queue for job in jobs}:
+        forget_state(queue)
 
 
 def _cancel_running(job: Job, attempt: Job, now: datetime) -> bool:

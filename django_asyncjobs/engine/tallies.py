@@ -28,8 +28,9 @@ field               counted                    by
 
 B is the index of the first bound of :data:`BUCKETS` the value is at most (``len(BUCKETS)``:
 above them all); the metrics view adds them up into Prometheus' cumulative buckets. Job
-names outside the registry are counted as :data:`OTHER_NAME`, so the number of fields
-is bounded by the registered names, the buckets and the schedules.
+names outside the registry are counted as :data:`OTHER_NAME`, and an offloaded view's rows
+by their view only when it is one registered here (else by the job's name), so the number
+of fields is bounded by the registered names and views, the buckets and the schedules.
 
 Counting never fails the caller: a Redis error is logged and the increments dropped.
 """
@@ -58,9 +59,15 @@ OTHER_NAME = "other"
 SEPARATOR = "|"
 
 
-def name_label(name: str) -> str:
-    """``name`` when it is a registered job function's, else :data:`OTHER_NAME`."""
-    return name if registered(name) is not None else OTHER_NAME
+def name_label(name: str, display_name: str | None = None) -> str:
+    """``name`` when it is a registered job function's, else :data:`OTHER_NAME`; its row's
+    ``display_name`` (an offloaded view) instead when the function counts rows by it."""
+    job_function = registered(name)
+    if job_function is None:
+        return OTHER_NAME
+    if display_name and job_function.counts_as(display_name):
+        return display_name
+    return name
 
 
 def bucket_of(seconds: float) -> int:
@@ -95,7 +102,7 @@ def count_schedule_run(queue: str, schedule: str) -> None:
 def count_attempt(job: Any, outcome: str, *, final: bool, now: datetime | None = None, ran: bool = True) -> None:
     """One attempt of ``job`` ended with ``outcome``; ``final``: the job ended with it
     (its status is final). ``ran``: the run time is known (not a worker lost)."""
-    name = name_label(job.name)
+    name = name_label(job.name, job.display_name)
     increments: dict[str, float] = {field("attempts", outcome, name): 1}
     if final:
         increments[field("jobs", str(job.status), name)] = 1
@@ -133,7 +140,7 @@ def _on_failed(sender: Any, job: Any, will_retry: bool = False, **kwargs: Any) -
 
 
 def _on_cancelled(sender: Any, job: Any, **kwargs: Any) -> None:
-    _add(job.queue, {field("jobs", "cancelled", name_label(job.name)): 1})
+    _add(job.queue, {field("jobs", "cancelled", name_label(job.name, job.display_name)): 1})
 
 
 job_succeeded.connect(_on_succeeded, dispatch_uid="django_asyncjobs.tallies.succeeded")

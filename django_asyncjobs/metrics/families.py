@@ -2,7 +2,8 @@
 
 Names follow Prometheus' conventions: the ``asyncjobs_`` prefix, base units (seconds),
 ``_total`` for counters. Labels are bounded: ``queue`` comes from ``RQ_QUEUES``, ``name``
-from the job registry (any other name is ``other``), ``schedule`` from the ``Schedule`` table.
+from the job registry (any other name is ``other``) or, for an offloaded view's jobs, the
+registered offloaded views, ``schedule`` from the ``Schedule`` table.
 """
 
 from __future__ import annotations

@@ -4,13 +4,16 @@ without an owner)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.core import signing
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.http import urlencode
 
+from ..exceptions import ConfigurationError
+from ..links import see
 from ..models import Job, JobGroup
 
 _SALT = "django_asyncjobs.status-token"
@@ -44,6 +47,26 @@ def _with_token(url: str, job: Job) -> str:
 def status_url(job: Job) -> str:
     """The job's status URL; jobs without an owner carry their token in it."""
     return _with_token(reverse("asyncjobs:status", kwargs={"job_id": job.pk}), job)
+
+
+def status_urls_included() -> bool:
+    """Whether the URLconf includes ``django_asyncjobs.urls`` (the status URLs resolve)."""
+    try:
+        reverse("asyncjobs:status", kwargs={"job_id": uuid.UUID(int=0)})
+    except NoReverseMatch:
+        return False
+    return True
+
+
+def require_status_urls() -> None:
+    """``ConfigurationError`` unless the status URLs resolve: asked before an offloaded request
+    is enqueued, so that a site without them fails without writing a job (asyncjobs.W003)."""
+    if not status_urls_included():
+        raise ConfigurationError(
+            "@offload answers with the job's status URL, but django_asyncjobs.urls is not included in the "
+            "URLconf: add path('jobs/', include('django_asyncjobs.urls')). Nothing was enqueued. "
+            + see("checks", "asyncjobsw003")
+        )
 
 
 def result_url(job: Job) -> str:

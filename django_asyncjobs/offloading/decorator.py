@@ -17,7 +17,7 @@ from ..engine.capacity import check
 from ..exceptions import ConfigurationError, OffloadError, QueueFull, SerializationError
 from ..models import Job
 from ..validators import require_count
-from .access import status_url
+from .access import require_status_urls, status_url
 from .requests import enqueue_request, offloaded_view_job, register_view
 from .responses import busy_response, wants_html
 
@@ -107,6 +107,7 @@ class _OffloadedView:
         """Enqueues the request and answers 202; 503 when the queue is full, 413/400 for a
         request that cannot be stored."""
         queue_name = self.target_queue()
+        require_status_urls()  # before anything is written: the response needs them
         try:
             check(queue_name, name=self.name)
             job = enqueue_request(

@@ -100,6 +100,15 @@ def _same_view(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     )
 
 
+def is_offloaded_view(name: str) -> bool:
+    """Whether ``name`` is an offloaded view of this site (the URLconf is imported first)."""
+    try:
+        get_view(name)
+    except OffloadError:
+        return False
+    return True
+
+
 def get_view(name: str) -> OffloadedView:
     if name not in _views:
         get_resolver().url_patterns  # noqa: B018 - importing the URLconf imports (and registers) the views
@@ -348,6 +357,14 @@ def run_offloaded_view(view_name: str, request_data: dict[str, Any], signature: 
 class OffloadedViewJob(JobFunction[..., dict[str, Any]]):
     """The job behind every ``@offload`` view: its rows own the uploads they carried and a
     large stored response."""
+
+    def display_name(self, args: Any, kwargs: Any) -> str | None:
+        """The view (its dotted name, the job's first argument)."""
+        return args[0] if args and isinstance(args[0], str) else None
+
+    def counts_as(self, display_name: str) -> bool:
+        """An offloaded view registered in this process (importing the URLconf registers them)."""
+        return is_offloaded_view(display_name)
 
     def stored_files(self, args: Any, result: Any) -> list[str]:
         files = []

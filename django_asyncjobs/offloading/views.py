@@ -14,8 +14,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from ..engine.broker import RedisError, position
-from ..engine.capacity import clamp_retry_after, estimate_wait, queue_state_or_none
+from ..engine.broker import RedisError, live_workers, position
+from ..engine.capacity import clamp_retry_after, estimate_start, queue_state_or_none, recent_run_time
 from ..models import Job, JobStatus
 from .access import result_url, status_url, token_matches
 from .responses import restore_response, stored_response_of, wants_html
@@ -73,12 +73,22 @@ def describe(job: Job) -> dict[str, Any]:
             ahead = None
         if ahead is not None and state is not None:
             data["position"] = ahead
-            data["estimated_wait"] = estimate_wait(ahead + 1, state.throughput)
+            data["estimated_wait"] = _estimated_start(job.queue, ahead, state.throughput)
     if job.status == JobStatus.SUCCEEDED:
         data["result_url"] = result_url(job)
     if job.status == JobStatus.FAILED and job.error:
         data["error"] = job.error.strip().splitlines()[-1]
     return data
+
+
+def _estimated_start(queue: str, ahead: int, throughput: float) -> float | None:
+    """:func:`estimate_start` with the queue's live workers (one Redis round trip) and its
+    recent run time (cached); Little's law alone when Redis cannot tell the workers."""
+    try:
+        workers: int | None = live_workers(queue)
+    except RedisError:
+        workers = None
+    return estimate_start(ahead, throughput, workers=workers, run_time=recent_run_time(queue))
 
 
 def poll_after(job: Job, data: dict[str, Any]) -> int | None:

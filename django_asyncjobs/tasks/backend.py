@@ -27,6 +27,7 @@ from django.core.checks import CheckMessage
 
 from ..engine.registry import get_job_function
 from ..exceptions import ConfigurationError, JobNotRegistered, SerializationError
+from ..links import see
 
 try:
     from django.tasks import TaskResult
@@ -39,7 +40,7 @@ except ImportError as exc:  # Django < 6.0
         "django_asyncjobs.backends.AsyncJobsBackend is a backend for Django's Tasks framework "
         f"(django.tasks), which Django 6.0 added; this is Django {django.get_version()}. Upgrade to "
         "Django 6.0 or later, or remove AsyncJobsBackend from the TASKS setting. The django-tasks "
-        "backport is not supported. See docs/django-tasks.md."
+        "backport is not supported. " + see("django-tasks", "requirements")
     ) from exc
 
 from ..conf import app_settings
@@ -76,7 +77,7 @@ class AsyncJobsBackend(JobsBackend, BaseTaskBackend):
                 self._job_options = JobOptions.from_setting(options)
             except ValueError as exc:
                 raise ConfigurationError(
-                    f"TASKS[{self.alias!r}]['OPTIONS'] is invalid: {exc}. See docs/django-tasks.md."
+                    f"TASKS[{self.alias!r}]['OPTIONS'] is invalid: {exc}. {see('django-tasks', 'set-up')}"
                 ) from None
         return replace(self._job_options, queue=queue)
 

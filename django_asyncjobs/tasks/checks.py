@@ -10,8 +10,7 @@ from django.core.checks import CheckMessage, Error
 
 from ..conf import app_settings
 from ..engine.functions import JobOptions
-
-DOCS = "See docs/checks.md."
+from ..links import see
 
 
 def django_rq_missing() -> Error:
@@ -30,7 +29,7 @@ def task_backend_errors(alias: str, params: dict[str, Any]) -> list[CheckMessage
             Error(
                 f"TASKS[{alias!r}] uses AsyncJobsBackend, but 'django_asyncjobs' is not in INSTALLED_APPS.",
                 hint="Add 'django_asyncjobs' (and 'django_rq') to INSTALLED_APPS: the backend saves its tasks "
-                "as django_asyncjobs jobs. " + DOCS,
+                "as django_asyncjobs jobs. " + see("installation"),
                 id="asyncjobs.E014",
             )
         )
@@ -66,7 +65,7 @@ def _task_options_errors(alias: str, options: Any) -> list[CheckMessage]:
         Error(
             f"TASKS[{alias!r}]['OPTIONS'] is invalid: {problem}.",
             hint="OPTIONS takes MAX_ATTEMPTS, TIMEOUT, RETRY_BACKOFF, RETRY_BACKOFF_MAX and RETRY_JITTER. "
-            "See docs/django-tasks.md.",
+            + see("django-tasks", "set-up"),
             id="asyncjobs.E012",
         )
     ]

@@ -182,3 +182,12 @@ def upload_fails_once(request: HttpRequest) -> HttpResponse:
         Call.objects.create(label="upload-failed-once")
         raise RuntimeError("first run fails")
     return HttpResponse(f"read {content}")
+
+
+async def enqueues_from_async(request: HttpRequest) -> JsonResponse:
+    """An async view that enqueues with ``aenqueue`` and reads the row back (tests/test_async_api.py)."""
+    from .jobs import add
+
+    job = await add.aenqueue(int(request.GET["a"]), 2)
+    await job.arefresh()
+    return JsonResponse({"id": str(job.pk), "status": job.status}, status=202)

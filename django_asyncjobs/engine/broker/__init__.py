@@ -9,7 +9,8 @@ from the queue list; stock RQ workers (``rqworker``) can run the message too.
 - :mod:`.connections`: clients and RQ queues from ``RQ_QUEUES`` (through Sentinel: following
   the master, :func:`.connections.follow_master`), pipelines, Lua scripts (registered once
   per connection, run by SHA);
-- :mod:`.messages`: ringing the doorbell, stopping a running job, schedules' counters;
+- :mod:`.messages`: ringing the doorbell, withdrawing cancelled jobs' messages, stopping a
+  running job, schedules' counters;
 - :mod:`.reads`: queue depth, age and throughput, live workers, positions, lost messages;
 - :mod:`.consumer`: the worker's pops and bookkeeping;
 - :mod:`.limits`: rate limits (one Lua script).
@@ -45,6 +46,7 @@ from .messages import (
     ring,
     send_stop,
     stopped_job_id,
+    withdraw,
 )
 from .reads import (
     MEMBERSHIP_SCAN_LIMIT,
@@ -100,6 +102,7 @@ __all__ = [
     "take_slot",
     "validate_queue",
     "waiting_ids",
+    "withdraw",
     "worker_heartbeat",
     "worker_queues",
     "worker_registration",

@@ -1,4 +1,5 @@
-"""The doorbell: writing jobs' messages, telling workers to stop a job, and schedules' counters."""
+"""The doorbell: writing jobs' messages, withdrawing those of cancelled jobs, telling workers to
+stop a job, and schedules' counters."""
 
 from __future__ import annotations
 
@@ -194,6 +195,55 @@ def _push_by_commands(pipe: Pipeline, names: list[str], by_queue: dict[str, list
             pipe.rpush(keys.queue_key(name), *back)
         if front:
             pipe.lpush(keys.queue_key(name), *reversed(front))  # the first of them ends up first
+
+
+#: Most list entries one :func:`withdraw` reads (each ``LREM`` reads up to the list's
+#: length): past it, the messages of further jobs are left in their lists, where a worker
+#: pops and drops them (their rows are cancelled), and only their hashes are deleted.
+WITHDRAW_SCAN_LIMIT = 1_000_000
+
+#: Removes messages of cancelled jobs. KEYS: the list key of each queue. ARGV: the prefix
+#: of message keys, the scan limit, then per queue (in KEYS' order) how many ids, and the ids.
+#: ``LREM -1`` looks from the tail, where a job pushed recently is. Returns how many left a list.
+WITHDRAW_SCRIPT = """
+local prefix, budget = ARGV[1], tonumber(ARGV[2])
+local i, removed, spent = 3, 0, 0
+for q = 1, #KEYS do
+  local count = tonumber(ARGV[i])
+  local length = redis.call('LLEN', KEYS[q])
+  for k = i + 1, i + count do
+    redis.call('DEL', prefix .. ARGV[k])
+    if length > 0 and (spent == 0 or spent + length <= budget) then
+      local gone = redis.call('LREM', KEYS[q], -1, ARGV[k])
+      spent, removed, length = spent + length, removed + gone, length - gone
+    end
+  end
+  i = i + 1 + count
+end
+return removed
+"""
+
+
+def withdraw(jobs: Sequence[Job]) -> int:
+    """Remove the messages of ``jobs`` (cancelled while they waited) from their queues and
+    delete their hashes: one round trip per Redis server. Returns how many left a queue list;
+    a message a worker popped already, or one past :data:`WITHDRAW_SCAN_LIMIT`, is not among
+    them (a worker drops it: its row is no longer queued). Raises ``RedisError``."""
+    by_queue: dict[str, list[str]] = {}
+    for job in jobs:
+        by_queue.setdefault(job.queue, []).append(str(job.pk))
+    by_server: dict[int, tuple[Redis, list[str]]] = {}
+    for name in by_queue:
+        connection = get_connection(name)
+        by_server.setdefault(id(connection), (connection, []))[1].append(name)
+    removed = 0
+    for connection, names in by_server.values():
+        args: list[Any] = [keys.MESSAGE_PREFIX, WITHDRAW_SCAN_LIMIT]
+        for name in names:
+            args += [len(by_queue[name]), *by_queue[name]]
+        withdraw_script = script(connection, WITHDRAW_SCRIPT)
+        removed += int(withdraw_script(keys=[keys.queue_key(name) for name in names], args=args))
+    return removed
 
 
 def send_stop(queue: str, worker_name: str, job_id: str) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_asyncjobs.exceptions import ConfigurationError
+from django_asyncjobs.management.migrated import require_migrated
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.scheduling.scheduler import Scheduler, TickReport
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         interval = options["interval"]
         if interval is not None and not interval > 0:
             raise CommandError(f"--interval must be a number of seconds greater than 0, got {interval:g}.")
+        require_migrated()
         scheduler = Scheduler(interval=interval)
         try:
             synced = scheduler.sync()

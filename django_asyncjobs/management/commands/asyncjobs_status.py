@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_asyncjobs.admin.status import EXIT_OK, StatusReport, read_status, render_text
 from django_asyncjobs.engine.broker import queue_names
+from django_asyncjobs.links import docs_url
 from django_asyncjobs.management.verbosity import apply_verbosity
 
 #: Cursor home and clear screen, before each refresh of ``--watch`` on a terminal.
@@ -28,7 +29,11 @@ class Command(BaseCommand):
             metavar="NAME",
             help="Only this queue (repeatable; default: every queue of RQ_QUEUES).",
         )
-        parser.add_argument("--json", action="store_true", help="One JSON object per refresh (docs/commands.md).")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help=f"One JSON object per refresh ({docs_url('commands', 'the-json-form')}).",
+        )
         parser.add_argument(
             "--watch",
             nargs="?",

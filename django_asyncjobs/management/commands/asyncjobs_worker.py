@@ -9,6 +9,7 @@ from django.utils.module_loading import import_string
 from django_asyncjobs.conf import app_settings
 from django_asyncjobs.engine.broker import RedisError, ping, validate_queue
 from django_asyncjobs.exceptions import AsyncJobsError
+from django_asyncjobs.management.migrated import require_migrated
 from django_asyncjobs.management.verbosity import apply_verbosity
 from django_asyncjobs.worker import Worker, run_workers
 
@@ -62,6 +63,7 @@ class Command(BaseCommand):
         health_file: str | None = options["health_file"] or app_settings.WORKER_HEALTH_FILE
         if health_file and not os.access(os.path.dirname(os.path.abspath(health_file)), os.W_OK):
             raise CommandError(f"--health-file {health_file}: its directory does not exist or is not writable.")
+        require_migrated()
         try:
             for name in queue_names:
                 validate_queue(name)
