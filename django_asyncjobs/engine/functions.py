@@ -82,6 +82,8 @@ class JobOptions:
     max_concurrency: int | None = None
     #: ``(*args, **kwargs) -> str``: jobs with the same value share the ``max_concurrency`` slots.
     concurrency_key: Callable[..., Any] | None = None
+    #: The function runs in one transaction with the write of its outcome (docs/jobs.md#atomic-jobs).
+    atomic: bool = False
 
     def __post_init__(self) -> None:
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
@@ -94,8 +96,9 @@ class JobOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if self.retry_jitter is not None and not isinstance(self.retry_jitter, bool):
-            raise ValueError(f"retry_jitter must be True or False, got {self.retry_jitter!r}")
+        for name in ("retry_jitter", "atomic"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("unique_for", "debounce"):
             value = getattr(self, name)
             if value is not None:
@@ -299,6 +302,7 @@ def job(
     rate_limit: str | tuple[int, float | timedelta] | None = None,
     max_concurrency: int | None = None,
     concurrency_key: Callable[..., Any] | None = None,
+    atomic: bool = False,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -319,6 +323,7 @@ def job(
     rate_limit: str | tuple[int, float | timedelta] | None = None,
     max_concurrency: int | None = None,
     concurrency_key: Callable[..., Any] | None = None,
+    atomic: bool = False,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function as a job. Usable bare (``@job``) or with options (``@job(queue=...)``).
 
@@ -330,7 +335,8 @@ def job(
     job: see docs/jobs.md#unique-jobs-and-debounce. ``rate_limit`` (``"100/m"``) bounds how
     many of its attempts start per period across all workers: docs/jobs.md#rate-limits;
     ``max_concurrency`` (per ``concurrency_key(*args, **kwargs)``) how many run at once:
-    docs/jobs.md#concurrency-limits.
+    docs/jobs.md#concurrency-limits. ``atomic``: the function's database writes commit together
+    with its outcome, or not at all: docs/jobs.md#atomic-jobs.
     """
     options = JobOptions(
         queue=queue,
@@ -344,6 +350,7 @@ def job(
         rate_limit=rate_limit,  # type: ignore[arg-type]  # parsed by JobOptions
         max_concurrency=max_concurrency,
         concurrency_key=concurrency_key,
+        atomic=atomic,
     )
 
     declared = _checked_schedule(schedule, name or "this job")

@@ -182,3 +182,12 @@ def upload_fails_once(request: HttpRequest) -> HttpResponse:
         Call.objects.create(label="upload-failed-once")
         raise RuntimeError("first run fails")
     return HttpResponse(f"read {content}")
+
+
+@offload(atomic=True)
+def atomic_writes(request: HttpRequest) -> HttpResponse:
+    """Writes a row, then fails if asked: its row commits with the job's success only."""
+    Call.objects.create(label=f"atomic-view:{request.GET.get('label', '')}")
+    if request.GET.get("fail") == "1":
+        raise RuntimeError("the atomic view failed after its write")
+    return HttpResponse("written")
