@@ -14,11 +14,11 @@ from django_asyncjobs.engine.functions import JobOptions
 from django_asyncjobs.exceptions import ConfigurationError
 from django_asyncjobs.worker import ThreadedWorker
 from tests.testapp.atomic_jobs import (
+    async_atomic_record,
     atomic_holds,
     atomic_loses_its_attempt,
     atomic_progress,
     atomic_record,
-    async_atomic_record,
 )
 from tests.testapp.jobs import record
 from tests.testapp.models import Call

@@ -93,9 +93,7 @@ def storable_result(job: Job, result: Any, job_function: JobFunction[Any, Any] |
 Unstorable = tuple[str, str]
 
 
-def result_problem(
-    job: Job, result: Any, job_function: JobFunction[Any, Any] | None
-) -> tuple[Any, Unstorable | None]:
+def result_problem(job: Job, result: Any, job_function: JobFunction[Any, Any] | None) -> tuple[Any, Unstorable | None]:
     """``result`` as it is to be stored, or ``(None, why not)``; nothing is written."""
     try:
         result = job_function.prepare_result(result) if job_function else result
