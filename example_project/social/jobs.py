@@ -25,12 +25,14 @@ def _report(percent: float, message: str) -> None:
         this.set_progress(min(100, int(percent)), message)
 
 
-@job(queue="fanout", max_attempts=3)
+@job(queue="fanout", max_attempts=3, atomic=True)
 def fan_out_tweet(tweet_id: int) -> dict:
     """Put a tweet on the home timeline of its author and of every follower.
 
-    Idempotent (``ignore_conflicts`` on the unique (owner, tweet) pair), so a retried attempt
-    simply finishes the batches the failed one did not write.
+    Atomic: the timeline rows commit with the job's success, or not at all, so a worker
+    killed mid-fan-out leaves none of them and the retry writes them all, once (progress
+    is then written with the outcome only: docs/jobs.md#atomic-jobs). ``ignore_conflicts``
+    on the unique (owner, tweet) pair keeps it safe to call inline as well.
     """
     tweet = Tweet.objects.get(pk=tweet_id)
     TimelineEntry.objects.get_or_create(

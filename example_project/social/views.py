@@ -3,7 +3,8 @@
 Three of them are offloaded with ``@offload``: they answer 202 at once and run on a worker.
 
 - ``post_tweet`` (queue ``fanout``): an optimistic response puts the tweet on the author's own
-  timeline in the request; the worker fans it out to every follower, with progress.
+  timeline in the request; the worker fans it out to every follower, atomically (the timeline
+  rows commit with the job's success, once, even when a worker is killed mid-fan-out).
 - ``export_csv`` (queue ``reports``): a slow CSV export, downloaded from the job's result URL.
 - ``flood_ping`` (queue ``flood``, ``MAX_DEPTH`` 5): the back-pressure demo.
 """
@@ -128,7 +129,7 @@ def _posted(request: HttpRequest, job: Job) -> HttpResponse:
 
 
 @login_required
-@offload(queue="fanout", methods=["POST"], optimistic=_posted, sync_if=_invalid_post, max_attempts=3)
+@offload(queue="fanout", methods=["POST"], optimistic=_posted, sync_if=_invalid_post, max_attempts=3, atomic=True)
 def post_tweet(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return redirect("home")
