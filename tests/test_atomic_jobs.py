@@ -85,11 +85,12 @@ def test_progress_of_an_atomic_job_is_written_with_its_outcome_only(run_worker) 
     assert Call.objects.filter(label="progress").count() == 1
 
 
-def test_an_async_atomic_job_writes_in_its_transaction(run_worker) -> None:
-    job = async_atomic_record.enqueue("async")
-    run_worker()
-    assert _job(job.pk).status == JobStatus.SUCCEEDED
-    assert Call.objects.filter(label="async").count() == 1
+@pytest.mark.parametrize("worker_options", [{"threads": 2, "worker_class": ThreadedWorker}, {}])
+def test_an_async_atomic_job_writes_in_its_transaction(run_worker, worker_options) -> None:
+    kept, failed = async_atomic_record.enqueue("async"), async_atomic_record.enqueue("async-fails", fail=True)
+    run_worker(**worker_options)
+    assert (_job(kept.pk).status, _job(failed.pk).status) == (JobStatus.SUCCEEDED, JobStatus.FAILED)
+    assert list(Call.objects.values_list("label", flat=True)) == ["async"]
 
 
 @pytest.mark.parametrize("worker_options", [{"threads": 2, "worker_class": ThreadedWorker}, {}])

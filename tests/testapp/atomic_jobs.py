@@ -30,8 +30,10 @@ def atomic_record(label: str, fail: bool = False, value: Any = None, unstorable:
 
 
 @job(atomic=True, max_attempts=1)
-async def async_atomic_record(label: str) -> str:
+async def async_atomic_record(label: str, fail: bool = False) -> str:
     await Call.objects.acreate(label=label)
+    if fail:
+        raise RuntimeError(f"{label} failed after its insert")
     return label
 
 
