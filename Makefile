@@ -8,7 +8,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 DEMO_STAMP := $(VENV)/.installed-demo
 PEERS_STAMP := $(VENV)/.installed-peers
 
-.PHONY: demo demo-reset test test-scale test-pgbouncer lint typecheck bench bench-web bench-admin bench-peers bench-io bench-scale screenshots docs clean
+.PHONY: demo demo-reset test test-scale test-pgbouncer lint typecheck bench bench-web bench-admin bench-peers bench-io bench-scale bench-workflows screenshots docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,12 @@ bench-peers: $(PEERS_STAMP)
 # bench_scale.py, e.g. BENCH_SCALE_ARGS='--depth 100000'.
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py $(BENCH_SCALE_ARGS)
+
+# A group of 10,000 no-op jobs with a callback against the same as 10,000 single jobs
+# (docs/benchmarks.md#what-a-group-costs), PostgreSQL; BENCH_WORKFLOWS_ARGS go to
+# bench_workflows.py, e.g. BENCH_WORKFLOWS_ARGS='--db sqlite --rounds 5'. About 2 minutes.
+bench-workflows: $(STAMP)
+	$(BIN)/python benchmarks/bench_workflows.py $(BENCH_WORKFLOWS_ARGS)
 
 # I/O-bound jobs (each sleeps 20 ms): one worker process with 8 threads, ours (`--threads 8`, also
 # `async def` jobs) against Dramatiq's; 3 rounds, about 2 minutes. BENCH_IO_ARGS go to bench_io.py,

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .aggregations.declarations import Aggregation, aggregation
+    from .engine.calls import Call, Signature, chain
     from .engine.enqueueing import enqueue
     from .engine.execution import current_job
-    from .engine.functions import Call, JobFunction, job
+    from .engine.functions import JobFunction, job
+    from .engine.groups import enqueue_group
     from .exceptions import (
         AggregationNotRegistered,
         AsyncJobsError,
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
         UnknownQueue,
         WorkerLost,
     )
-    from .models import Job, JobStatus
+    from .models import Job, JobGroup, JobStatus
     from .offloading.decorator import offload
 
 __version__ = "0.1.0.dev0"
@@ -38,11 +40,12 @@ _LAZY = {
     "Aggregation": ".aggregations.declarations",
     "AggregationNotRegistered": ".exceptions",
     "AsyncJobsError": ".exceptions",
-    "Call": ".engine.functions",
+    "Call": ".engine.calls",
     "ConfigurationError": ".exceptions",
     "EnqueueError": ".exceptions",
     "InternalJob": ".exceptions",
     "Job": ".models",
+    "JobGroup": ".models",
     "JobFunction": ".engine.functions",
     "JobInterrupted": ".exceptions",
     "JobNotRegistered": ".exceptions",
@@ -50,11 +53,14 @@ _LAZY = {
     "JobTimeout": ".exceptions",
     "QueueFull": ".exceptions",
     "SerializationError": ".exceptions",
+    "Signature": ".engine.calls",
     "UnknownQueue": ".exceptions",
     "WorkerLost": ".exceptions",
     "aggregation": ".aggregations.declarations",
+    "chain": ".engine.calls",
     "current_job": ".engine.execution",
     "enqueue": ".engine.enqueueing",
+    "enqueue_group": ".engine.groups",
     "job": ".engine.functions",
     "offload": ".offloading.decorator",
 }
@@ -69,17 +75,21 @@ __all__ = [
     "InternalJob",
     "Job",
     "JobFunction",
+    "JobGroup",
     "JobInterrupted",
     "JobNotRegistered",
     "JobStatus",
     "JobTimeout",
     "QueueFull",
     "SerializationError",
+    "Signature",
     "UnknownQueue",
     "WorkerLost",
     "aggregation",
+    "chain",
     "current_job",
     "enqueue",
+    "enqueue_group",
     "job",
     "offload",
 ]

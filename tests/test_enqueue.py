@@ -23,7 +23,8 @@ from django_asyncjobs import (
 )
 from django_asyncjobs.conf import app_settings
 from django_asyncjobs.engine.broker import EXECUTOR
-from django_asyncjobs.engine.functions import Call, job
+from django_asyncjobs.engine.calls import Call
+from django_asyncjobs.engine.functions import job
 from django_asyncjobs.engine.registry import unregister
 from django_asyncjobs.exceptions import ConfigurationError
 from tests.testapp.jobs import add, record

@@ -15,7 +15,7 @@ from redis import Redis
 
 from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.engine import inserts
-from django_asyncjobs.engine.functions import Call
+from django_asyncjobs.engine.calls import Call
 from django_asyncjobs.engine.inserts import insert_jobs, new_jobs
 from django_asyncjobs.models import Schedule
 from tests.testapp.jobs import add, record

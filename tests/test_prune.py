@@ -209,10 +209,11 @@ def test_rows_pointing_at_pruned_jobs_are_kept_and_cleared_with_bounded_queries(
         report = prune_jobs(WEEK, batch_size=6)
 
     assert (report.total, report.batches) == (12, 2)
-    # Per batch: select the batch; load it for the delete; clear Schedule.last_job and
-    # AggregationWindow.job for the batch; delete. Plus one empty select per status.
+    # Per batch: select the batch; load it for the delete; clear Schedule.last_job,
+    # AggregationWindow.job and JobGroup.callback for the batch; delete its JobDependency rows
+    # (both sides); delete. Plus one empty select per status, and the emptied groups' delete.
     # Twelve rows per query would show up here as twelve queries per batch.
-    assert len(queries) <= 8 * report.batches + len(report.statuses), [q["sql"] for q in queries]
+    assert len(queries) <= 11 * report.batches + len(report.statuses) + 2, [q["sql"] for q in queries]
     assert Schedule.objects.count() == len(schedules)
     assert list(Schedule.objects.exclude(last_job=None).values_list("last_job", flat=True)) == [kept.pk]
     assert AggregationWindow.objects.count() == len(windows)

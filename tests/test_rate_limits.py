@@ -112,3 +112,28 @@ def test_a_queue_rate_that_is_not_a_rate_is_a_settings_error(settings) -> None:
     settings.ASYNCJOBS = {**settings.ASYNCJOBS, "QUEUE_LIMITS": {"default": {"RATE": "fast"}}}
     errors = [message for message in checks.run_checks() if message.id and message.id.startswith("asyncjobs.")]
     assert any("RATE of 'default'" in message.msg for message in errors), errors
+
+
+def test_no_window_of_one_period_holds_more_than_the_count(redis) -> None:
+    """A sliding window, not a token bucket: after a burst of the count, the next start waits
+    for the first to leave the window (a whole period), not one period ÷ count."""
+    from django_asyncjobs.engine.broker.limits import rate_wait
+
+    limit = ("tests.window", (3, 10.0))
+    assert [rate_wait(redis, job=limit) for _ in range(3)] == [0.0, 0.0, 0.0]
+    waited = rate_wait(redis, job=limit)
+    assert 9.0 < waited <= 10.0
+    assert redis.zcard(keys.rate_key("tests.window")) == 3  # a refused start is not counted
+
+
+def test_fifty_per_window_across_three_worker_processes(start_worker) -> None:
+    from tests.testapp.jobs import fifty_per_hour
+
+    jobs = [fifty_per_hour.enqueue(f"fifty-{i}") for i in range(120)]
+    processes = [start_worker("default", "--burst", "--threads", "2") for _ in range(3)]
+    for process in processes:
+        output, _ = process.communicate(timeout=180)
+        assert process.returncode == 0, output[-2000:]
+    assert Call.objects.count() == 50
+    assert _statuses(jobs).count((JobStatus.SUCCEEDED, 1)) == 50
+    assert _statuses(jobs).count((JobStatus.SCHEDULED, 0)) == 70

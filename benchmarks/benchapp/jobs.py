@@ -58,3 +58,9 @@ async def io_async_sleep(seconds: float) -> None:
 
     await asyncio.sleep(seconds)
     mark_end()
+
+
+@job
+def group_done(group_id: str) -> None:
+    """A group's callback that does nothing (``bench_workflows.py``)."""
+    return None

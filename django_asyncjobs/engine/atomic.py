@@ -35,11 +35,11 @@ from . import states
 from .outcomes import (
     Outcome,
     Unstorable,
-    announce_success,
     discard_outcome,
     record_unstorable,
     refused_result,
     result_problem,
+    succeeded,
 )
 from .reconnecting import persist
 
@@ -86,7 +86,7 @@ def run_atomic(job: Job, job_function: JobFunction[Any, Any], invoke: Callable[[
     except DatabaseError:
         # The commit's fate may be unknown (the connection broke as it was sent).
         if _committed(job, before, alias):
-            return announce_success(job, job_function)
+            return succeeded(job, job_function)
         _restore(job, before)
         raise
     except BaseException:
@@ -95,7 +95,7 @@ def run_atomic(job: Job, job_function: JobFunction[Any, Any], invoke: Callable[[
     finally:
         _open.discard(job.pk)
         _warn_if_held_long(job, time.monotonic() - began)
-    return announce_success(job, job_function)
+    return succeeded(job, job_function)
 
 
 def _write_success(job: Job, job_function: JobFunction[Any, Any], result: Any) -> None:

@@ -64,9 +64,9 @@ def claim_many(pks: Sequence[uuid.UUID], worker_name: str, *, held: bool = False
     connection = connections[alias]
     now = now_value(alias)
     if statements.supports_returning(connection):
-        rows = states.claim_rows(connection, alias, pks, worker_name, now, started=False)
+        rows = statements.claim_rows(connection, alias, pks, worker_name, now, started=False)
     else:
-        states.claim_without_returning(alias, pks, worker_name, now, started=False)
+        statements.claim_without_returning(alias, pks, worker_name, now, started=False)
         rows = list(Job.objects.using(alias).filter(pk__in=pks, worker=worker_name, status=JobStatus.RUNNING))
     order = {pk: index for index, pk in enumerate(pks)}
     return sorted(rows, key=lambda job: order[job.pk])
@@ -135,24 +135,19 @@ def _pipelined(
         claimed = raw.cursor() if claim else None
         if claimed is not None:
             statement = statements.claim(connection, len(claim))
-            claimed.execute(statement.sql, states.claim_params(connection, claim, worker_name, now_value(alias)))
-        done = {row[0] for row in succeeded.fetchall()} if succeeded is not None else set()
+            claimed.execute(statement.sql, statements.claim_params(connection, claim, worker_name, now_value(alias)))
+        done = dict(succeeded.fetchall()) if succeeded is not None else {}
         rows_claimed = claimed.fetchall() if claimed is not None else []
     jobs = statements.claim(connection, len(claim)).jobs(connection, alias, rows_claimed) if claim else []
     order = {pk: index for index, pk in enumerate(claim)}
+    for success in successes:
+        success.job.has_dependants = bool(done.get(success.job.pk, success.job.has_dependants))
     return [s.job.pk in done for s in successes], sorted(jobs, key=lambda job: order[job.pk])
 
 
 def _succeed_all(connection: BaseDatabaseWrapper, successes: Sequence[Success]) -> list[bool]:
-    written = []
     with connection.cursor() as cursor:
-        for success in successes:
-            cursor.execute(
-                statements.succeed(connection),
-                statements.succeed_params(connection, success.job, success.result, success.finished_at),
-            )
-            written.append(cursor.rowcount == 1)
-    return written
+        return [states.succeed_row(connection, cursor, s.job, s.result, s.finished_at) == 1 for s in successes]
 
 
 def _committed(
@@ -160,10 +155,12 @@ def _committed(
 ) -> tuple[list[bool], list[Job]] | None:
     """What an earlier try committed, if it did (``None``: nothing of it is in the database)."""
     pks = [s.job.pk for s in successes]
-    finished = dict(
-        Job.objects.using(alias).filter(pk__in=pks, status=JobStatus.SUCCEEDED).values_list("pk", "finished_at")
-    )
-    written = [finished.get(s.job.pk) == s.finished_at for s in successes]
+    rows = Job.objects.using(alias).filter(pk__in=pks, status=JobStatus.SUCCEEDED)
+    finished = {pk: (at, dependants) for pk, at, dependants in rows.values_list("pk", "finished_at", "has_dependants")}
+    written = [finished.get(s.job.pk, (None, False))[0] == s.finished_at for s in successes]
+    for success, done in zip(successes, written, strict=True):
+        if done:
+            success.job.has_dependants = finished[success.job.pk][1]
     claimed = list(Job.objects.using(alias).filter(pk__in=claim, status=JobStatus.RUNNING, worker=worker_name))
     if not any(written) and not claimed:
         return None

@@ -36,6 +36,7 @@ from ..logs import log_event, worker_logger
 from ..models import Job
 from . import batched
 from .execution import Outcome
+from .finishing import finished_jobs
 from .outcomes import announce_success, discard_outcome, storable_result, write_success
 from .reconnecting import giving_up_when
 
@@ -246,6 +247,7 @@ class Batch:
     def _announce(self, pending: list[tuple[batched.Success, Any]], written: list[bool]) -> None:
         for (success, job_function), done in zip(pending, written, strict=True):
             self._announce_one(success.job, job_function, done)
+        finished_jobs([success.job for (success, _), done in zip(pending, written, strict=True) if done])
 
     def announce_flushed(self) -> None:
         """Log and signal what the heartbeat thread wrote (in the main thread)."""
@@ -254,6 +256,7 @@ class Batch:
                 flushed, self._unannounced = self._unannounced, []
             for job, job_function, done in flushed:
                 self._announce_one(job, job_function, done)
+            finished_jobs([job for job, _, done in flushed if done])
 
     def _announce_one(self, job: Job, job_function: Any, done: bool) -> None:
         if done:
@@ -340,3 +343,5 @@ class SuccessWriter(threading.Thread):
                 with self._outcomes_lock:
                     self._outcomes[Outcome.SUCCEEDED] -= 1
                     self._outcomes[outcome] += 1
+        if written is not None:
+            finished_jobs([success.job for (success, _), done in zip(taken, written, strict=True) if done])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from ..validators import require_count
 from . import states
 from .broker import ring, validate_queue
 from .capacity import check as check_backpressure
+from .dependencies import attach, dependency_ids, settle, waiting_message
 from .inserts import new_jobs
 from .registry import job_function_by_name
 
@@ -63,12 +65,19 @@ def enqueue_calls(
     schedule: Any = None,
     priority: int | None = None,
     django_task: dict[str, Any] | None = None,
+    after: Any = None,
+    after_any: bool = False,
+    pass_result: bool = False,
+    waiting: str = "",
+    group: Any = None,
 ) -> list[Job]:
     """Save one ``Job`` per call and push their messages once the transaction commits.
 
     ``schedule`` is the ``Schedule`` that creates the jobs, if any. ``priority`` (the job
     function's by default) above 0 pushes them to the front of the queue; ``django_task``
-    is stored as it is (see ``django_asyncjobs.backends``).
+    is stored as it is (see ``django_asyncjobs.backends``). With ``after`` (jobs or ids), or
+    ``waiting`` (why), the jobs wait without a message until released (:mod:`.dependencies`:
+    ``after_any``, ``pass_result``); ``group`` is their ``JobGroup`` (:mod:`.groups`).
     """
     options = EnqueueOptions.resolve(
         job_function,
@@ -83,6 +92,11 @@ def enqueue_calls(
         schedule=schedule,
         priority=priority,
         django_task=django_task,
+        after=after,
+        after_any=after_any,
+        pass_result=pass_result,
+        waiting=waiting,
+        group=group,
     )
     if not tracing.active():
         return _enqueue(job_function, calls, options, None)[0]
@@ -102,7 +116,7 @@ def _enqueue(
     jobs = _new_jobs(job_function.name, calls, options, trace_context)
     existing = _existing_job(job_function.name, options.idempotency_key)
     if existing is None:
-        if not options.delayed:
+        if not options.delayed and not options.waiting:
             check_backpressure(options.queue, incoming=len(jobs), name=job_function.name)
         if job_function.options.unique:
             return _enqueue_unique(job_function, jobs, options)
@@ -153,6 +167,13 @@ class EnqueueOptions:
     schedule: Any
     priority: int
     django_task: dict[str, Any] | None
+    #: The ids of the jobs these wait for (:mod:`.dependencies`).
+    after: tuple[uuid.UUID, ...] = ()
+    after_any: bool = False
+    pass_result: bool = False
+    #: Set when the jobs wait for others (their progress message): no message until released.
+    waiting: str = ""
+    group: Any = None
 
     @property
     def delayed(self) -> bool:
@@ -174,6 +195,11 @@ class EnqueueOptions:
         schedule: Any,
         priority: int | None,
         django_task: dict[str, Any] | None,
+        after: Any = None,
+        after_any: bool = False,
+        pass_result: bool = False,
+        waiting: str = "",
+        group: Any = None,
     ) -> EnqueueOptions:
         """Fill in the job function's defaults and check the options of ``count`` calls.
 
@@ -197,6 +223,14 @@ class EnqueueOptions:
             if due_at is not None:
                 raise ValueError(f"{job_function.name} is debounced: its jobs start debounce after the last enqueue")
             due_at = now + defaults.debounce
+        after_ids = dependency_ids(after) if after is not None else ()
+        if after_ids or waiting:
+            if due_at is not None or defaults.unique or idempotency_key is not None:
+                raise ValueError(
+                    f"a job that waits for others (after=, a chain's step, a group's then) does not combine with "
+                    f"run_at, delay, idempotency_key or a unique job ({job_function.name})"
+                )
+            waiting = waiting or waiting_message(len(after_ids))
         return cls(
             queue=queue_name,
             max_attempts=attempts,
@@ -208,6 +242,11 @@ class EnqueueOptions:
             schedule=schedule,
             priority=job_function.priority if priority is None else priority,
             django_task=django_task,
+            after=after_ids,
+            after_any=bool(after_any),
+            pass_result=pass_result,
+            waiting=waiting,
+            group=group,
         )
 
 
@@ -222,7 +261,9 @@ def _new_jobs(
     columns: dict[str, Any] = {}
     if trace_context is not None:
         columns["trace_context"] = trace_context
-    return new_jobs(
+    if options.group is not None:
+        columns["group"] = options.group
+    jobs = new_jobs(
         checked,
         name=name,
         queue=options.queue,
@@ -234,6 +275,10 @@ def _new_jobs(
         django_task=options.django_task,
         **columns,
     )
+    if options.group is not None:
+        for index, job in enumerate(jobs):
+            job.group_index = index
+    return jobs
 
 
 def _existing_job(name: str, idempotency_key: str | None) -> Job | None:
@@ -246,14 +291,22 @@ def _insert(jobs: list[Job], options: EnqueueOptions) -> Job | None:
     """INSERT ``jobs``; the job a concurrent call inserted first with the same idempotency key, if any."""
     if options.idempotency_key is not None:
         return states.enqueue_once(jobs[0], now=options.now, run_at=options.run_at)
-    states.enqueue(jobs, now=options.now, run_at=options.run_at)
+    if not options.after:
+        states.enqueue(jobs, now=options.now, run_at=options.run_at, waiting=options.waiting)
+        return None
+    alias = router.db_for_write(Job)
+    with transaction.atomic(using=alias):
+        states.enqueue(jobs, now=options.now, run_at=None, waiting=options.waiting)
+        attach(jobs, options.after, any_outcome=options.after_any, pass_result=options.pass_result)
+    # Its dependencies may have finished before this commit: nobody else would settle it.
+    transaction.on_commit(partial(settle, [job.pk for job in jobs]), using=alias)
     return None
 
 
 def _push_on_commit(job_function: JobFunction[Any, Any], jobs: list[Job], options: EnqueueOptions) -> None:
     """Once the transaction commits: push the messages of queued jobs, and announce ``job_created``."""
     using = router.db_for_write(Job)
-    if not options.delayed:
+    if not options.delayed and not options.waiting:
         strict = app_settings.STRICT_ENQUEUE if options.strict is None else options.strict
         transaction.on_commit(lambda: ring(jobs, strict=strict), using=using)
     if job_created.receivers and job_created.has_listeners(Job):  # no on-commit callback when nobody listens

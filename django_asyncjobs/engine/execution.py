@@ -31,6 +31,7 @@ from . import states
 from .atomic import holds_transaction, run_atomic
 from .broker import RedisError, current_rq_worker_name, send_stop
 from .connections import refresh_connections, release_transactions
+from .finishing import jobs_finished
 from .heartbeat import beating, confirm_claim
 from .limits import concurrency_key, free_slot, start_wait, take_slot
 from .outcomes import (
@@ -313,6 +314,7 @@ def _announce_cancel(job: Job, *, running: bool) -> None:
         fields.update(worker=job.worker or None, duration_ms=duration_ms(job.started_at, job.finished_at))
     log_event(jobs_logger, logging.INFO, "job.cancelled", **fields)
     notify(job_cancelled, job)
+    jobs_finished([job], read_marks=True)
     notify(job_finished, job, job_function=lookup(job.name))
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from asgiref.sync import async_to_sync
 
@@ -22,6 +23,7 @@ from ..times.durations import parse_duration
 from ..times.rates import RateLimit
 from ..times.recurrence import validate_cron
 from ..validators import require_count
+from .calls import CallSpec, Signature, split_call
 from .registry import register_job_function
 
 if TYPE_CHECKING:
@@ -31,7 +33,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Keyword arguments of ``enqueue()`` that configure the job instead of reaching the function.
-JOB_OPTIONS = frozenset({"queue", "max_attempts", "run_at", "delay", "owner", "idempotency_key", "strict"})
+JOB_OPTIONS = frozenset(
+    {"queue", "max_attempts", "run_at", "delay", "owner", "idempotency_key", "strict", "after", "after_any"}
+)
 
 
 #: Runs an ``async def`` job function's call (a coroutine function without arguments) and
@@ -48,16 +52,6 @@ def use_coroutine_runner(runner: CoroutineRunner | None) -> None:
     the rest of its life) with ``runner`` instead of ``async_to_sync``; ``None`` restores it.
     A threaded worker's executor threads run them as tasks of one shared event loop."""
     _coroutine_runner.set(runner)
-
-
-class Call(NamedTuple):
-    """One call for ``enqueue_many`` with both positional and keyword arguments."""
-
-    args: Sequence[Any] = ()
-    kwargs: Mapping[str, Any] = {}
-
-
-CallSpec = Sequence[Any] | Mapping[str, Any] | Call
 
 
 @dataclass(frozen=True)
@@ -190,12 +184,16 @@ class JobFunction(Generic[P, R]):
         owner: Any = None,
         idempotency_key: str | None = None,
         strict: bool | None = None,
+        after: Iterable[Job | uuid.UUID | str] | Job | None = None,
+        after_any: bool = False,
         **kwargs: Any,
     ) -> Job:
         """Save a ``Job`` row for ``func(*args, **kwargs)`` and push its message on commit.
 
         The keywords named in :data:`JOB_OPTIONS` configure the job; every other
-        argument is passed to the function.
+        argument is passed to the function. With ``after`` (jobs or their ids), the job
+        waits until all of them succeeded (finished, with ``after_any``); if one failed or
+        was cancelled, it is cancelled.
         """
         options = dict(
             queue=queue,
@@ -205,6 +203,8 @@ class JobFunction(Generic[P, R]):
             owner=owner,
             idempotency_key=idempotency_key,
             strict=strict,
+            after=after,
+            after_any=after_any,
         )
         # lazy: @job is used in modules imported while apps load; enqueueing imports the models
         from .enqueueing import enqueue_calls
@@ -232,7 +232,7 @@ class JobFunction(Generic[P, R]):
 
         return enqueue_calls(
             self,
-            [_split_call(call) for call in calls],
+            [split_call(call) for call in calls],
             queue=queue,
             max_attempts=max_attempts,
             run_at=run_at,
@@ -240,6 +240,11 @@ class JobFunction(Generic[P, R]):
             owner=owner,
             strict=strict,
         )
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """This function with arguments (and :data:`JOB_OPTIONS`), not enqueued yet: a step of
+        :func:`~django_asyncjobs.chain` or a group's ``then``."""
+        return Signature(self, args, kwargs)
 
     # -- what a worker calls ------------------------------------------------------------------
 
@@ -267,19 +272,6 @@ class JobFunction(Generic[P, R]):
         """Names in ``OFFLOAD_STORAGE`` of the files a row of this job owns (its ``args`` and
         ``result`` as stored, untrusted): deleted with the row (:mod:`.deletion`)."""
         return []
-
-
-def _split_call(call: CallSpec) -> tuple[Sequence[Any], Mapping[str, Any]]:
-    if isinstance(call, Call):
-        return tuple(call.args), dict(call.kwargs)
-    if isinstance(call, Mapping):
-        return (), call
-    if isinstance(call, list | tuple):
-        return call, {}
-    raise TypeError(
-        f"enqueue_many() items are tuples of positional arguments, dicts of keyword arguments "
-        f"or Call(args, kwargs); got {call!r}"
-    )
 
 
 @overload

@@ -35,6 +35,7 @@ from ..signals import job_failed, job_finished, job_succeeded, notify
 from ..times.clock import database_now
 from . import states
 from .broker import JobTimeoutException, ring
+from .finishing import jobs_finished
 from .reconnecting import persist
 from .registry import get_job_function
 from .states import ANY_HEARTBEAT
@@ -127,7 +128,15 @@ def write_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | N
         written = states.succeed(job, result=result, now=timezone.now())
     except OutcomeRefused as exc:
         return record_unstorable(job, refused_result(exc), job_function)
-    return announce_success(job, job_function) if written else _cancelled_meanwhile(job)
+    return succeeded(job, job_function) if written else _cancelled_meanwhile(job)
+
+
+def succeeded(job: Job, job_function: JobFunction[Any, Any] | None) -> Outcome:
+    """Once the success of ``job`` is committed: announce it, and settle what waits for it."""
+    outcome = announce_success(job, job_function)
+    if job.has_dependants or job.group_id is not None:
+        jobs_finished([job])
+    return outcome
 
 
 def announce_success(job: Job, job_function: JobFunction[Any, Any] | None) -> Outcome:
@@ -187,6 +196,9 @@ def record_failure(
         log_event(jobs_logger, logging.ERROR, "job.failed", **logged)
     notify(job_failed, job, will_retry=will_retry)
     if not will_retry:
+        # A failure's UPDATE does not read has_dependants back (one statement): a job that came
+        # to wait for this one while it ran is settled by the recovery pass instead.
+        jobs_finished([job])
         notify(job_finished, job, job_function=job_function)
     return Outcome.RETRYING if will_retry else Outcome.FAILED
 
@@ -211,6 +223,7 @@ def _fail_refused(job: Job, error: str, heartbeat_at: Any, job_function: JobFunc
         fields = {**attempt_fields(job), "exception": path_of(SerializationError), "error": error}
         log_event(jobs_logger, logging.ERROR, "job.failed", **fields)
         notify(job_failed, job, will_retry=False)
+        jobs_finished([job])
         notify(job_finished, job, job_function=job_function)
         return Outcome.FAILED
     return Outcome.ERROR

@@ -2,8 +2,9 @@
 
 The worker claims and ends attempts thousands of times a second, so these statements
 are not built by the ORM per job. Each says what a ``Job.objects.filter(...).update(...)``
-of :mod:`.states` would, and only :mod:`.states` executes them (it is still the one module
-that writes ``status``). Their text depends only on the connection and the count, so a
+of :mod:`.states` would, and only :mod:`.states` and :mod:`.batched` execute them, the claims
+through the helpers here (``claim_rows``, ``claim_params``, ``claim_without_returning``).
+Their text depends only on the connection and the count, so a
 driver that prepares statements would prepare each once; with Django's defaults psycopg 3
 prepares none (client-side binding, ``prepare_threshold`` ``None``), which keeps them safe
 behind PgBouncer in transaction mode (docs/deployment.md#pgbouncer, check W002).
@@ -18,20 +19,24 @@ statement               what it says
                         rows of a batch have not started yet (see ``states.claim_many``)
 ``succeed``             ``UPDATE job SET status = succeeded, result, progress 100,
                         finished_at WHERE id = ? AND worker = ? AND attempts = ? AND
-                        status = running``
+                        status = running RETURNING has_dependants`` (where the
+                        database has RETURNING: the jobs waiting for it are settled)
 ``succeed_many(n)``     PostgreSQL: the same for n rows in one statement, ``UPDATE ...
                         FROM (VALUES (id, worker, attempts, result, finished_at), ...)
-                        RETURNING id`` (the rows written)
+                        RETURNING id, has_dependants`` (the rows written)
 ======================= ==================================================================
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F
+from django.db.models.functions import Now
 
 from ..models import Job, JobStatus
 from ..times.clock import now_sql
@@ -95,6 +100,68 @@ def claim(connection: BaseDatabaseWrapper, count: int = 1, *, started: bool | No
     return statement
 
 
+def claim_without_returning(
+    alias: str, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now, *, started: bool | None = None
+) -> int:
+    """The claim where the database has no ``UPDATE ... RETURNING``: how many rows it moved
+    (the caller reads them). ``heartbeat_at`` as :func:`.statements.claim` says."""
+    started = len(pks) == 1 if started is None else started
+    return (
+        Job.objects.using(alias)
+        .filter(pk__in=pks, status=JobStatus.QUEUED)
+        .update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now if started else None,
+            unique_key=None,
+            attempts=F("attempts") + 1,
+            worker=worker_name,
+            progress=0,
+            progress_message="",
+        )
+    )
+
+
+def claim_rows(
+    connection: BaseDatabaseWrapper,
+    alias: str,
+    pks: Sequence[uuid.UUID],
+    worker_name: str,
+    now: datetime | Now,
+    *,
+    started: bool | None = None,
+) -> list[Job]:
+    """The claim of ``pks`` as one ``UPDATE ... RETURNING`` (see :func:`.statements.claim`)."""
+    statement = claim(connection, len(pks), started=started)
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, claim_params(connection, pks, worker_name, now, started=started))
+        rows = cursor.fetchall()
+    return statement.jobs(connection, alias, rows)
+
+
+def claim_params(
+    connection: BaseDatabaseWrapper,
+    pks: Sequence[uuid.UUID],
+    worker_name: str,
+    now: datetime | Now,
+    *,
+    started: bool | None = None,
+) -> list[Any]:
+    started = len(pks) == 1 if started is None else started
+    field = Job._meta.pk
+    assert field is not None
+    # The database's clock is in the SQL (Now()), or on SQLite passed as a parameter:
+    # for started_at, and for heartbeat_at of a single claim.
+    times = [] if isinstance(now, Now) else [Job._meta.get_field("started_at").get_db_prep_value(now, connection)]
+    return [
+        JobStatus.RUNNING.value,
+        *(times * (2 if started else 1)),
+        worker_name,
+        *(field.get_db_prep_value(pk, connection) for pk in pks),
+        JobStatus.QUEUED.value,
+    ]
+
+
 def supports_returning(connection: BaseDatabaseWrapper) -> bool:
     if connection.vendor == "postgresql":
         return True
@@ -116,7 +183,8 @@ def succeed(connection: BaseDatabaseWrapper) -> str:
             key,
             f"UPDATE {quote(Job._meta.db_table)} SET {quote('status')} = %s, {quote('result')} = {result}, "
             f"{quote('progress')} = 100, {quote('finished_at')} = %s WHERE {quote('id')} = %s "
-            f"AND {quote('worker')} = %s AND {quote('attempts')} = %s AND {quote('status')} = %s",
+            f"AND {quote('worker')} = %s AND {quote('attempts')} = %s AND {quote('status')} = %s"
+            + (f" RETURNING {quote('has_dependants')}" if supports_returning(connection) else ""),
         )
     return sql
 
@@ -155,7 +223,8 @@ def succeed_many(connection: BaseDatabaseWrapper, count: int) -> str:
             f"UPDATE {table} SET {quote('status')} = %s, {quote('result')} = v.{quote('result')}, "
             f"{quote('progress')} = 100, {quote('finished_at')} = v.{quote('finished_at')} "
             f"FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(quote(name) for name in columns)}) "
-            f"WHERE {matches} AND {table}.{quote('status')} = %s RETURNING {table}.{quote('id')}",
+            f"WHERE {matches} AND {table}.{quote('status')} = %s "
+            f"RETURNING {table}.{quote('id')}, {table}.{quote('has_dependants')}",
         )
     return sql
 

@@ -15,6 +15,9 @@ from                 to                          function               called b
                      (``run_at`` given)                                 ``enqueue_many``, ``django_asyncjobs.enqueue``,
                                                                         schedules, the tasks backend); INSERT (bulk in
                                                                         batches of 500), ``enqueued_at`` or ``run_at``
+(new row)            scheduled, waiting (no      ``enqueue``            with ``waiting``: a job enqueued ``after``
+                     ``run_at``)                                        others, a group's callback (``dependencies``,
+                                                                        ``groups``)
 (new row)            queued, or scheduled        ``enqueue_once``       the same with an ``idempotency_key``; INSERT in
                                                                         a savepoint, or the row another call inserted
 (new row)            queued, or scheduled        ``enqueue_unique``     the same for a unique job (``unique_key``): the
@@ -49,6 +52,10 @@ queued, scheduled    cancelled                   ``cancel_waiting``     ``execut
 running              cancelled                   ``cancel_running``     ``execution.cancel_job``, which then asks the
                                                                         worker to stop (``broker.send_stop``);
                                                                         finished_at, failed_attempts
+scheduled, waiting   queued                      ``release``            ``dependencies.settle``, ``groups.finish``: what
+                                                                        it waited for finished; enqueued_at, args (a
+                                                                        chain passes the result) (the caller pushes)
+scheduled, waiting   cancelled                   ``cancel_waiting``     the same, when a job it waited for failed; error
 scheduled, due       queued                      ``promote``            ``firing.promote_due_jobs`` (scheduler,
                                                                         workers); enqueued_at (the caller pushes)
 failed, cancelled    queued                      ``retry_finished``     ``operations.retry_jobs`` (the admin's retry);
@@ -99,7 +106,7 @@ RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
 WAITING_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED)
 
 #: Public functions that are not transitions: parts of them that ``batched`` shares.
-HELPERS = ("this_attempt", "claim_rows", "claim_params", "claim_without_returning")
+HELPERS = ("this_attempt", "succeed_row")
 
 #: ``heartbeat_at`` not compared: the attempt ends whatever its heartbeat.
 ANY_HEARTBEAT: Any = object()
@@ -108,10 +115,14 @@ ANY_HEARTBEAT: Any = object()
 # (new row) -> queued | scheduled
 
 
-def enqueue(jobs: Sequence[Job], *, now: datetime, run_at: datetime | None) -> None:
-    """INSERT the unsaved ``jobs`` (:mod:`.inserts`): ``scheduled`` until ``run_at`` if given, else ``queued``."""
+def enqueue(jobs: Sequence[Job], *, now: datetime, run_at: datetime | None, waiting: str = "") -> None:
+    """INSERT the unsaved ``jobs`` (:mod:`.inserts`): ``scheduled`` until ``run_at`` if given, else
+    ``queued``; with ``waiting`` (what for, its progress message), ``scheduled`` without a ``run_at``
+    until :func:`release` (they wait for other jobs)."""
     for job in jobs:
         _first_status(job, now, run_at)
+        if waiting:
+            job.status, job.enqueued_at, job.progress_message = JobStatus.SCHEDULED, None, waiting[:255]
     insert_jobs(jobs)
 
 
@@ -169,72 +180,10 @@ def claim(pk: uuid.UUID, worker_name: str) -> Job | None:
     connection = connections[alias]
     now = now_value(alias)
     if statements.supports_returning(connection):
-        claimed = claim_rows(connection, alias, [pk], worker_name, now)
+        claimed = statements.claim_rows(connection, alias, [pk], worker_name, now)
         return claimed[0] if claimed else None
-    updated = claim_without_returning(alias, [pk], worker_name, now)
+    updated = statements.claim_without_returning(alias, [pk], worker_name, now)
     return Job.objects.using(alias).get(pk=pk) if updated else None
-
-
-def claim_without_returning(
-    alias: str, pks: Sequence[uuid.UUID], worker_name: str, now: datetime | Now, *, started: bool | None = None
-) -> int:
-    """The claim where the database has no ``UPDATE ... RETURNING``: how many rows it moved
-    (the caller reads them). ``heartbeat_at`` as :func:`.statements.claim` says."""
-    started = len(pks) == 1 if started is None else started
-    return (
-        Job.objects.using(alias)
-        .filter(pk__in=pks, status=JobStatus.QUEUED)
-        .update(
-            status=JobStatus.RUNNING,
-            started_at=now,
-            heartbeat_at=now if started else None,
-            unique_key=None,
-            attempts=F("attempts") + 1,
-            worker=worker_name,
-            progress=0,
-            progress_message="",
-        )
-    )
-
-
-def claim_rows(
-    connection: BaseDatabaseWrapper,
-    alias: str,
-    pks: Sequence[uuid.UUID],
-    worker_name: str,
-    now: datetime | Now,
-    *,
-    started: bool | None = None,
-) -> list[Job]:
-    """The claim of ``pks`` as one ``UPDATE ... RETURNING`` (see :func:`.statements.claim`)."""
-    statement = statements.claim(connection, len(pks), started=started)
-    with connection.cursor() as cursor:
-        cursor.execute(statement.sql, claim_params(connection, pks, worker_name, now, started=started))
-        rows = cursor.fetchall()
-    return statement.jobs(connection, alias, rows)
-
-
-def claim_params(
-    connection: BaseDatabaseWrapper,
-    pks: Sequence[uuid.UUID],
-    worker_name: str,
-    now: datetime | Now,
-    *,
-    started: bool | None = None,
-) -> list[Any]:
-    started = len(pks) == 1 if started is None else started
-    field = Job._meta.pk
-    assert field is not None
-    # The database's clock is in the SQL (Now()), or on SQLite passed as a parameter:
-    # for started_at, and for heartbeat_at of a single claim.
-    times = [] if isinstance(now, Now) else [Job._meta.get_field("started_at").get_db_prep_value(now, connection)]
-    return [
-        JobStatus.RUNNING.value,
-        *(times * (2 if started else 1)),
-        worker_name,
-        *(field.get_db_prep_value(pk, connection) for pk in pks),
-        JobStatus.QUEUED.value,
-    ]
 
 
 # running -> succeeded | failed | scheduled | queued
@@ -252,12 +201,23 @@ def succeed(job: Job, *, result: Any, now: datetime) -> bool:
 
     def update(connection: BaseDatabaseWrapper) -> int:
         with connection.cursor() as cursor:
-            cursor.execute(statements.succeed(connection), statements.succeed_params(connection, job, result, now))
-            return int(cursor.rowcount)
+            return succeed_row(connection, cursor, job, result, now)
 
     return _end_attempt(
         job, JobStatus.SUCCEEDED, ANY_HEARTBEAT, update=update, result=result, progress=100, finished_at=now
     )
+
+
+def succeed_row(connection: BaseDatabaseWrapper, cursor: Any, job: Job, result: Any, now: datetime) -> int:
+    """Run the UPDATE of :func:`succeed` on ``cursor``: 1 if written, else 0. ``job.has_dependants``
+    is read back from the row, since a job enqueued ``after`` it while it ran sets it."""
+    cursor.execute(statements.succeed(connection), statements.succeed_params(connection, job, result, now))
+    if not statements.supports_returning(connection):
+        return int(cursor.rowcount)
+    row = cursor.fetchone()
+    if row is not None:
+        job.has_dependants = bool(row[0])
+    return 0 if row is None else 1
 
 
 def fail(job: Job, *, now: datetime, error: str, heartbeat_at: Any = ANY_HEARTBEAT, **values: Any) -> bool:
@@ -363,13 +323,15 @@ def _reason(exc: BaseException) -> str:
 # queued | scheduled | running -> cancelled
 
 
-def cancel_waiting(job: Job, *, now: datetime) -> bool:
-    """``queued`` or ``scheduled`` → ``cancelled``: it never starts (and holds no unique key)."""
-    if not Job.objects.filter(pk=job.pk, status__in=WAITING_STATUSES).update(
-        status=JobStatus.CANCELLED, finished_at=now, unique_key=None
-    ):
+def cancel_waiting(job: Job, *, now: datetime, error: str = "") -> bool:
+    """``queued`` or ``scheduled`` → ``cancelled``: it never starts (and holds no unique key).
+    ``error`` says why, when not by request (a job it waited for failed)."""
+    fields: dict[str, Any] = {"status": JobStatus.CANCELLED, "finished_at": now, "unique_key": None}
+    if error:
+        fields.update(error=error, progress_message="")
+    if not Job.objects.filter(pk=job.pk, status__in=WAITING_STATUSES).update(**fields):
         return False
-    job.status, job.finished_at = JobStatus.CANCELLED, now
+    job.status, job.finished_at, job.error = JobStatus.CANCELLED, now, error or job.error
     return True
 
 
@@ -396,6 +358,20 @@ def promote(pks: Sequence[Any], *, now: datetime | Now, using: str) -> int:
         .filter(pk__in=pks, status=JobStatus.SCHEDULED)
         .update(status=JobStatus.QUEUED, enqueued_at=now)
     )
+
+
+def release(job: Job, *, now: datetime, args: list[Any] | None = None) -> bool:
+    """``scheduled`` waiting for other jobs (no ``run_at``) → ``queued``: they finished. ``args``
+    replace its arguments (a chain's step gets the previous result). The caller pushes."""
+    fields: dict[str, Any] = {"status": JobStatus.QUEUED, "enqueued_at": now, "progress_message": ""}
+    if args is not None:
+        fields["args"] = args
+    waiting = Job.objects.filter(pk=job.pk, status=JobStatus.SCHEDULED, run_at__isnull=True)
+    if not waiting.update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return True
 
 
 def retry_finished(pks: Sequence[Any], *, now: datetime, using: str) -> int:

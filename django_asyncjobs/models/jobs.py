@@ -103,6 +103,19 @@ class Job(models.Model):
         related_name="jobs",
         help_text=_("The schedule that created this job, if any."),
     )
+    group = models.ForeignKey(
+        "JobGroup",
+        verbose_name=_("group"),
+        null=True,
+        blank=True,
+        db_index=False,  # the (group, status) index below serves it
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+    group_index = models.PositiveIntegerField(_("position in its group"), null=True, blank=True)
+    has_dependants = models.BooleanField(
+        _("has dependants"), default=False, editable=False, help_text=_("Jobs wait for this one to finish.")
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -121,6 +134,7 @@ class Job(models.Model):
             models.Index(fields=["queue", "created_at"], name="asyncjobs_queue_created"),
             models.Index(fields=["name", "created_at"], name="asyncjobs_name_created"),
             models.Index(fields=["created_at"], name="asyncjobs_created"),
+            models.Index(fields=["group", "status"], name="asyncjobs_group_jobs"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from ..engine.deletion import ROW_FIELDS, Row, count_existing, delete_files, delete_jobs, files_of
 from ..logs import log_event, pruning_logger
-from ..models import FINISHED_STATUSES, Job, JobStatus
+from ..models import FINISHED_STATUSES, Job, JobGroup, JobStatus
 from ..times.durations import format_duration
 from ..validators import require_count
 from .batches import keyset_batches
@@ -49,6 +49,8 @@ class PruneReport:
     files_deleted: int = 0
     #: Batches that deleted (or would delete) at least one job.
     batches: int = 0
+    #: Finished groups with no job left, finished before the cutoff too.
+    groups_deleted: int = 0
 
     @property
     def total(self) -> int:
@@ -60,7 +62,8 @@ class PruneReport:
         cutoff = f"{self.cutoff:%Y-%m-%d %H:%M:%S %Z}".rstrip()
         return (
             f"{verb} {self.total} job(s) finished before {cutoff} ({counts}) "
-            f"and {self.files_deleted} stored file(s), in {self.batches} batch(es)."
+            f"and {self.files_deleted} stored file(s), in {self.batches} batch(es)"
+            + (f"; {self.groups_deleted} finished group(s) with no job left." if self.groups_deleted else ".")
         )
 
 
@@ -116,7 +119,10 @@ def prune_jobs(
             log_event(pruning_logger, logging.DEBUG, "prune.batch", **fields)
             if progress is not None:
                 progress(count)
+    emptied = JobGroup.objects.using(db).filter(finished_at__lt=report.cutoff, jobs__isnull=True)
+    report.groups_deleted = emptied.count() if dry_run else emptied.delete()[1].get(JobGroup._meta.label, 0)
     fields = {"jobs": report.total, "files": report.files_deleted, "batches": report.batches}
+    fields.update(groups=report.groups_deleted or None)
     fields.update(cutoff=report.cutoff, older_than=format_duration(older_than), dry_run=dry_run or None)
     log_event(pruning_logger, logging.INFO, "prune.done", **fields)
     return report

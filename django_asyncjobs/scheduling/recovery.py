@@ -25,6 +25,7 @@ from django.db.models import Q, QuerySet
 from ..conf import app_settings
 from ..engine.broker import RedisError, missing_messages, ring, waiting_ids
 from ..engine.execution import Outcome, record_lost_attempt
+from ..engine.finishing import settle_all_stranded
 from ..engine.tallies import count_recovered
 from ..exceptions import AsyncJobsError
 from ..logs import job_fields, jobs_logger, log_event, recovery_logger
@@ -49,9 +50,13 @@ class RecoveryReport:
     #: ...and these, claimed in a batch and maybe never started, were put back with the
     #: attempt given back (``WorkerLostBeforeStart``).
     put_back: list[str] = field(default_factory=list)
+    #: Jobs waiting for others, released or cancelled here, and groups finished here, since
+    #: whoever wrote their last outcome died first (not counted in a dry run).
+    settled: int = 0
+    groups_finished: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.lost)
+        return bool(self.requeued or self.lost or self.settled or self.groups_finished)
 
     def summary(self) -> str:
         verb = "would be" if self.dry_run else "were"
@@ -64,6 +69,8 @@ class RecoveryReport:
                 f"{len(self.retried)} retried, {len(self.failed)} failed (no attempts left), "
                 f"{len(self.put_back)} put back (claimed in a batch, maybe never started)."
             )
+        if self.settled or self.groups_finished:
+            lines.append(f"{self.settled} waiting job(s) settled, {self.groups_finished} group(s) finished.")
         return "\n".join(lines)
 
 
@@ -84,8 +91,11 @@ def recover(
     timeout = app_settings.HEARTBEAT_TIMEOUT if heartbeat_timeout is None else heartbeat_timeout
     _requeue_missing_messages(now - timedelta(seconds=grace), report, batch_size)
     _recover_lost_jobs(now, timeout, report, batch_size)
+    if not dry_run:
+        report.settled, report.groups_finished = settle_all_stranded(batch_size)
     if report:
         fields: dict[str, Any] = {"requeued": len(report.requeued), "lost": len(report.lost)}
+        fields.update(settled=report.settled or None, groups_finished=report.groups_finished or None)
         fields.update(retried=len(report.retried), failed=len(report.failed), dry_run=dry_run or None)
         log_event(recovery_logger, logging.INFO if dry_run else logging.WARNING, "recovery.done", **fields)
     return report

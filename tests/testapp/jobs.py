@@ -408,3 +408,20 @@ def per_account(account: int, label: str, count: int, hold: float = 0.0) -> str:
 @job(max_concurrency=1, concurrency_key=lambda account: 1 / account)
 def bad_key(account: int) -> int:
     return account
+
+
+@job
+def group_done(group_id: str, label: str) -> dict[str, int]:
+    """A group's callback: records one Call per run with the group's counts, and returns them."""
+    from django_asyncjobs.models import JobGroup
+
+    counts = JobGroup.objects.get(pk=group_id).counts()
+    Call.objects.create(label=label, data={"group": group_id, "counts": counts})
+    return counts
+
+
+@job(rate_limit="50/h")
+def fifty_per_hour(label: str) -> str:
+    """Rate-limited: fifty starts an hour across all workers; records each run."""
+    Call.objects.create(label=label)
+    return label

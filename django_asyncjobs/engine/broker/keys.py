@@ -30,10 +30,10 @@ counters start from zero. ``docs/deployment.md`` has the same list as a table.
 ``asyncjobs:schedule:missed:<schedule name>`` (string counter; never expires)
     Written: ``count_missed_runs`` (INCRBY), in the Redis of ``DEFAULT_QUEUE``.
     Read: ``missed_runs`` (GET), the metrics view.
-``asyncjobs:rate:<job name>`` (string, microseconds; expires a period after the last start)
-    Written and read: ``limits.rate_wait`` (``limits.RATE_SCRIPT``: GET, SET with PX), in the
-    Redis of ``DEFAULT_QUEUE``, for jobs declared with ``@job(rate_limit=...)``.
-``asyncjobs:rate-queue:<queue>`` (string, as the previous; for ``QUEUE_LIMITS`` ``RATE``)
+``asyncjobs:rate:<job name>`` (sorted set of the period's starts in µs; expires a period after the last)
+    Written and read: ``limits.rate_wait`` (``limits.RATE_SCRIPT``: ZREMRANGEBYSCORE, ZCARD,
+    ZADD, PEXPIRE), in the Redis of ``DEFAULT_QUEUE``, for jobs declared with ``@job(rate_limit=...)``.
+``asyncjobs:rate-queue:<queue>`` (sorted set, as the previous; for ``QUEUE_LIMITS`` ``RATE``)
     Written and read: ``limits.rate_wait``, as the previous, for every job of a queue with a ``RATE``.
 ``asyncjobs:running:<job name>[:<key>]`` (sorted set of job ids scored by lease end; expires with the last lease)
     Written and read: ``limits.take_slot`` (``limits.SLOT_SCRIPT``) and ``free_slot`` (ZREM),

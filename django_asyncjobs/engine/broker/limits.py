@@ -2,11 +2,13 @@
 Redis of ``DEFAULT_QUEUE`` whatever queue a job is on, so that every worker of every queue
 shares the limit.
 
-The limit is a generic cell rate algorithm (GCRA) in one Lua script, run by its SHA: the
-key holds the "theoretical arrival time" of the next start, in microseconds of the Redis
-server's clock (so the workers' clocks do not matter). ``count`` starts per ``period``
-allow a burst of ``count``, and then one start every ``period / count``: in no window of
-``period`` seconds do more than ``count`` start.
+The limit is a sliding window in one Lua script, run by its SHA: the key is a sorted set of
+the starts of the last ``period``, scored in microseconds of the Redis server's clock (so the
+workers' clocks do not matter). A start is allowed while fewer than ``count`` are in the window
+``(now - period, now]``; else the wait is until the oldest leaves it. So in no window of
+``period`` seconds do more than ``count`` start, and a burst of ``count`` is allowed (a token
+bucket or GCRA would let up to ``2 * count - 1`` start in the first window). The set holds at
+most ``count`` members and expires a second after its last start leaves the window.
 """
 
 from __future__ import annotations
@@ -16,33 +18,31 @@ from redis import Redis
 from . import keys
 from .connections import script
 
-#: KEYS the limits' keys; ARGV, for each key, the microseconds between starts (period / count)
-#: and the period in microseconds. Returns 0 (start now: the start counted against every
-#: limit) or the microseconds until all of them would allow one (then nothing is counted).
-#: A value someone wrote into a key that is not ours is dropped, not fatal: the next start is
-#: counted from now.
+#: KEYS the limits' keys; ARGV, for each key, the count and the period in microseconds.
+#: Returns 0 (start now: the start counted against every limit) or the microseconds until all
+#: of them would allow one (then nothing is counted). A value someone wrote into a key that is
+#: not ours (another type) is dropped, not fatal: the window starts empty.
 RATE_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local wait = 0
-local next_tats = {}
 for i, key in ipairs(KEYS) do
-    local interval = tonumber(ARGV[2 * i - 1])
+    local count = tonumber(ARGV[2 * i - 1])
     local period = tonumber(ARGV[2 * i])
-    local stored = redis.pcall('GET', key)
-    if type(stored) == 'table' and stored.err then
+    local trimmed = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', now - period)
+    if type(trimmed) == 'table' and trimmed.err then
         redis.call('DEL', key)
-        stored = false
+    elseif redis.call('ZCARD', key) >= count then
+        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        local allowed_at = tonumber(oldest[2]) + period + 1
+        if allowed_at - now > wait then wait = allowed_at - now end
     end
-    local tat = tonumber(stored) or now
-    if tat < now then tat = now end
-    local allowed_at = tat + interval - period
-    if allowed_at - now > wait then wait = allowed_at - now end
-    next_tats[i] = tat + interval
 end
 if wait > 0 then return math.ceil(wait) end
 for i, key in ipairs(KEYS) do
-    redis.call('SET', key, string.format('%d', next_tats[i]), 'PX', math.ceil(tonumber(ARGV[2 * i]) / 1000) + 1000)
+    local period = tonumber(ARGV[2 * i])
+    redis.call('ZADD', key, now, string.format('%d-%d', now, redis.call('ZCARD', key)))
+    redis.call('PEXPIRE', key, math.ceil(period / 1000) + 1000)
 end
 return 0
 """
@@ -65,8 +65,7 @@ def rate_wait(
         return 0.0
     args: list[int] = []
     for _, (count, period) in limits:
-        period_us = max(1, round(period * 1_000_000))
-        args += [max(1, period_us // count), period_us]
+        args += [count, max(1, round(period * 1_000_000))]
     waited = script(connection, RATE_SCRIPT)(keys=[key for key, _ in limits], args=args)
     return int(waited) / 1_000_000
 
