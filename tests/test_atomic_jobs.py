@@ -149,3 +149,14 @@ def test_an_offloaded_view_can_be_atomic(client, django_user_model, run_worker) 
     statuses = {label: _job(r.json()["id"]).status for label, r in (("kept", kept), ("gone", failed))}
     assert statuses == {"kept": JobStatus.SUCCEEDED, "gone": JobStatus.FAILED}
     assert list(Call.objects.values_list("label", flat=True)) == ["atomic-view:kept"]
+
+
+def test_a_job_waiting_for_an_atomic_one_runs_after_its_commit(run_worker) -> None:
+    first = atomic_record.enqueue("first")
+    then = record.enqueue("then", after=[first])
+    failing = atomic_record.enqueue("failing", fail=True)
+    never = record.enqueue("never", after=[failing])
+    run_worker()
+    assert (_job(first.pk).status, _job(then.pk).status) == (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
+    assert (_job(failing.pk).status, _job(never.pk).status) == (JobStatus.FAILED, JobStatus.CANCELLED)
+    assert sorted(Call.objects.values_list("label", flat=True)) == ["first", "then"]
