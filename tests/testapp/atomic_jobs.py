@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from django.db import connections
@@ -98,13 +99,17 @@ def atomic_holds(seconds: float) -> None:
 
 
 def _insert_then_maybe_die(label: str, die: bool) -> str:
-    """The kill test's job: one row per run; ``die``: the worker kills itself right after the
-    insert on the first attempt (before the outcome is written), as a crash there would."""
-    this = current_job()
-    assert this is not None
+    """The kill test's job: one row per run; ``die``: the first run that gets past its insert
+    kills its worker right there (before the outcome is written), as a crash there would. The
+    first is told by a file of its own in ``ASYNCJOBS_TEST_DEATHS`` (a folder), created once."""
     Call.objects.create(label=label)
-    if die and this.attempts == 1:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if die:
+        try:
+            Path(os.environ["ASYNCJOBS_TEST_DEATHS"], label).touch(exist_ok=False)
+        except FileExistsError:
+            pass
+        else:
+            os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(KILL_TEST_HOLD)
     return label
 
