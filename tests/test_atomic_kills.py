@@ -115,7 +115,8 @@ def _run_with_kills(function: Any, subprocess_env: dict[str, str], tmp_path: Pat
                 recovered_at = time.monotonic()
     finally:
         workers.stop()
-    assert workers.deaths >= kills + len(DYING)
+    # (A kill may land on a worker that has just killed itself: not more deaths than that.)
+    assert workers.deaths >= kills
     # Each of the dying jobs killed its worker once, right after its insert.
     assert sorted(path.name for path in deaths.iterdir()) == sorted(f"job-{i}" for i in DYING)
     return kills
