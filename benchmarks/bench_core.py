@@ -181,11 +181,12 @@ class Bench:
             size = min(1000, n - start)
             self.bare_bulk(size, size)
 
-    def fill_ours(self, n: int) -> None:
-        from benchmarks.benchapp.jobs import noop
+    def fill_ours(self, n: int, atomic: bool = False) -> None:
+        from benchmarks.benchapp.jobs import atomic_noop, noop
 
+        function = atomic_noop if atomic else noop
         for start in range(0, n, 1000):
-            noop.enqueue_many([() for _ in range(min(1000, n - start))])
+            function.enqueue_many([() for _ in range(min(1000, n - start))])
 
     def run_rq_worker(self, worker_class: str, queue: Queue) -> None:
         from rq import SimpleWorker, Worker
@@ -212,9 +213,10 @@ class Bench:
         self._check_bare_drained(n)
         return n / elapsed
 
-    def drain_ours(self, on_stock_rq: bool, n: int) -> float:
+    def drain_ours(self, on_stock_rq: bool, n: int, atomic: bool = False) -> float:
+        """Jobs/s of ``n`` no-op jobs (``atomic``: ``@job(atomic=True)`` ones)."""
         self.reset()
-        self.fill_ours(n)
+        self.fill_ours(n, atomic)
         start = time.perf_counter()
         if on_stock_rq:
             self.run_rq_worker("simple", self.queue)
@@ -363,11 +365,19 @@ class Bench:
         self.drain_bare("simple", 100)
         self.drain_bare("fork", 10)
         self.drain_ours(False, 100)
+        self.drain_ours(False, 100, atomic=True)
         self.drain_ours(True, 100)
-        worker: dict[str, list[float]] = {"rq_simple": [], "rq_fork": [], "ours": [], "ours_on_rq_simple": []}
+        worker: dict[str, list[float]] = {
+            "rq_simple": [],
+            "rq_fork": [],
+            "ours": [],
+            "ours_atomic": [],
+            "ours_on_rq_simple": [],
+        }
         for rep in range(self.worker_repeat):
             worker["rq_simple"].append(self.drain_bare("simple", n))
             worker["ours"].append(self.drain_ours(False, n))
+            worker["ours_atomic"].append(self.drain_ours(False, n, atomic=True))
             worker["ours_on_rq_simple"].append(self.drain_ours(True, self.stock_jobs))
             worker["rq_fork"].append(self.drain_bare("fork", self.fork_jobs))
             log(
@@ -658,6 +668,11 @@ def render_db(result: DbResult) -> tuple[list[str], Summary]:
             verdict(worker_ratio >= TARGET_WORKER),
         ],
     ]
+    if "ours_atomic" in worker:  # results of runs before atomic jobs have no such row
+        atomic = worker["ours_atomic"]
+        worker_rows.append(
+            ["our `Worker`, `@job(atomic=True)` jobs", f"{atomic:,.0f}", f"{atomic / baseline:.2f}{TIMES}", "", ""]
+        )
 
     ours, bare = result["latency"]["ours"], result["latency"]["bare"]
     p50 = med(ours["start_ms"])
@@ -694,7 +709,13 @@ def render_db(result: DbResult) -> tuple[list[str], Summary]:
         *table(["worker", "jobs/s", "÷ rq `SimpleWorker`", "target", ""], worker_rows, "lrrll"),
         "",
         f"Our `Worker` ÷ stock rq `SimpleWorker` running the same messages: "
-        f"{worker['ours'] / worker['ours_on_rq_simple']:.2f}{TIMES}.",
+        f"{worker['ours'] / worker['ours_on_rq_simple']:.2f}{TIMES}."
+        + (
+            f" Atomic jobs (each success written in its own transaction, not in the batch's commit) ÷ plain ones: "
+            f"{worker['ours_atomic'] / worker['ours']:.2f}{TIMES}."
+            if "ours_atomic" in worker
+            else ""
+        ),
         "",
         "Enqueue→start latency on an idle worker (the start is the row's `started_at` for ours, rq's `started_at` "
         "for bare rq):",

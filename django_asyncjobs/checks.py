@@ -12,7 +12,7 @@ import django
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db import router
+from django.db import DEFAULT_DB_ALIAS, router
 from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
@@ -22,7 +22,7 @@ from .exceptions import ConfigurationError
 from .links import docs_url, see
 from .middleware import BackpressureMiddleware
 from .offloading.access import status_urls_included
-from .offloading.requests import offloaded_views
+from .offloading.requests import atomic_views, offloaded_views
 from .scheduling.declared import declared_schedules
 from .tasks.checks import django_rq_missing
 from .tracing import available as tracing_available
@@ -319,6 +319,35 @@ BACKPRESSURE_MIDDLEWARE = "django_asyncjobs.middleware.BackpressureMiddleware"
 
 #: The dotted path of the backend for Django's Tasks framework.
 TASKS_BACKEND = "django_asyncjobs.backends.AsyncJobsBackend"
+
+
+@register(Tags.compatibility)
+def check_atomic_jobs(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Atomic jobs hold their transaction on the database ``Job`` rows are written to: warn
+    when that is not the default database, which the functions' models most likely use."""
+    alias = router.db_for_write(apps.get_model("django_asyncjobs", "Job"))
+    if alias == DEFAULT_DB_ALIAS:
+        return []
+    with contextlib.suppress(Exception):  # registers the offloaded views; Django reports a broken URLconf
+        get_resolver().url_patterns  # noqa: B018
+    names = [name for name, job_function in sorted(registered_jobs().items()) if job_function.options.atomic]
+    names += atomic_views()
+    tasks = getattr(settings, "TASKS", None)
+    for backend, config in sorted(tasks.items() if isinstance(tasks, dict) else []):
+        options = config.get("OPTIONS") if isinstance(config, dict) else None
+        if config.get("BACKEND") == TASKS_BACKEND and isinstance(options, dict) and options.get("ATOMIC") is True:
+            names.append(f"the tasks of TASKS[{backend!r}]")
+    if not names:
+        return []
+    return [
+        Warning(
+            f"Atomic jobs run in a transaction on database {alias!r}, where Job rows are written; what they "
+            f"write to another database ({DEFAULT_DB_ALIAS!r} included) is not part of it: {', '.join(names)}.",
+            hint=f"Route the models these jobs write to {alias!r} too, or drop atomic=True; if they write to "
+            f"{alias!r} only, add 'asyncjobs.W005' to SILENCED_SYSTEM_CHECKS. " + see("jobs", "atomic-jobs"),
+            id="asyncjobs.W005",
+        )
+    ]
 
 
 @register(Tags.compatibility)

@@ -115,6 +115,12 @@ class AppSettings:
         "Minimum time between two progress writes of one job; `0` writes every call. See "
         "[jobs.md](jobs.md#inside-a-job-current_job-and-progress).",
     )
+    ATOMIC_WARN_AFTER: Setting[float | None] = Setting(
+        30.0,
+        rules.number_or_none(unit="seconds"),
+        "An atomic job (`@job(atomic=True)`) that held its transaction longer than this is logged "
+        "(`job.long_transaction`, WARNING); `None`: never. See [jobs.md](jobs.md#atomic-jobs).",
+    )
     STRICT_ENQUEUE: Setting[bool] = Setting(
         False,
         rules.boolean(),

@@ -36,6 +36,7 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("RETRY_BACKOFF_MAX", "1h", "a str, not a number"),
     ("RETRY_JITTER", "yes", "a str, not a bool"),
     ("PROGRESS_INTERVAL", None, "None, not a number"),
+    ("ATOMIC_WARN_AFTER", -1, "below 0"),
     ("STRICT_ENQUEUE", 1, "an int, not a bool"),
     ("MESSAGE_TTL", 0, "less than 1"),
     ("SCHEDULE_POLL_INTERVAL", 0, "not above 0"),

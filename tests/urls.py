@@ -8,6 +8,7 @@ urlpatterns = [
     path("async/", include("django_asyncjobs.urls")),
     path("metrics/", include("django_asyncjobs.metrics.urls")),
     path("echo/<int:number>/", views.echo, name="echo"),
+    path("atomic-writes/", views.atomic_writes, name="atomic-writes"),
     path("echo-async/", views.echo_async, name="echo-async"),
     path("tweet/", views.tweet, name="tweet"),
     path("maybe-cheap/", views.maybe_cheap, name="maybe-cheap"),

@@ -17,6 +17,12 @@ def noop() -> None:
     return None
 
 
+@job(atomic=True)
+def atomic_noop() -> None:
+    """:func:`noop` as an atomic job: its success in a transaction of its own (docs/jobs.md#atomic-jobs)."""
+    return None
+
+
 @job
 def latency_probe() -> float:
     """Reports when the function itself started (the row's ``started_at`` is set earlier, by the claim)."""

@@ -9,6 +9,7 @@
 - :mod:`.capacity`: the back-pressure estimate (how full a queue is, how long the wait);
 - :mod:`.execution`, :mod:`.outcomes`, :mod:`.heartbeat`, :mod:`.reconnecting`: claim and
   run one job, record its outcome, keep its heartbeat, survive a broken connection;
+  :mod:`.atomic`: an atomic job's function and success in one transaction;
 - :mod:`.connections`: a worker's database connections, kept across jobs and checked
   between them (used by the worker and the scheduler too);
 - :mod:`.operations` (retry, cancel, push again, delete many jobs) and :mod:`.deletion`

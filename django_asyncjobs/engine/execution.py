@@ -29,6 +29,7 @@ from ..models import Job, JobStatus
 from ..payloads import storable_text
 from ..signals import job_cancelled, job_finished, job_started, notify
 from . import states
+from .atomic import holds_transaction, run_atomic
 from .broker import RedisError, current_rq_worker_name, send_stop, withdraw
 from .capacity import forget_state
 from .connections import refresh_connections, release_transactions
@@ -230,11 +231,18 @@ def _run_started(
     if jobs_logger.isEnabledFor(logging.DEBUG):
         log_event(jobs_logger, logging.DEBUG, "job.started", **attempt_fields(job, ended=False))
     raised: BaseException | None = None
+    options = job_function.options_for(job)
+    within = guard or (lambda seconds, _id: nullcontext())
+
+    def invoke() -> Any:
+        with within(options.resolved_timeout(), str(job.pk)):
+            return job_function.invoke(job)
+
     try:
         job_started.send(sender=Job, job=job, job_function=job_function)
-        within = guard or (lambda seconds, _id: nullcontext())
-        with within(job_function.options_for(job).resolved_timeout(), str(job.pk)):
-            result = job_function.invoke(job)
+        # An atomic job's success is written in its own transaction, never handed to ``succeed``.
+        atomic = run_atomic(job, job_function, invoke) if options.atomic else None
+        result = invoke() if atomic is None else None
     except BaseException as exc:  # noqa: BLE001 - whatever the job raises, SystemExit and KeyboardInterrupt included, is its failure
         raised = exc
     finally:
@@ -248,6 +256,8 @@ def _run_started(
         error_class = path_of(type(raised))
         failed = record_failure(job, describe(raised), error_class=error_class, retry=True, job_function=job_function)
         return failed, raised
+    if atomic is not None:
+        return atomic, None
     return succeed(job, result, job_function), None
 
 
@@ -337,11 +347,13 @@ def record_progress(job: Job, percent: int, message: str = "") -> None:
     """Persist progress of a running job, at most once per ``PROGRESS_INTERVAL`` seconds.
 
     The first call and reaching 100 are always written; the latest value is also
-    written when the attempt ends.
+    written when the attempt ends. An atomic job's progress is written only then.
     """
     if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
         raise ValueError(f"progress must be a number from 0 to 100, got {percent!r}")
     job.progress, job.progress_message = int(percent), storable_text(str(message))[:255]
+    if holds_transaction(job):
+        return  # kept for the outcome's write (see .atomic)
     now = time.monotonic()
     last = _last_progress_write.get(job.pk)
     if last is not None and now - last < app_settings.PROGRESS_INTERVAL and percent < 100:

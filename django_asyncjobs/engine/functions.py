@@ -226,6 +226,7 @@ def job(
     rate_limit: str | tuple[int, float | timedelta] | None = None,
     max_concurrency: int | None = None,
     concurrency_key: Callable[..., Any] | None = None,
+    atomic: bool = False,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -246,6 +247,7 @@ def job(
     rate_limit: str | tuple[int, float | timedelta] | None = None,
     max_concurrency: int | None = None,
     concurrency_key: Callable[..., Any] | None = None,
+    atomic: bool = False,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function as a job. Usable bare (``@job``) or with options (``@job(queue=...)``).
 
@@ -257,7 +259,8 @@ def job(
     job: see docs/jobs.md#unique-jobs-and-debounce. ``rate_limit`` (``"100/m"``) bounds how
     many of its attempts start per period across all workers: docs/jobs.md#rate-limits;
     ``max_concurrency`` (per ``concurrency_key(*args, **kwargs)``) how many run at once:
-    docs/jobs.md#concurrency-limits.
+    docs/jobs.md#concurrency-limits. ``atomic``: the function's database writes commit together
+    with its outcome, or not at all: docs/jobs.md#atomic-jobs.
     """
     options = JobOptions(
         queue=queue,
@@ -271,6 +274,7 @@ def job(
         rate_limit=rate_limit,  # type: ignore[arg-type]  # parsed by JobOptions
         max_concurrency=max_concurrency,
         concurrency_key=concurrency_key,
+        atomic=atomic,
     )
 
     declared = _checked_schedule(schedule, name or "this job")

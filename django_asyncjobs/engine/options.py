@@ -36,6 +36,8 @@ class JobOptions:
     max_concurrency: int | None = None
     #: ``(*args, **kwargs) -> str``: jobs with the same value share the ``max_concurrency`` slots.
     concurrency_key: Callable[..., Any] | None = None
+    #: The function runs in one transaction with the write of its outcome (docs/jobs.md#atomic-jobs).
+    atomic: bool = False
 
     def __post_init__(self) -> None:
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
@@ -48,8 +50,9 @@ class JobOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if self.retry_jitter is not None and not isinstance(self.retry_jitter, bool):
-            raise ValueError(f"retry_jitter must be True or False, got {self.retry_jitter!r}")
+        for name in ("retry_jitter", "atomic"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("unique_for", "debounce"):
             value = getattr(self, name)
             if value is not None:

@@ -84,17 +84,42 @@ def record_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | 
 def storable_result(job: Job, result: Any, job_function: JobFunction[Any, Any] | None) -> tuple[Any, Outcome | None]:
     """``result`` as it is to be stored; or, when it cannot be, ``(None, outcome)`` of the
     attempt, recorded failed instead."""
+    stored, problem = result_problem(job, result, job_function)
+    if problem is not None:
+        return None, record_unstorable(job, problem, job_function)
+    return stored, None
+
+
+#: Why a return value cannot be stored: the error to record, and the dotted path of its class.
+Unstorable = tuple[str, str]
+
+
+def result_problem(job: Job, result: Any, job_function: JobFunction[Any, Any] | None) -> tuple[Any, Unstorable | None]:
+    """``result`` as it is to be stored, or ``(None, why not)``; nothing is written."""
     try:
         result = job_function.prepare_result(result) if job_function else result
     except (TypeError, ValueError) as exc:
-        failed = record_failure(
-            job, describe(exc), error_class=path_of(type(exc)), retry=False, job_function=job_function
-        )
-        return None, failed
+        return None, (describe(exc), path_of(type(exc)))
     problem = json_problem(result)
     if problem is not None:
-        return None, _record_unstorable(job, f"the return value of job {job.name!r} {problem}", job_function)
+        return None, _unstorable(f"the return value of job {job.name!r} {problem}")
     return result, None
+
+
+def record_unstorable(job: Job, problem: Unstorable, job_function: JobFunction[Any, Any] | None) -> Outcome:
+    """Fail the attempt whose return value cannot be stored (:func:`result_problem`). Not
+    retried: the same function would return a value that cannot be stored again."""
+    error, error_class = problem
+    return record_failure(job, error, retry=False, job_function=job_function, error_class=error_class)
+
+
+def refused_result(exc: OutcomeRefused) -> Unstorable:
+    """The problem of a return value the database refused."""
+    return _unstorable(f"the database refused it ({exc})")
+
+
+def _unstorable(reason: str) -> Unstorable:
+    return f"result could not be stored: {reason}", path_of(SerializationError)
 
 
 def write_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | None) -> Outcome:
@@ -102,9 +127,12 @@ def write_success(job: Job, result: Any, job_function: JobFunction[Any, Any] | N
     try:
         written = states.succeed(job, result=result, now=timezone.now())
     except OutcomeRefused as exc:
-        return _record_unstorable(job, f"the database refused it ({exc})", job_function)
-    if not written:
-        return _cancelled_meanwhile(job)
+        return record_unstorable(job, refused_result(exc), job_function)
+    return succeeded(job, job_function) if written else _cancelled_meanwhile(job)
+
+
+def succeeded(job: Job, job_function: JobFunction[Any, Any] | None) -> Outcome:
+    """Once the success of ``job`` is committed: announce it, and settle what waits for it."""
     outcome = announce_success(job, job_function)
     if job.has_dependants or job.group_id is not None:
         jobs_finished([job])
@@ -123,12 +151,6 @@ def announce_success(job: Job, job_function: JobFunction[Any, Any] | None) -> Ou
 def discard_outcome(job: Job) -> Outcome:
     """The row left the attempt (cancelled, or taken as lost) before its outcome was written."""
     return _cancelled_meanwhile(job)
-
-
-def _record_unstorable(job: Job, reason: str, job_function: JobFunction[Any, Any] | None) -> Outcome:
-    # Not retried: the same function would return a value that cannot be stored again.
-    error = f"result could not be stored: {reason}"
-    return record_failure(job, error, retry=False, job_function=job_function, error_class=path_of(SerializationError))
 
 
 def record_failure(

@@ -42,6 +42,7 @@ def offload(
     methods: Sequence[str] | None = None,
     sync_if: Callable[[HttpRequest], bool] | None = None,
     max_attempts: int | None = None,
+    atomic: bool = False,
 ) -> Any:
     """Run the view on a worker and answer ``202 Accepted`` with the job's status URL.
 
@@ -49,15 +50,24 @@ def offload(
     instead (status 202 unless it sets another). ``methods`` limits offloading to
     those methods (others run inline); ``sync_if(request)`` returning true runs the
     request inline. Decorators such as ``login_required`` may sit on either side:
-    their checks run in the request, before anything is queued.
+    their checks run in the request, before anything is queued. ``atomic``: the view's
+    database writes commit with the job's outcome, or not at all (docs/jobs.md#atomic-jobs).
     """
     if max_attempts is not None:
         require_count(max_attempts, "max_attempts")
+    if not isinstance(atomic, bool):
+        raise ConfigurationError(f"@offload(atomic=...) must be True or False, got {atomic!r}")
     allowed = frozenset(m.upper() for m in methods) if methods else None
 
     def decorate(view_func: View) -> View:
         offloaded = _OffloadedView.register(
-            view_func, queue=queue, optimistic=optimistic, allowed=allowed, sync_if=sync_if, max_attempts=max_attempts
+            view_func,
+            queue=queue,
+            optimistic=optimistic,
+            allowed=allowed,
+            sync_if=sync_if,
+            max_attempts=max_attempts,
+            atomic=atomic,
         )
         wrapper = _async_wrapper(offloaded) if offloaded.is_async else _sync_wrapper(offloaded)
         wrapper.asyncjobs_offload = {  # type: ignore[attr-defined]
@@ -84,6 +94,7 @@ class _OffloadedView:
     allowed: frozenset[str] | None
     sync_if: Callable[[HttpRequest], bool] | None
     max_attempts: int | None
+    atomic: bool
 
     @classmethod
     def register(cls, view_func: View, **options: Any) -> _OffloadedView:
@@ -91,7 +102,7 @@ class _OffloadedView:
         is_async = inspect.iscoroutinefunction(inspect.unwrap(view_func))
         owner = getattr(view_func, "view_class", view_func)  # as_view() functions are named by their class
         name = f"{owner.__module__}.{owner.__qualname__}"
-        register_view(name, view_func, is_async, options["queue"])
+        register_view(name, view_func, is_async, options["queue"], atomic=options["atomic"])
         probe = _install_probe(view_func, is_async)
         return cls(view_func=view_func, name=name, is_async=is_async, probe=probe, **options)
 

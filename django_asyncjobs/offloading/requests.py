@@ -23,9 +23,9 @@ import posixpath
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
@@ -47,6 +47,9 @@ from ..exceptions import ConfigurationError, OffloadError
 from ..payloads import check_json
 from .responses import OFFLOADED_VIEW_JOB, _storage, store_response, stored_response_file
 
+if TYPE_CHECKING:
+    from ..models import Job
+
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: Where a request's uploads are saved: a folder per captured request.
 UPLOADS_PREFIX = "asyncjobs/uploads/"
@@ -60,24 +63,33 @@ class OffloadedView:
     view: Callable[..., Any]
     is_async: bool
     queue: str | None = None
+    #: Its database writes commit with its outcome (``@offload(atomic=True)``).
+    atomic: bool = False
 
 
 _views: dict[str, OffloadedView] = {}
 
 
-def register_view(name: str, view: Callable[..., Any], is_async: bool, queue: str | None = None) -> None:
+def register_view(
+    name: str, view: Callable[..., Any], is_async: bool, queue: str | None = None, *, atomic: bool = False
+) -> None:
     existing = _views.get(name)
     if existing is not None and not _same_view(existing.view, view):
         raise ConfigurationError(
             f"Two different views are offloaded as {name!r}. Offloaded views are found on the worker by "
             "module and name, so each must have its own."
         )
-    _views[name] = OffloadedView(name, view, is_async, queue)
+    _views[name] = OffloadedView(name, view, is_async, queue, atomic)
 
 
 def offloaded_views() -> list[tuple[str, str | None]]:
     """``(name, configured queue)`` of every offloaded view registered in this process."""
     return sorted((view.name, view.queue) for view in _views.values())
+
+
+def atomic_views() -> list[str]:
+    """Names of the offloaded views registered in this process with ``atomic=True``."""
+    return sorted(view.name for view in _views.values() if view.atomic)
 
 
 def _same_view(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
@@ -365,6 +377,16 @@ class OffloadedViewJob(JobFunction[..., dict[str, Any]]):
     def counts_as(self, display_name: str) -> bool:
         """An offloaded view registered in this process (importing the URLconf registers them)."""
         return is_offloaded_view(display_name)
+
+    def options_for(self, job: Job) -> JobOptions:
+        """Atomic for a view offloaded with ``atomic=True`` (named by the job's first argument,
+        verified when it runs)."""
+        name = job.args[0] if isinstance(job.args, list) and job.args else None
+        try:
+            view = get_view(name) if isinstance(name, str) else None
+        except OffloadError:  # the run fails with it
+            view = None
+        return replace(self.options, atomic=True) if view is not None and view.atomic else self.options
 
     def stored_files(self, args: Any, result: Any) -> list[str]:
         files = []

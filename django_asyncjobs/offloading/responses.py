@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
+from django.core.signals import request_finished
+from django.db import close_old_connections
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.template.loader import render_to_string
 
@@ -60,6 +64,23 @@ def _storage() -> Any:
     return storages[app_settings.OFFLOAD_STORAGE]
 
 
+#: Held while ``close_old_connections`` is disconnected, so threads do not reconnect it under each other.
+_closing = threading.Lock()
+
+
+def _close_keeping_connections(close: Callable[[], Any]) -> None:
+    """``response.close()`` (which sends ``request_finished``) without Django's
+    ``close_old_connections``: a worker keeps its connections itself (engine/connections.py),
+    and an atomic job's transaction is still open on it (as Django's test client does)."""
+    with _closing:
+        connected = request_finished.disconnect(close_old_connections)
+        try:
+            close()
+        finally:
+            if connected:
+                request_finished.connect(close_old_connections)
+
+
 def store_response(response: HttpResponseBase, job: Job) -> dict[str, Any]:
     """A JSON-safe record of ``response``; large bodies go to ``OFFLOAD_STORAGE``."""
     if hasattr(response, "render") and not getattr(response, "is_rendered", True):
@@ -68,7 +89,7 @@ def store_response(response: HttpResponseBase, job: Job) -> dict[str, Any]:
     body = b"".join(content.streaming_content) if response.streaming else content.content
     close = getattr(response, "close", None)
     if close:
-        close()
+        _close_keeping_connections(close)
     record: dict[str, Any] = {
         STORED_RESPONSE: 1,
         "status": response.status_code,

@@ -48,13 +48,15 @@ def start_fan_out(tweet: Tweet, owner) -> JobGroup:
     return group
 
 
-@job(queue="fanout", max_attempts=3)
+@job(queue="fanout", max_attempts=3, atomic=True)
 def fan_out_tweet(tweet_id: int, follower_ids: list[int]) -> int:
     """Put a tweet on the home timelines of some of its author's followers: one job of the
     tweet's fan-out group; how many followers it delivered to.
 
-    Idempotent (``ignore_conflicts`` on the unique (owner, tweet) pair), so a retried attempt
-    simply finishes what the failed one did not write.
+    Atomic: its timeline rows commit with the job's success, or not at all, so a worker killed
+    mid-fan-out leaves none of them and the retry writes them all, once (its progress is then
+    written with the outcome only: docs/jobs.md#atomic-jobs). ``ignore_conflicts`` on the unique
+    (owner, tweet) pair keeps it safe to call inline as well.
     """
     tweet = Tweet.objects.get(pk=tweet_id)
     total = len(follower_ids)

@@ -4,7 +4,9 @@ Three of them are offloaded with ``@offload``: they answer 202 at once and run o
 
 - ``post_tweet`` (queue ``fanout``): an optimistic response puts the tweet on the author's own
   timeline in the request; on the worker it enqueues the fan-out to the followers as a group of
-  jobs (``jobs.start_fan_out``), whose progress the page follows at the group's status URL.
+  atomic jobs (``jobs.start_fan_out``: each chunk's timeline rows commit with its success, once,
+  even when a worker is killed mid-fan-out), whose progress the page follows at the group's
+  status URL.
 - ``export_csv`` (queue ``reports``): a slow CSV export, downloaded from the job's result URL.
 - ``flood_ping`` (queue ``flood``, ``MAX_DEPTH`` 5): the back-pressure demo.
 """
@@ -129,7 +131,7 @@ def _posted(request: HttpRequest, job: Job) -> HttpResponse:
 
 
 @login_required
-@offload(queue="fanout", methods=["POST"], optimistic=_posted, sync_if=_invalid_post, max_attempts=3)
+@offload(queue="fanout", methods=["POST"], optimistic=_posted, sync_if=_invalid_post, max_attempts=3, atomic=True)
 def post_tweet(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return redirect("home")

@@ -15,6 +15,7 @@ from django.db import DatabaseError, connection, transaction
 from django_asyncjobs import current_job, job
 from django_asyncjobs.conf import app_settings
 
+from . import atomic_jobs as atomic_jobs  # registers its jobs too
 from .models import Call
 
 

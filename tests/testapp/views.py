@@ -191,3 +191,12 @@ async def enqueues_from_async(request: HttpRequest) -> JsonResponse:
     job = await add.aenqueue(int(request.GET["a"]), 2)
     await job.arefresh()
     return JsonResponse({"id": str(job.pk), "status": job.status}, status=202)
+
+
+@offload(atomic=True)
+def atomic_writes(request: HttpRequest) -> HttpResponse:
+    """Writes a row, then fails if asked: its row commits with the job's success only."""
+    Call.objects.create(label=f"atomic-view:{request.GET.get('label', '')}")
+    if request.GET.get("fail") == "1":
+        raise RuntimeError("the atomic view failed after its write")
+    return HttpResponse("written")
