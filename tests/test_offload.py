@@ -161,14 +161,19 @@ def test_session_use_fails_with_a_clear_error(ann, run_worker) -> None:
     assert "request.session is not available" in ann.get(response["Location"]).json()["error"]
 
 
-def test_html_clients_get_html_and_a_redirect_when_done(ann, run_worker) -> None:
+def test_html_clients_get_html_that_opens_the_result_and_links_to_it_when_done(ann, run_worker) -> None:
     response = ann.post("/echo/1/", HTTP_ACCEPT="text/html")
     assert response.status_code == 202 and b"being processed" in response.content
     page = ann.get(response["Location"], HTTP_ACCEPT="text/html")
     assert page.status_code == 200 and b"Queued" in page.content and page["Retry-After"]
     run_worker()
     done = ann.get(response["Location"], HTTP_ACCEPT="text/html")
-    assert done.status_code == 303 and done["Location"].endswith("/result/")
+    html = done.content.decode()
+    result_url = ann.get(response["Location"]).json()["result_url"]
+    assert done.status_code == 200 and "Succeeded" in html and "Retry-After" not in done
+    # it opens the result (a download leaves the browser here) and keeps a link to it
+    assert f'<meta http-equiv="refresh" content="0;url={result_url}">' in html
+    assert f'<a class="button" href="{result_url}">See the result</a>' in html
 
 
 def test_the_fallback_pages_are_styled_and_self_contained(ann) -> None:

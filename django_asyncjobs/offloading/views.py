@@ -107,13 +107,14 @@ def job_status(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job, _ = _get_job(request, job_id)
     data = describe(job)
     finished_ok = job.status == JobStatus.SUCCEEDED
-    if finished_ok and (request.GET.get("redirect") == "1" or wants_html(request)):
+    if finished_ok and request.GET.get("redirect") == "1":
         return HttpResponseSeeOther(data["result_url"])
     retry = poll_after(job, data)
     if wants_html(request):
-        response: HttpResponse = render(
-            request, "django_asyncjobs/status.html", {"job": job, "data": data, "poll": retry}
-        )
+        # Done: the page opens the result itself, and stays with a link to it, since a result
+        # that is a download leaves the browser on this page.
+        context = {"job": job, "data": data, "poll": retry, "open_result": finished_ok}
+        response: HttpResponse = render(request, "django_asyncjobs/status.html", context)
     else:
         response = JsonResponse(data)
     if retry is not None:
