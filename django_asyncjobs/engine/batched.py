@@ -95,8 +95,10 @@ def commit(successes: Sequence[Success], claim: Sequence[uuid.UUID], worker_name
             connection = connections[alias]
             if connection.vendor == "postgresql" and hasattr(connection.connection, "pipeline"):
                 return _pipelined(connection, alias, successes, claim, worker_name)
-            written = _succeed_all(connection, successes)
-            return written, claim_many(claim, worker_name)
+            written, claimed = _succeed_all(connection, successes), claim_many(claim, worker_name)
+            ended = [success.job for success, done in zip(successes, written, strict=True) if done]
+            statements.count_down_groups(connection, ended)
+            return written, claimed
 
     try:
         written, claimed = persist(write, what=f"the outcomes of {len(successes)} job(s)", alias=alias)
@@ -132,12 +134,19 @@ def _pipelined(
             succeeded.execute(
                 statements.succeed_many(connection, len(rows)), statements.succeed_many_params(connection, rows)
             )
+        # The groups of the successes counted down in the same round trip, as if all were written
+        # (a row that left its attempt meanwhile: its group is looked at sooner, nothing more).
+        counted = [
+            (group_id, raw.cursor().execute(statements.count_down_group(connection), params))
+            for group_id, params in statements.count_down_groups_params(connection, [s.job for s in successes])
+        ]
         claimed = raw.cursor() if claim else None
         if claimed is not None:
             statement = statements.claim(connection, len(claim))
             claimed.execute(statement.sql, statements.claim_params(connection, claim, worker_name, now_value(alias)))
         done = dict(succeeded.fetchall()) if succeeded is not None else {}
         rows_claimed = claimed.fetchall() if claimed is not None else []
+        statements.mark_counted([s.job for s in successes], [(group, cursor.fetchone()) for group, cursor in counted])
     jobs = statements.claim(connection, len(claim)).jobs(connection, alias, rows_claimed) if claim else []
     order = {pk: index for index, pk in enumerate(claim)}
     for success in successes:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ..logs import jobs_logger, log_event
 from ..models import Job
 from .dependencies import settle_dependants_of, settle_stranded
-from .groups import finish, finish_stranded, group_ids_of
+from .groups import count_finished, finish_stranded
 
 
 def jobs_finished(jobs: Sequence[Job], *, read_marks: bool = False) -> None:
@@ -34,9 +34,9 @@ def jobs_finished(jobs: Sequence[Job], *, read_marks: bool = False) -> None:
         with_dependants = [job.pk for job in jobs if job.has_dependants]
         if with_dependants:
             settle_dependants_of(with_dependants)
-        groups = group_ids_of(jobs)
-        if groups:
-            finish(groups)
+        in_groups = [job for job in jobs if job.group_id is not None]
+        if in_groups:
+            count_finished(in_groups)
     except Exception:  # noqa: BLE001 - the recovery pass settles what this missed
         log_event(jobs_logger, logging.ERROR, "job.settle_failed", jobs=len(jobs), exc_info=True)
 

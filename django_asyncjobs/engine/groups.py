@@ -17,12 +17,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from ..models import Job, JobGroup, JobStatus
 from ..models.workflows import GroupStatus
-from . import states
+from . import statements, states
 from .broker import ring
 from .calls import CallSpec, Signature, split_call
 from .dependencies import settle_dependants_of
@@ -59,7 +59,11 @@ def enqueue_group(
     authenticated = getattr(owner, "is_authenticated", owner is not None)
     with transaction.atomic(using=alias):
         group = JobGroup.objects.using(alias).create(
-            name=job_function.name, size=len(split), callback_any=then_any, owner=owner if authenticated else None
+            name=job_function.name,
+            size=len(split),
+            unfinished_hint=len(split),
+            callback_any=then_any,
+            owner=owner if authenticated else None,
         )
         if then is not None:
             owned = {} if "owner" in then.kwargs else {"owner": group.owner}  # the group's, unless it names one
@@ -72,6 +76,21 @@ def enqueue_group(
         else:
             transaction.on_commit(lambda: finish([group.pk]), using=alias)
     return group
+
+
+def count_finished(jobs: Sequence[Job]) -> int:
+    """After the commit of final outcomes of jobs of groups: count those not counted in that
+    transaction (:func:`.statements.count_down_groups`: a failure, a cancel) down on their groups,
+    and :func:`finish` the groups that may be done; how many finished."""
+    alias = router.db_for_write(Job)
+    uncounted = [job for job in jobs if not getattr(job, statements.GROUP_COUNTED, False)]
+    if uncounted:
+        with transaction.atomic(using=alias):
+            statements.count_down_groups(connections[alias], uncounted)
+    maybe_done = [
+        job.group_id for job in jobs if job.group_id is not None and getattr(job, statements.GROUP_MAY_BE_DONE, False)
+    ]
+    return finish(maybe_done) if maybe_done else 0
 
 
 def finish(group_ids: Iterable[uuid.UUID]) -> int:
@@ -120,7 +139,3 @@ def finish_stranded(limit: int = 1000) -> int:
         .values_list("pk", flat=True)[:limit]
     )
     return finish(list(stranded))
-
-
-def group_ids_of(jobs: Sequence[Job]) -> list[uuid.UUID]:
-    return [job.group_id for job in jobs if job.group_id is not None]

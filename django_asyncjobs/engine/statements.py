@@ -24,12 +24,16 @@ statement               what it says
 ``succeed_many(n)``     PostgreSQL: the same for n rows in one statement, ``UPDATE ...
                         FROM (VALUES (id, worker, attempts, result, finished_at), ...)
                         RETURNING id, has_dependants`` (the rows written)
+``count_down_group``    ``UPDATE jobgroup SET unfinished_hint = unfinished_hint - n WHERE id
+                        = ? AND status = running RETURNING unfinished_hint`` (after a batch of
+                        a group's jobs finished, where the database has RETURNING)
 ======================= ==================================================================
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,7 +42,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
 from django.db.models.functions import Now
 
-from ..models import Job, JobStatus
+from ..models import Job, JobGroup, JobStatus
 from ..times.clock import now_sql
 
 #: Column names and the converters of each column's value, for ``Job.from_db``.
@@ -247,3 +251,64 @@ def succeed_many_params(connection: BaseDatabaseWrapper, rows: Sequence[tuple[Jo
         ]
     params.append(JobStatus.RUNNING.value)
     return params
+
+
+_count_downs: dict[tuple[str, str], str] = {}
+
+
+def count_down_group(connection: BaseDatabaseWrapper) -> str:
+    """``groups.count_finished``'s UPDATE. Parameters: how many finished, the group's id, status running."""
+    key = (connection.alias, connection.vendor)
+    sql = _count_downs.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        hint = quote("unfinished_hint")
+        sql = _count_downs.setdefault(
+            key,
+            f"UPDATE {quote(JobGroup._meta.db_table)} SET {hint} = {hint} - %s "
+            f"WHERE {quote('id')} = %s AND {quote('status')} = %s RETURNING {hint}",
+        )
+    return sql
+
+
+def count_down_group_params(connection: BaseDatabaseWrapper, group_id: Any, count: int) -> list[Any]:
+    field = JobGroup._meta.pk
+    assert field is not None
+    return [count, field.get_db_prep_value(group_id, connection), "running"]
+
+
+#: Set on a ``Job`` whose group was counted down in the transaction of its outcome, and whether
+#: that group's count reached 0 (then it may be done: ``groups.finish`` looks).
+GROUP_COUNTED, GROUP_MAY_BE_DONE = "_asyncjobs_group_counted", "_asyncjobs_group_may_be_done"
+
+
+def count_down_groups_params(connection: BaseDatabaseWrapper, jobs: Sequence[Job]) -> list[tuple[Any, list[Any]]]:
+    """``(group id, parameters of count_down_group)`` for the groups of ``jobs``."""
+    counts = Counter(job.group_id for job in jobs if job.group_id is not None)
+    return [(group_id, count_down_group_params(connection, group_id, n)) for group_id, n in counts.items()]
+
+
+def mark_counted(jobs: Sequence[Job], rows: Sequence[tuple[Any, Any]]) -> None:
+    """Mark ``jobs`` of groups as counted down; ``rows``: (group id, the row its UPDATE returned)."""
+    done = {group_id for group_id, row in rows if row is not None and row[0] <= 0}
+    for job in jobs:
+        if job.group_id is not None:
+            setattr(job, GROUP_COUNTED, True)
+            setattr(job, GROUP_MAY_BE_DONE, job.group_id in done)
+
+
+def count_down_groups(connection: BaseDatabaseWrapper, jobs: Sequence[Job]) -> None:
+    """In the transaction that writes ``jobs``' final outcomes: count them down on their groups
+    (``JobGroup.unfinished_hint``, one UPDATE per group), and mark each job (:data:`GROUP_COUNTED`,
+    :data:`GROUP_MAY_BE_DONE`). In that transaction, not after it: no durable commit of its own."""
+    rows = []
+    with connection.cursor() as cursor:
+        for group_id, params in count_down_groups_params(connection, jobs):
+            if supports_returning(connection):
+                cursor.execute(count_down_group(connection), params)
+                rows.append((group_id, cursor.fetchone()))
+            else:
+                running = JobGroup.objects.using(connection.alias).filter(pk=group_id, status="running")
+                moved = running.update(unfinished_hint=F("unfinished_hint") - params[0])
+                rows.append((group_id, running.values_list("unfinished_hint").first() if moved else None))
+    mark_counted(jobs, rows)

@@ -200,8 +200,15 @@ def succeed(job: Job, *, result: Any, now: datetime) -> bool:
     UPDATE is built once per connection, like the claim's, not by the ORM for every job."""
 
     def update(connection: BaseDatabaseWrapper) -> int:
-        with connection.cursor() as cursor:
-            return succeed_row(connection, cursor, job, result, now)
+        if job.group_id is None:
+            with connection.cursor() as cursor:
+                return succeed_row(connection, cursor, job, result, now)
+        with transaction.atomic(using=connection.alias):  # its group counted down in the same commit
+            with connection.cursor() as cursor:
+                written = succeed_row(connection, cursor, job, result, now)
+            if written:
+                statements.count_down_groups(connection, [job])
+            return written
 
     return _end_attempt(
         job, JobStatus.SUCCEEDED, ANY_HEARTBEAT, update=update, result=result, progress=100, finished_at=now

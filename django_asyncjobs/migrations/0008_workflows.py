@@ -46,6 +46,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(help_text="Registered name of the jobs' function.", max_length=255, verbose_name='job name')),
                 ('status', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='running', max_length=16, verbose_name='status')),
                 ('size', models.PositiveIntegerField(default=0, help_text='How many jobs the group has.', verbose_name='size')),
+                ('unfinished_hint', models.IntegerField(default=0, editable=False, verbose_name='jobs not known to have finished')),
                 ('callback_any', models.BooleanField(default=False, help_text='Run the callback even when jobs of the group failed or were cancelled.', verbose_name='callback whatever the outcome')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
                 ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),

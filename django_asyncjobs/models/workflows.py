@@ -34,6 +34,9 @@ class JobGroup(models.Model):
     name = models.CharField(_("job name"), max_length=255, help_text=_("Registered name of the jobs' function."))
     status = models.CharField(_("status"), max_length=16, choices=GroupStatus.choices, default=GroupStatus.RUNNING)
     size = models.PositiveIntegerField(_("size"), default=0, help_text=_("How many jobs the group has."))
+    #: Counted down as its jobs finish: a hint of when to look whether all did (which is then
+    #: checked on the jobs themselves), so that is not looked up after every job.
+    unfinished_hint = models.IntegerField(_("jobs not known to have finished"), default=0, editable=False)
     callback = models.OneToOneField(
         Job,
         verbose_name=_("callback"),
