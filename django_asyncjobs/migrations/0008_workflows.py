@@ -66,7 +66,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='job',
-            index=models.Index(fields=['group', 'status'], name='asyncjobs_group_jobs'),
+            index=models.Index(condition=models.Q(('group__isnull', False)), fields=['group', 'status'], name='asyncjobs_group_jobs'),
         ),
         migrations.AddConstraint(
             model_name='jobdependency',

@@ -144,7 +144,8 @@ class Job(models.Model):
                 condition=Q(display_name__isnull=False),
             ),
             models.Index(fields=["created_at"], name="asyncjobs_created"),
-            models.Index(fields=["group", "status"], name="asyncjobs_group_jobs"),
+            # Partial: a job outside a group costs its status changes no write to it.
+            models.Index(fields=["group", "status"], name="asyncjobs_group_jobs", condition=Q(group__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
