@@ -7,10 +7,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.db.models import Avg, Case, IntegerField, OuterRef, QuerySet, Subquery, Value, When
-from django.http import HttpRequest, JsonResponse
-from django.urls import URLPattern, path, reverse
+from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
@@ -20,15 +19,13 @@ from django.utils.translation import ngettext
 from ..models import FINISHED_STATUSES, Job, JobGroup, JobStatus
 from ..models.workflows import GroupStatus
 from .display import EMPTY, JobNameFilter, admin_link, fieldset_names, format_timedelta, local_time, status_badge
+from .progress import ProgressEndpointMixin
 from .queries import search_filter
 
 if TYPE_CHECKING:
     GroupModelAdmin = admin.ModelAdmin[JobGroup]
 else:  # ModelAdmin is generic only in django-stubs
     GroupModelAdmin = admin.ModelAdmin
-
-#: Most groups the live progress endpoint answers for in one request.
-MAX_PROGRESS_IDS = 500
 
 
 def _mean_progress() -> Avg:
@@ -67,7 +64,7 @@ def group_badge(group: JobGroup) -> SafeString:
     )
 
 
-class JobGroupAdmin(GroupModelAdmin):
+class JobGroupAdmin(ProgressEndpointMixin, GroupModelAdmin):
     list_display = ("short_id", "name", "status_display", "size", "progress_display", "created")
     list_filter = ("status", JobNameFilter, "created_at")
     list_select_related = ("owner",)
@@ -86,30 +83,18 @@ class JobGroupAdmin(GroupModelAdmin):
         css = {"all": ("django_asyncjobs/admin.css",)}
         js = ("django_asyncjobs/admin_progress.js",)
 
-    def get_urls(self) -> list[URLPattern]:
-        name = f"{self.opts.app_label}_{self.opts.model_name}_progress"
-        # Before the stock URLs, whose "<object_id>/" would take "progress/".
-        return [path("progress/", self.admin_site.admin_view(self.progress_view), name=name), *super().get_urls()]
-
-    def progress_view(self, request: HttpRequest) -> JsonResponse:
-        """Status and progress of the groups ``?id=...``, in the answer admin_progress.js reads."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        ids = []
-        for value in request.GET.getlist("id")[:MAX_PROGRESS_IDS]:
-            try:
-                ids.append(uuid.UUID(value))
-            except ValueError:
-                continue
+    def progress_rows(self, ids: list[uuid.UUID]) -> dict[str, dict[str, Any]]:
+        """Status and progress of the groups ``ids``, in the answer admin_progress.js reads."""
         groups = {}
         for group in with_progress(JobGroup.objects.filter(pk__in=ids)).only("pk", "status"):
-            progress = progress_of(group)
             label = str(GroupStatus(group.status).label)
-            groups[str(group.pk)] = {"status": group.status, "label": label, "progress": progress, "message": ""}
-        return JsonResponse({"jobs": groups})
-
-    def progress_url(self) -> str:
-        return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_progress")
+            groups[str(group.pk)] = {
+                "status": group.status,
+                "label": label,
+                "progress": progress_of(group),
+                "message": "",
+            }
+        return groups
 
     # -- permissions: a read-only page; only a finished group may be deleted ------------------
 

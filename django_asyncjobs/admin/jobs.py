@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, JsonResponse
-from django.urls import URLPattern, path, reverse
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -40,6 +38,7 @@ from .display import (
     status_badge,
 )
 from .paginator import EstimatedCountPaginator
+from .progress import ProgressEndpointMixin
 from .queries import DateHierarchyQuerySet, search_filter
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ def _report(model_admin: AnyModelAdmin, request: HttpRequest, report: OperationR
     model_admin.message_user(request, text + ".", level)
 
 
-class JobAdmin(WorkflowFieldsMixin, JobModelAdmin):
+class JobAdmin(ProgressEndpointMixin, WorkflowFieldsMixin, JobModelAdmin):
     # Narrow enough for a 1280 px screen with Django's sidebar and the filters open: the id, queue
     # and owner sit under the name, the attempts under the status, times and durations are short
     # (the whole value in their tooltip).
@@ -117,30 +116,13 @@ class JobAdmin(WorkflowFieldsMixin, JobModelAdmin):
         css = {"all": ("django_asyncjobs/admin.css",)}
         js = ("django_asyncjobs/admin_progress.js",)
 
-    def get_urls(self) -> list[URLPattern]:
-        name = f"{self.opts.app_label}_{self.opts.model_name}_progress"
-        # Before the stock URLs, whose "<object_id>/" would take "progress/".
-        return [path("progress/", self.admin_site.admin_view(self.progress_view), name=name), *super().get_urls()]
-
-    def progress_view(self, request: HttpRequest) -> JsonResponse:
-        """Status and progress of the jobs ``?id=...`` (up to 500), for admin_progress.js."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        ids = []
-        for value in request.GET.getlist("id")[:500]:
-            try:
-                ids.append(uuid.UUID(value))
-            except ValueError:
-                continue
+    def progress_rows(self, ids: list[uuid.UUID]) -> dict[str, dict[str, Any]]:
+        """Status and progress of the jobs ``ids``, for admin_progress.js."""
         rows = Job.objects.filter(pk__in=ids).values_list("pk", "status", "progress", "progress_message")
-        jobs = {
+        return {
             str(pk): {"status": status, "label": str(JobStatus(status).label), "progress": progress, "message": message}
             for pk, status, progress, message in rows
         }
-        return JsonResponse({"jobs": jobs})
-
-    def progress_url(self) -> str:
-        return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_progress")
 
     # -- permissions: a read-only detail page; changes only through actions ---------------
 
