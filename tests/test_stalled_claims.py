@@ -20,8 +20,8 @@ import pytest
 from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.engine import batched, states
 from django_asyncjobs.engine.batching import Batch
-from django_asyncjobs.engine.execution import Outcome, run_job
-from django_asyncjobs.engine.heartbeat import JobHeartbeat
+from django_asyncjobs.engine.execution import Outcome, record_lost_attempt, run_job
+from django_asyncjobs.engine.heartbeat import JobHeartbeat, confirm_claim
 from django_asyncjobs.exceptions import WorkerLost
 from django_asyncjobs.scheduling.firing import promote_due_jobs
 from django_asyncjobs.scheduling.recovery import recover
@@ -121,3 +121,30 @@ def test_a_claim_answered_after_recovery_took_the_job_does_not_run(monkeypatch: 
         JobStatus.FAILED,
         f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
     )
+
+
+@pytest.mark.parametrize("lost_before", [0, 1], ids=["first-loss-put-back", "second-loss-counted"])
+def test_recovery_that_read_a_row_before_its_worker_confirmed_the_claim_leaves_it(lost_before: int) -> None:
+    """Recovery reads a batch row that never beat; before its write, the stalled worker comes
+    back and confirms the claim (its first heartbeat) and starts the job. Recovery's write is
+    conditional on the NULL heartbeat it judged, so it is not applied: the job runs once, on
+    the worker that holds it (the scale harness's link cut found both hosts running it)."""
+    job = record.enqueue("confirmed-meanwhile")
+    for _ in range(lost_before):  # an earlier loss before start: the next one is counted
+        batched.claim_many([job.pk, job.pk], "lost-worker")
+        _stall()
+        assert recover(heartbeat_timeout=0).put_back == [str(job.pk)]
+        promote_due_jobs()
+    batch = _batch()
+    batch.claim([(KEY, job.pk), (KEY, job.pk)])
+    _stall()
+    judged = Job.objects.get(pk=job.pk)  # what recovery read: running, heartbeat NULL, long ago
+    assert (judged.status, judged.heartbeat_at) == (JobStatus.RUNNING, None)
+
+    held = batch.take(str(job.pk))
+    assert confirm_claim(held, batch.claimed_at)  # the worker goes on first
+
+    assert record_lost_attempt(judged, "WorkerLost: test") is Outcome.SKIPPED
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.worker, row.attempts) == (JobStatus.RUNNING, WORKER, judged.attempts)
+    assert row.heartbeat_at is not None

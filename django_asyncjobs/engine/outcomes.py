@@ -365,7 +365,9 @@ def _put_back_lost(job: Job, error: str) -> Outcome:
     history = [*(job.failed_attempts or []), _failed_attempt(job, now, error, path_of(WorkerLostBeforeStart))]
     waited = wait_ms(job)
     try:
-        written = states.put_back(job, now=now, run_at=now, error=error, failed_attempts=history)
+        # Only while the row still has no heartbeat: its worker may have come back, confirmed
+        # the claim and started the job since recovery read it.
+        written = states.put_back(job, now=now, run_at=now, error=error, failed_attempts=history, heartbeat_at=None)
     except OutcomeRefused as exc:
         return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", None, None)
     if not written:

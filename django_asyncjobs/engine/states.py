@@ -251,13 +251,22 @@ def retry(
     return _end_attempt(job, JobStatus.QUEUED, heartbeat_at, enqueued_at=now, run_at=None, **fields)
 
 
-def put_back(job: Job, *, now: datetime, run_at: datetime, error: str, failed_attempts: list[Any]) -> bool:
+def put_back(
+    job: Job,
+    *,
+    now: datetime,
+    run_at: datetime,
+    error: str,
+    failed_attempts: list[Any],
+    heartbeat_at: Any = ANY_HEARTBEAT,
+) -> bool:
     """``running`` (this attempt) → ``scheduled`` until ``run_at``, the attempt not used up:
-    this worker lacks the job's code, another may have it."""
+    this worker lacks the job's code, another may have it; or recovery took the row for one
+    that never started (``heartbeat_at=None``: only while it still has not beaten)."""
     return _end_attempt(
         job,
         JobStatus.SCHEDULED,
-        ANY_HEARTBEAT,
+        heartbeat_at,
         run_at=run_at,
         attempts=job.attempts - 1,
         error=error,

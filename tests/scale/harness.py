@@ -31,6 +31,9 @@ from . import netns, services
 
 ROOT = Path(__file__).resolve().parents[2]
 
+#: A line of a host's log (see ``settings.LOGGING``): time, level, event.
+LOG_LINE = re.compile(r"(?P<time>\d+\.\d+) (?P<level>[A-Z]+) (?P<event>[a-z_]+\.[a-z_]+)")
+
 #: One run of a job: (host, attempt, when its function began).
 RunRecord = tuple[str, int, float]
 
@@ -325,9 +328,9 @@ class Run:
         events: Counter[str] = Counter()
         for log in sorted(self.folder.glob("host*.log")):
             for line in log.read_text(errors="replace").splitlines():
-                first = line.split(" ", 1)[0]
-                if re.fullmatch(r"[a-z_]+\.[a-z_]+", first):
-                    events[f"{log.stem}: {first}"] += 1
+                timed = LOG_LINE.match(line)
+                if timed and timed["level"] in ("WARNING", "ERROR", "CRITICAL"):
+                    events[f"{log.stem}: {timed['event']}"] += 1
                 elif line.startswith("Traceback"):
                     events[f"{log.stem}: Traceback"] += 1
         print("\nevents the hosts logged (WARNING and above):")

@@ -43,10 +43,14 @@ ASYNCJOBS = {
     "RECOVERY_GRACE": float(os.environ.get("ASYNCJOBS_SCALE_RECOVERY_GRACE", "60")),
 }
 
+# Each line: wall-clock time (shared by every namespace), level, event. The harness counts the
+# WARNING and above; the INFO lines (claims not taken, batches released) are there to read a
+# failed run's timeline by (``--keep``).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "formatters": {"timed": {"format": "%(created).3f %(levelname)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "timed"}},
     "root": {"handlers": ["stderr"], "level": "WARNING"},
-    "loggers": {"rq.worker": {"level": "WARNING"}},
+    "loggers": {"rq.worker": {"level": "WARNING"}, "django_asyncjobs": {"level": "INFO"}},
 }
