@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.scale import netns
 
 pytestmark = pytest.mark.skipif(bool(reason := netns.unavailable()), reason=f"network namespaces: {reason}")
@@ -47,7 +48,8 @@ def test_closing_a_lab_kills_its_processes_and_deletes_its_namespaces() -> None:
     try:
         host = lab.namespace("h1")
         sleeper = host.spawn(["sleep", "600"])
-        assert sleeper.pid in host.pids()
+        # ``ip netns exec`` enters the namespace, then execs: under load that takes a moment.
+        wait_for(lambda: sleeper.pid in host.pids(), what="the process to be in the namespace")
     finally:
         assert lab.close() == []
     assert sleeper.wait(timeout=10) == -signal.SIGKILL
