@@ -122,3 +122,12 @@ def test_the_migration_names_the_offloaded_rows_written_before(subprocess_env, t
     with sqlite3.connect(database) as connection:
         rows = dict(connection.execute("SELECT name, display_name FROM django_asyncjobs_job").fetchall())
     assert rows == {OFFLOADED_VIEW_JOB: ECHO, add.name: None}
+
+
+def test_the_status_document_names_the_view(admin_client) -> None:
+    job = offload(admin_client, "/echo/1/")
+    document = admin_client.get(reverse("asyncjobs:status", args=[job.pk]), HTTP_ACCEPT="application/json")
+    assert (document.json()["name"], document.json()["display_name"]) == (OFFLOADED_VIEW_JOB, ECHO)
+    plain = add.enqueue(1, 2, owner=Job.objects.get(pk=job.pk).owner)
+    document = admin_client.get(reverse("asyncjobs:status", args=[plain.pk]), HTTP_ACCEPT="application/json")
+    assert document.json()["display_name"] == add.name

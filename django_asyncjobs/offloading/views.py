@@ -50,6 +50,7 @@ def describe(job: Job) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(job.pk),
         "name": job.name,
+        "display_name": job.shown_name,
         "queue": job.queue,
         "status": job.status,
         "progress": job.progress,
