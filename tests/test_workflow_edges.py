@@ -1,0 +1,94 @@
+"""Workflows at their edges: recovery with many dependants still waiting, a callback or chain
+step given ``after=`` of its own, the admin's retry of a job that never left its wait, and a
+group whose failed job was deleted before the group finished. Real Redis, database, workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from django_asyncjobs import Job, JobStatus, chain, enqueue_group
+from django_asyncjobs.engine import outcomes, states
+from django_asyncjobs.engine.operations import delete_finished_jobs, retry_jobs
+from django_asyncjobs.models import GroupStatus, JobGroup
+from django_asyncjobs.scheduling.recovery import recover
+from tests.testapp.jobs import add, group_done, raises
+from tests.testapp.models import Call
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def status(job: Job) -> str:
+    return Job.objects.get(pk=job.pk).status
+
+
+def test_recovery_settles_a_stranded_dependant_behind_many_that_still_wait() -> None:
+    """Jobs one of whose dependencies finished while another still runs cannot be settled: they
+    must not take the places of a pass whose batch is smaller than their number."""
+    done, running = add.enqueue(0, 0), add.enqueue(0, 1)
+    Job.objects.filter(pk=done.pk).update(status=JobStatus.SUCCEEDED)
+    blocked = [add.enqueue(i, i, after=[done, running]) for i in range(40)]
+    other = add.enqueue(5, 5)
+    stranded = add.enqueue(1, 1, after=[other])
+    Job.objects.filter(pk=other.pk).update(status=JobStatus.SUCCEEDED)  # its worker died before settling
+    assert recover(grace=0, batch_size=1).settled == 1
+    assert status(stranded) == JobStatus.QUEUED
+    assert {status(job) for job in blocked} == {JobStatus.SCHEDULED}
+
+
+def test_a_groups_callback_takes_no_after_of_its_own() -> None:
+    """It would be released by whichever came first, its own dependencies or the group's end
+    (then without the group's id); ``then_any`` is how a callback runs whatever the outcome."""
+    other = add.enqueue(1, 1)
+    with pytest.raises(ValueError, match="then= waits for its group"):
+        enqueue_group(add, [(1, 2)], then=group_done.s("x", after=[other]))
+    assert not JobGroup.objects.exists()
+
+
+def test_a_chain_step_after_the_first_takes_no_after() -> None:
+    other = add.enqueue(1, 1)
+    with pytest.raises(ValueError, match="waits for the step before it"):
+        chain(add.s(1, 2), add.s(3, after=[other]))
+    assert list(Job.objects.values_list("pk", flat=True)) == [other.pk]
+
+
+def test_the_admins_retry_leaves_a_chain_step_cancelled_while_it_waited(asyncjobs_worker) -> None:
+    """It never got the previous step's result: queued again, it would run without it."""
+    first, second = chain(raises.s("boom"), add.s(1))
+    asyncjobs_worker("default")
+    assert status(second) == JobStatus.CANCELLED
+    report = retry_jobs(Job.objects.filter(pk__in=[first.pk, second.pk]))
+    assert report.done == 1 and "waited for other jobs" in report.describe_skipped()
+    assert status(second) == JobStatus.CANCELLED
+    asyncjobs_worker("default")
+    assert (status(first), status(second)) == (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def test_the_admins_retry_leaves_a_cancelled_group_callback(asyncjobs_worker) -> None:
+    group = enqueue_group(raises, [("a",)], then=group_done.s("retried"))
+    asyncjobs_worker("default")
+    assert status(group.callback) == JobStatus.CANCELLED
+    assert retry_jobs(Job.objects.filter(pk=group.callback_id)).done == 0
+    asyncjobs_worker("default")
+    assert not Call.objects.filter(label="retried").exists()
+
+
+def test_a_dependant_that_ran_and_failed_may_be_retried(asyncjobs_worker) -> None:
+    _, second = chain(add.s(1, 2), raises.s())
+    asyncjobs_worker("default")
+    assert status(second) == JobStatus.FAILED
+    assert retry_jobs(Job.objects.filter(pk=second.pk)).done == 1
+    assert Job.objects.get(pk=second.pk).args == [3]
+
+
+def test_a_failed_job_deleted_before_its_group_finished_still_fails_the_group(asyncjobs_worker) -> None:
+    group = enqueue_group(add, [(1, 1), (2, 2)], then=group_done.s("deleted"))
+    failing = group.jobs.get(group_index=0)
+    claimed = states.claim(failing.pk, "w1")
+    assert claimed is not None
+    assert outcomes.record_failure(claimed, "boom", retry=False, job_function=add) == outcomes.Outcome.FAILED
+    assert delete_finished_jobs(Job.objects.filter(pk=failing.pk)).done == 1  # an operator tidies up
+    asyncjobs_worker("default")
+    group.refresh_from_db()
+    assert group.status == GroupStatus.FAILED
+    assert status(group.callback) == JobStatus.CANCELLED
+    assert not Call.objects.filter(label="deleted").exists()
