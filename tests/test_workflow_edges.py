@@ -92,3 +92,27 @@ def test_a_failed_job_deleted_before_its_group_finished_still_fails_the_group(as
     assert group.status == GroupStatus.FAILED
     assert status(group.callback) == JobStatus.CANCELLED
     assert not Call.objects.filter(label="deleted").exists()
+
+
+def test_a_callback_cancelled_by_its_groups_failure_is_announced(asyncjobs_worker) -> None:
+    """As a dependant cancelled by a failure is: ``job_cancelled`` and ``job_finished`` are sent."""
+    from django_asyncjobs.signals import job_cancelled, job_finished
+
+    seen: list[tuple[str, object]] = []
+
+    def on_cancelled(sender: object, job: Job, **kwargs: object) -> None:
+        seen.append(("cancelled", job.pk))
+
+    def on_finished(sender: object, job: Job, **kwargs: object) -> None:
+        seen.append(("finished", job.pk))
+
+    job_cancelled.connect(on_cancelled)
+    job_finished.connect(on_finished)
+    try:
+        group = enqueue_group(raises, [("a",)], then=group_done.s("announced"))
+        asyncjobs_worker("default")
+    finally:
+        job_cancelled.disconnect(on_cancelled)
+        job_finished.disconnect(on_finished)
+    assert status(group.callback) == JobStatus.CANCELLED
+    assert ("cancelled", group.callback_id) in seen and ("finished", group.callback_id) in seen

@@ -104,7 +104,7 @@ def settle(pks: Iterable[uuid.UUID]) -> int:
         if released:
             transaction.on_commit(partial(ring, released), using=alias)
         for job in cancelled:
-            _announce_cancelled(job)
+            announce_cancelled(job)
         pending += _dependants([job.pk for job in cancelled if job.has_dependants], alias)
     return moved
 
@@ -151,7 +151,8 @@ def _dependants(pks: Sequence[uuid.UUID], alias: str) -> list[uuid.UUID]:
     return list(JobDependency.objects.using(alias).filter(depends_on__in=pks).values_list("job_id", flat=True))
 
 
-def _announce_cancelled(job: Job) -> None:
+def announce_cancelled(job: Job) -> None:
+    """Log and signal the cancel of a waiting job by a failure (``job.error`` says which)."""
     fields = {"job": job.pk, "name": job.name, "queue": job.queue, "was": "waiting", "reason": job.error}
     log_event(jobs_logger, logging.INFO, "job.cancelled", **fields)
     notify(job_cancelled, job)

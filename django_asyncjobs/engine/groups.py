@@ -25,7 +25,7 @@ from ..models.workflows import GroupStatus
 from . import statements, states
 from .broker import ring
 from .calls import CallSpec, Signature, split_call
-from .dependencies import settle_dependants_of
+from .dependencies import announce_cancelled, settle_dependants_of
 from .enqueueing import enqueue_calls
 from .registry import job_function_by_name
 
@@ -129,8 +129,10 @@ def _finish_one(group_id: uuid.UUID, succeeded: int, alias: str) -> bool:
                 cancelled = callback if states.cancel_waiting(callback, now=now, error=reason) else None
             elif states.release(callback, now=now, args=[str(group_id), *callback.args]):
                 transaction.on_commit(lambda: ring([callback]), using=alias)
-    if cancelled is not None and cancelled.has_dependants:
-        settle_dependants_of([cancelled.pk])
+    if cancelled is not None:
+        announce_cancelled(cancelled)
+        if cancelled.has_dependants:
+            settle_dependants_of([cancelled.pk])
     return True
 
 
