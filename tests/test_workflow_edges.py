@@ -8,10 +8,10 @@ import pytest
 
 from django_asyncjobs import Job, JobStatus, chain, enqueue_group
 from django_asyncjobs.engine import outcomes, states
-from django_asyncjobs.engine.operations import delete_finished_jobs, retry_jobs
-from django_asyncjobs.models import GroupStatus, JobGroup
+from django_asyncjobs.engine.operations import cancel_jobs, delete_finished_jobs, retry_jobs
+from django_asyncjobs.models import FINISHED_STATUSES, GroupStatus, JobGroup
 from django_asyncjobs.scheduling.recovery import recover
-from tests.testapp.jobs import add, group_done, raises
+from tests.testapp.jobs import add, group_done, raises, waits
 from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,3 +116,31 @@ def test_a_callback_cancelled_by_its_groups_failure_is_announced(asyncjobs_worke
         job_finished.disconnect(on_finished)
     assert status(group.callback) == JobStatus.CANCELLED
     assert ("cancelled", group.callback_id) in seen and ("finished", group.callback_id) in seen
+
+
+def test_cancels_racing_two_workers_settle_the_group_and_its_chains_once(start_worker) -> None:
+    """Cancels (``cancel_jobs``, as the admin's action) land while two worker processes run a
+    group and chains behind its jobs: whatever wins each race, the group ends by its jobs'
+    outcomes without the recovery pass, its callback moves once, and each chain's step does."""
+    from tests.conftest import wait_for
+
+    group = enqueue_group(waits, [(f"g{i}", 0.005) for i in range(150)], then=group_done.s("raced"))
+    members = list(group.jobs.order_by("group_index"))
+    steps = [add.enqueue(1, 1, after=[job]) for job in members[::3]]
+    workers = [start_worker("default") for _ in range(2)]
+    wait_for(lambda: Call.objects.filter(label__endswith=":end").exists(), seconds=60, what="the workers to start")
+    for job in members[::3]:  # some queued, some running, some finished already
+        cancel_jobs(Job.objects.filter(pk=job.pk))
+    wait_for(lambda: status(group.callback) in FINISHED_STATUSES, seconds=60, what="the callback to finish")
+    wait_for(lambda: all(status(step) in FINISHED_STATUSES for step in steps), seconds=60, what="the steps")
+    group.refresh_from_db()
+    outcomes_by_job = dict(group.jobs.values_list("pk", "status"))
+    all_succeeded = set(outcomes_by_job.values()) == {JobStatus.SUCCEEDED}
+    assert group.status == (GroupStatus.SUCCEEDED if all_succeeded else GroupStatus.FAILED)
+    assert status(group.callback) == (JobStatus.SUCCEEDED if all_succeeded else JobStatus.CANCELLED)
+    assert Call.objects.filter(label="raced").count() == (1 if all_succeeded else 0)
+    for step, job in zip(steps, members[::3], strict=True):
+        expected = JobStatus.SUCCEEDED if outcomes_by_job[job.pk] == JobStatus.SUCCEEDED else JobStatus.CANCELLED
+        row = Job.objects.get(pk=step.pk)
+        assert row.status == expected and row.attempts == (1 if expected == JobStatus.SUCCEEDED else 0)
+    assert all(worker.poll() is None for worker in workers)
