@@ -81,6 +81,8 @@ def chain(*steps: Signature) -> list[Job]:
     bad = [step for step in steps if not isinstance(step, Signature)]
     if bad:
         raise TypeError(f"chain() takes signatures such as my_job.s(1, 2), got {bad[0]!r}")
+    if any("after" in step.kwargs for step in steps[1:]):
+        raise ValueError("a chain's step waits for the step before it: only the first one takes after=")
     jobs: list[Job] = []
     with transaction.atomic(using=router.db_for_write(JobModel)):
         jobs.append(steps[0].enqueue())

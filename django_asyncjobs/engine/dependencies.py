@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from django.db import router, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from ..logs import jobs_logger, log_event
@@ -103,7 +104,7 @@ def settle(pks: Iterable[uuid.UUID]) -> int:
         if released:
             transaction.on_commit(partial(ring, released), using=alias)
         for job in cancelled:
-            _announce_cancelled(job)
+            announce_cancelled(job)
         pending += _dependants([job.pk for job in cancelled if job.has_dependants], alias)
     return moved
 
@@ -150,7 +151,8 @@ def _dependants(pks: Sequence[uuid.UUID], alias: str) -> list[uuid.UUID]:
     return list(JobDependency.objects.using(alias).filter(depends_on__in=pks).values_list("job_id", flat=True))
 
 
-def _announce_cancelled(job: Job) -> None:
+def announce_cancelled(job: Job) -> None:
+    """Log and signal the cancel of a waiting job by a failure (``job.error`` says which)."""
     fields = {"job": job.pk, "name": job.name, "queue": job.queue, "was": "waiting", "reason": job.error}
     log_event(jobs_logger, logging.INFO, "job.cancelled", **fields)
     notify(job_cancelled, job)
@@ -158,14 +160,17 @@ def _announce_cancelled(job: Job) -> None:
 
 
 def settle_stranded(limit: int = 1000) -> int:
-    """Settle the waiting jobs one of whose dependencies finished (the recovery pass: a worker
-    that died between an outcome and the settling); how many moved."""
+    """Settle the waiting jobs that settling would move (the recovery pass: a worker that died
+    between an outcome and the settling); how many moved."""
     alias = router.db_for_write(Job)
-    candidates = (
-        Job.objects.using(alias)
-        .filter(status=JobStatus.SCHEDULED, run_at__isnull=True, dependencies__depends_on__status__in=FINISHED_STATUSES)
-        .order_by()
-        .values_list("pk", flat=True)
-        .distinct()[:limit]
-    )
-    return settle(list(candidates))
+    return settle(list(decidable(Job.objects.using(alias)).order_by().values_list("pk", flat=True)[:limit]))
+
+
+def decidable(jobs: QuerySet[Job]) -> QuerySet[Job]:
+    """The jobs of ``jobs`` waiting for others that :func:`settle` would move: a job they need
+    failed or was cancelled, or every job they wait for finished. Not those that must still wait:
+    however many, they would take the places of the others in a bounded pass."""
+    links = JobDependency.objects.filter(job=OuterRef("pk"))
+    broken = Exists(links.filter(any_outcome=False, depends_on__status__in=(JobStatus.FAILED, JobStatus.CANCELLED)))
+    all_finished = Exists(links) & ~Exists(links.exclude(depends_on__status__in=FINISHED_STATUSES))
+    return jobs.filter(broken | all_finished, status=JobStatus.SCHEDULED, run_at__isnull=True)

@@ -25,7 +25,7 @@ from ..models.workflows import GroupStatus
 from . import statements, states
 from .broker import ring
 from .calls import CallSpec, Signature, split_call
-from .dependencies import settle_dependants_of
+from .dependencies import announce_cancelled, settle_dependants_of
 from .enqueueing import enqueue_calls
 from .registry import job_function_by_name
 
@@ -52,6 +52,10 @@ def enqueue_group(
     job_function = job_function_by_name(function) if isinstance(function, str) else function
     if then is not None and not isinstance(then, Signature):
         raise TypeError(f"then takes a signature such as my_job.s(1, 2), got {then!r}")
+    if then is not None and {"after", "after_any"} & then.kwargs.keys():
+        raise ValueError(
+            "then= waits for its group: its signature takes no after= (then_any=True: whatever the outcome)"
+        )
     if job_function.options.unique:
         raise ValueError(f"{job_function.name} is a unique job: its calls may return jobs outside the group")
     split = [split_call(call) for call in calls]
@@ -102,20 +106,22 @@ def finish(group_ids: Iterable[uuid.UUID]) -> int:
         jobs = Job.objects.using(alias).filter(group_id=group_id)
         if jobs.filter(status__in=UNFINISHED_STATUSES).exists():
             continue
-        failed = jobs.exclude(status=JobStatus.SUCCEEDED).count()
-        if _finish_one(group_id, failed, alias):
+        if _finish_one(group_id, jobs.filter(status=JobStatus.SUCCEEDED).count(), alias):
             finished += 1
     return finished
 
 
-def _finish_one(group_id: uuid.UUID, failed: int, alias: str) -> bool:
+def _finish_one(group_id: uuid.UUID, succeeded: int, alias: str) -> bool:
     now = timezone.now()
     cancelled: Job | None = None
     with transaction.atomic(using=alias):
         groups = JobGroup.objects.using(alias).filter(pk=group_id, status=GroupStatus.RUNNING)
+        group = groups.select_related("callback").first()
+        if group is None:
+            return False
+        failed = group.size - succeeded  # a job deleted meanwhile (pruned, the admin's delete) did not succeed
         if not groups.update(status=GroupStatus.FAILED if failed else GroupStatus.SUCCEEDED, finished_at=now):
             return False
-        group = JobGroup.objects.using(alias).select_related("callback").get(pk=group_id)
         callback = group.callback
         if callback is not None:
             if failed and not group.callback_any:
@@ -123,8 +129,10 @@ def _finish_one(group_id: uuid.UUID, failed: int, alias: str) -> bool:
                 cancelled = callback if states.cancel_waiting(callback, now=now, error=reason) else None
             elif states.release(callback, now=now, args=[str(group_id), *callback.args]):
                 transaction.on_commit(lambda: ring([callback]), using=alias)
-    if cancelled is not None and cancelled.has_dependants:
-        settle_dependants_of([cancelled.pk])
+    if cancelled is not None:
+        announce_cancelled(cancelled)
+        if cancelled.has_dependants:
+            settle_dependants_of([cancelled.pk])
     return True
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import router, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from ..exceptions import QueueFull
-from ..models import FINISHED_STATUSES, Job, JobStatus
+from ..models import FINISHED_STATUSES, Job, JobDependency, JobGroup, JobStatus
 from .broker import ring
 from .capacity import check as check_backpressure
 from .deletion import delete_jobs_and_files
@@ -53,6 +53,9 @@ def retry_jobs(queryset: QuerySet[Job]) -> OperationReport:
     report = OperationReport()
     _count_other_statuses(report, queryset, RETRYABLE_STATUSES, "not failed or cancelled")
     candidates = queryset.filter(status__in=RETRYABLE_STATUSES)
+    unreleased = _cancelled_while_waiting(candidates)
+    report.skip("cancelled while they waited for other jobs (enqueue them again)", unreleased.count())
+    candidates = candidates.exclude(pk__in=unreleased.values("pk"))
     by_queue: dict[str, list[Any]] = {}
     for pk, queue in candidates.values_list("pk", "queue"):
         by_queue.setdefault(queue, []).append(pk)
@@ -64,6 +67,15 @@ def retry_jobs(queryset: QuerySet[Job]) -> OperationReport:
             continue
         report.done += _requeue_finished(pks, report)
     return report
+
+
+def _cancelled_while_waiting(jobs: QuerySet[Job]) -> QuerySet[Job]:
+    """Dependants and group callbacks of ``jobs`` cancelled before they were released (which sets
+    ``enqueued_at``): queued again, they would run without the result or the group id they waited for."""
+    waited = Exists(JobDependency.objects.filter(job=OuterRef("pk"))) | Exists(
+        JobGroup.objects.filter(callback=OuterRef("pk"))
+    )
+    return jobs.filter(waited, enqueued_at__isnull=True)
 
 
 def _requeue_finished(pks: list[Any], report: OperationReport) -> int:
