@@ -107,6 +107,17 @@ def test_after_an_unknown_job_is_refused_and_writes_nothing() -> None:
         add.enqueue(1, 2, after=[add.enqueue(0, 0)], delay=5)
 
 
+def test_a_long_after_list_is_checked_in_chunks_and_the_error_stays_short() -> None:
+    """More ids than SQLite takes as parameters of one statement (32,766): a clear error, not
+    the database's; and one that names a few of the missing ids, not 40,000."""
+    known = add.enqueue(0, 0)
+    unknown = [uuid.uuid4() for _ in range(40_000)]
+    with pytest.raises(ValueError, match=rf"after: no job {unknown[0]}, .* and 39,995 more$"):
+        add.enqueue(1, 2, after=[known, *unknown])
+    assert list(Job.objects.values_list("pk", flat=True)) == [known.pk]
+    assert not Job.objects.get(pk=known.pk).has_dependants
+
+
 def test_a_dependant_added_while_its_dependency_runs_is_settled_by_that_outcome() -> None:
     """The outcome's UPDATE reads ``has_dependants`` back: the worker's copy of the row, claimed
     before the dependant existed, does not have it."""

@@ -68,11 +68,15 @@ def waiting_message(count: int) -> str:
 def attach(jobs: Sequence[Job], after: Sequence[uuid.UUID], *, any_outcome: bool, pass_result: bool) -> None:
     """In the enqueue's transaction: ``jobs`` (just INSERTed, waiting) wait for ``after``."""
     alias = router.db_for_write(Job)
-    marked = Job.objects.using(alias).filter(pk__in=after).update(has_dependants=True)
+    chunks = [after[start : start + CHUNK] for start in range(0, len(after), CHUNK)]  # SQLite: 32,766 parameters
+    marked = sum(Job.objects.using(alias).filter(pk__in=chunk).update(has_dependants=True) for chunk in chunks)
     if marked != len(after):
-        found = set(Job.objects.using(alias).filter(pk__in=after).values_list("pk", flat=True))
+        found = {
+            pk for chunk in chunks for pk in Job.objects.using(alias).filter(pk__in=chunk).values_list("pk", flat=True)
+        }
         missing = [str(pk) for pk in after if pk not in found]
-        raise ValueError(f"after: no job {', '.join(missing)}")
+        more = f" and {len(missing) - 5:,} more" if len(missing) > 5 else ""
+        raise ValueError(f"after: no job {', '.join(missing[:5])}{more}")
     links = [
         JobDependency(job=job, depends_on_id=pk, any_outcome=any_outcome, pass_result=pass_result)
         for job in jobs
