@@ -11,12 +11,16 @@ from django.db import connection
 
 from django_asyncjobs import Job, JobStatus, job
 from django_asyncjobs.engine.functions import JobOptions
+from django_asyncjobs.engine.outcomes import Outcome
 from django_asyncjobs.exceptions import ConfigurationError
 from django_asyncjobs.worker import ThreadedWorker
 from tests.testapp.atomic_jobs import (
     async_atomic_record,
+    atomic_breaks_its_transaction,
+    atomic_callback_raises,
     atomic_holds,
     atomic_loses_its_attempt,
+    atomic_manages_its_transaction,
     atomic_progress,
     atomic_record,
 )
@@ -160,3 +164,38 @@ def test_a_job_waiting_for_an_atomic_one_runs_after_its_commit(run_worker) -> No
     assert (_job(first.pk).status, _job(then.pk).status) == (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
     assert (_job(failing.pk).status, _job(never.pk).status) == (JobStatus.FAILED, JobStatus.CANCELLED)
     assert sorted(Call.objects.values_list("label", flat=True)) == ["first", "then"]
+
+
+def test_a_callback_raising_after_the_commit_leaves_the_success_recorded(asyncjobs_worker, caplog) -> None:
+    """The job's success committed before its ``on_commit`` callbacks ran: one that raises
+    does not make the worker record a failure over it (or discard it), and what waits for
+    the job is settled."""
+    caplog.set_level(logging.INFO, logger="django_asyncjobs")
+    first = atomic_callback_raises.enqueue("committed")
+    then = record.enqueue("then", after=[first])
+    run = asyncjobs_worker()
+    assert (_job(first.pk).status, _job(then.pk).status) == (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
+    assert run.outcomes[Outcome.SUCCEEDED] == 2
+    assert sorted(Call.objects.values_list("label", flat=True)) == ["committed", "then"]
+    assert not [r for r in caplog.records if r.getMessage().startswith("job.outcome_discarded")]
+    logged = [r for r in caplog.records if r.getMessage().startswith("job.on_commit_failed")]
+    assert [str(r.job) for r in logged] == [str(first.pk)]  # type: ignore[attr-defined]
+
+
+def test_a_statement_error_inside_the_job_fails_it_and_the_worker_goes_on(run_worker) -> None:
+    broken = atomic_breaks_its_transaction.enqueue("broken")
+    after = atomic_record.enqueue("after")
+    run_worker()
+    row = _job(broken.pk)
+    assert row.status == JobStatus.FAILED
+    assert _job(after.pk).status == JobStatus.SUCCEEDED
+    assert list(Call.objects.values_list("label", flat=True)) == ["after"]
+
+
+@pytest.mark.parametrize("how", ["commit", "autocommit", "durable"])
+def test_a_job_cannot_end_its_transaction_itself(run_worker, how) -> None:
+    managing = atomic_manages_its_transaction.enqueue(how)
+    run_worker()
+    row = _job(managing.pk)
+    assert row.status == JobStatus.FAILED, row.error
+    assert not Call.objects.exists()

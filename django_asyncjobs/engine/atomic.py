@@ -36,6 +36,7 @@ from .outcomes import (
     Outcome,
     Unstorable,
     discard_outcome,
+    path_of,
     record_unstorable,
     refused_result,
     result_problem,
@@ -76,20 +77,25 @@ def run_atomic(job: Job, job_function: JobFunction[Any, Any], invoke: Callable[[
     alias = router.db_for_write(Job)
     before = {name: getattr(job, name) for name in _SUCCESS_FIELDS}
     began = time.monotonic()
+    committed: list[bool] = []
     _open.add(job.pk)
     try:
         with transaction.atomic(using=alias):
+            # The first callback to run after the commit: an exception from one of the function's
+            # callbacks, which run after it, comes from a transaction that committed.
+            transaction.on_commit(lambda: committed.append(True), using=alias)
             _write_success(job, job_function, invoke())
     except _NotWritten as exc:
         _restore(job, before)
         return discard_outcome(job) if exc.problem is None else record_unstorable(job, exc.problem, job_function)
-    except DatabaseError:
-        # The commit's fate may be unknown (the connection broke as it was sent).
-        if _committed(job, before, alias):
+    except BaseException as exc:
+        if committed:
+            fields = {**job_fields(job), "reason": f"{path_of(type(exc))}: {exc}"}
+            log_event(jobs_logger, logging.ERROR, "job.on_commit_failed", **fields, exc_info=exc)
             return succeeded(job, job_function)
-        _restore(job, before)
-        raise
-    except BaseException:
+        # The commit's fate may be unknown (the connection broke as it was sent).
+        if isinstance(exc, DatabaseError) and _committed(job, before, alias):
+            return succeeded(job, job_function)
         _restore(job, before)
         raise
     finally:

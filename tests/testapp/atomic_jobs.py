@@ -3,6 +3,7 @@ registered by ``jobs.py``, which imports this module."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 
 from django_asyncjobs import current_job, job
 
@@ -116,3 +117,39 @@ def _insert_then_maybe_die(label: str, die: bool) -> str:
 
 atomic_insert = job(name="tests.atomic_insert", atomic=True, max_attempts=20)(_insert_then_maybe_die)
 plain_insert = job(name="tests.plain_insert", max_attempts=20)(_insert_then_maybe_die)
+
+
+def _raise_after_commit() -> None:
+    raise RuntimeError("a callback of the job raised after its commit")
+
+
+@job(atomic=True, max_attempts=2)
+def atomic_callback_raises(label: str) -> str:
+    """Inserts a row and registers an ``on_commit`` callback that raises: it runs after the
+    job's transaction committed (its success with it)."""
+    Call.objects.create(label=label)
+    transaction.on_commit(_raise_after_commit)
+    return label
+
+
+@job(atomic=True, max_attempts=1)
+def atomic_breaks_its_transaction(label: str) -> str:
+    """Inserts a row, then a statement the database refuses, caught without a savepoint."""
+    Call.objects.create(label=label)
+    with contextlib.suppress(IntegrityError):
+        Call.objects.create(pk=Call.objects.get(label=label).pk, label="duplicate")
+    return label
+
+
+@job(atomic=True, max_attempts=1)
+def atomic_manages_its_transaction(how: str) -> str:
+    """Inserts a row, then tries to end the job's transaction itself."""
+    Call.objects.create(label=how)
+    if how == "commit":
+        transaction.commit()
+    elif how == "autocommit":
+        transaction.set_autocommit(True)
+    elif how == "durable":
+        with transaction.atomic(durable=True):
+            Call.objects.create(label="durable")
+    return how
