@@ -22,6 +22,7 @@ from tests.testapp.atomic_jobs import (
     atomic_loses_its_attempt,
     atomic_manages_its_transaction,
     atomic_progress,
+    atomic_progress_then_fails,
     atomic_record,
 )
 from tests.testapp.jobs import record
@@ -87,6 +88,16 @@ def test_progress_of_an_atomic_job_is_written_with_its_outcome_only(run_worker) 
     row = _job(job.pk)
     assert (row.status, row.result, row.progress) == (JobStatus.SUCCEEDED, 0, 100)
     assert Call.objects.filter(label="progress").count() == 1
+
+
+def test_a_failed_atomic_job_keeps_the_progress_it_reported(run_worker) -> None:
+    """As a plain job does: the last progress is written with the failure, only the
+    function's writes are rolled back."""
+    job = atomic_progress_then_fails.enqueue("at 40")
+    run_worker()
+    row = _job(job.pk)
+    assert (row.status, row.progress, row.progress_message) == (JobStatus.FAILED, 40, "almost half")
+    assert not Call.objects.exists()
 
 
 @pytest.mark.parametrize("worker_options", [{"threads": 2, "worker_class": ThreadedWorker}, {}])

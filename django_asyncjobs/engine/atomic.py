@@ -75,7 +75,7 @@ def run_atomic(job: Job, job_function: JobFunction[Any, Any], invoke: Callable[[
     transaction on the job's database. Raises what ``invoke()`` raised, the transaction
     rolled back: the caller records the failure, as for any job."""
     alias = router.db_for_write(Job)
-    before = {name: getattr(job, name) for name in _SUCCESS_FIELDS}
+    before: dict[str, Any] = {}  # the instance as it was before the success write, if it was tried
     began = time.monotonic()
     committed: list[bool] = []
     _open.add(job.pk)
@@ -84,7 +84,7 @@ def run_atomic(job: Job, job_function: JobFunction[Any, Any], invoke: Callable[[
             # The first callback to run after the commit: an exception from one of the function's
             # callbacks, which run after it, comes from a transaction that committed.
             transaction.on_commit(lambda: committed.append(True), using=alias)
-            _write_success(job, job_function, invoke())
+            _write_success(job, job_function, invoke(), before)
     except _NotWritten as exc:
         _restore(job, before)
         return discard_outcome(job) if exc.problem is None else record_unstorable(job, exc.problem, job_function)
@@ -104,10 +104,12 @@ def run_atomic(job: Job, job_function: JobFunction[Any, Any], invoke: Callable[[
     return succeeded(job, job_function)
 
 
-def _write_success(job: Job, job_function: JobFunction[Any, Any], result: Any) -> None:
+def _write_success(job: Job, job_function: JobFunction[Any, Any], result: Any, before: dict[str, Any]) -> None:
     stored, problem = result_problem(job, result, job_function)
     if problem is not None:
         raise _NotWritten(problem)
+    # Taken now, not before the function ran: its progress is kept when the write is undone.
+    before.update((name, getattr(job, name)) for name in _SUCCESS_FIELDS)
     try:
         written = states.succeed(job, result=stored, now=timezone.now())
     except OutcomeRefused as exc:
@@ -120,7 +122,7 @@ def _committed(job: Job, before: dict[str, Any], alias: str) -> bool:
     """Whether the success of this attempt is in the row (its commit went through although
     the connection broke): read on a new connection if need be."""
     finished_at = job.finished_at
-    if job.status != JobStatus.SUCCEEDED or finished_at == before["finished_at"]:
+    if not before or job.status != JobStatus.SUCCEEDED or finished_at == before["finished_at"]:
         return False  # the success was not written: the transaction failed before it
     row = Job.objects.using(alias).filter(pk=job.pk, status=JobStatus.SUCCEEDED, worker=job.worker)
     mine = row.filter(attempts=job.attempts, finished_at=finished_at)

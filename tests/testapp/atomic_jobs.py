@@ -153,3 +153,13 @@ def atomic_manages_its_transaction(how: str) -> str:
         with transaction.atomic(durable=True):
             Call.objects.create(label="durable")
     return how
+
+
+@job(atomic=True, max_attempts=1)
+def atomic_progress_then_fails(label: str) -> None:
+    """Reports progress, inserts a row, then raises."""
+    this = current_job()
+    assert this is not None
+    this.set_progress(40, "almost half")
+    Call.objects.create(label=label)
+    raise RuntimeError(f"{label} failed at 40%")
