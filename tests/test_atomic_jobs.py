@@ -4,6 +4,7 @@ at all. The kill test is tests/test_atomic_kills.py."""
 from __future__ import annotations
 
 import logging
+import signal
 
 import pytest
 from django.core.checks import run_checks
@@ -18,12 +19,14 @@ from tests.testapp.atomic_jobs import (
     async_atomic_record,
     atomic_breaks_its_transaction,
     atomic_callback_raises,
+    atomic_fails_once,
     atomic_holds,
     atomic_loses_its_attempt,
     atomic_manages_its_transaction,
     atomic_progress,
     atomic_progress_then_fails,
     atomic_record,
+    atomic_times_out,
 )
 from tests.testapp.jobs import record
 from tests.testapp.models import Call
@@ -209,4 +212,43 @@ def test_a_job_cannot_end_its_transaction_itself(run_worker, how) -> None:
     run_worker()
     row = _job(managing.pk)
     assert row.status == JobStatus.FAILED, row.error
+    assert not Call.objects.exists()
+
+
+@pytest.mark.parametrize("worker_options", [{"threads": 2, "worker_class": ThreadedWorker}, {}])
+def test_a_retry_starts_from_a_clean_slate(run_worker, worker_options) -> None:
+    job = atomic_fails_once.enqueue("again")
+    run_worker(**worker_options)
+    row = _job(job.pk)
+    assert (row.status, row.result, row.attempts) == (JobStatus.SUCCEEDED, 2, 2)
+    assert [a["exception_class"] for a in row.failed_attempts] == ["builtins.RuntimeError"]
+    assert Call.objects.filter(label="again").count() == 1
+
+
+def test_a_stock_rq_worker_runs_atomic_jobs_atomically(redis) -> None:
+    """The ``perform`` path: what the function wrote commits with its success, and goes with a failure."""
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from django_asyncjobs.engine.broker import get_connection, get_queue
+
+    kept, failed = atomic_record.enqueue("kept"), atomic_record.enqueue("gone", fail=True)
+    worker = SimpleWorker([get_queue("default")], connection=get_connection("default"), serializer=JSONSerializer)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.work(burst=True)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert [_job(j.pk).status for j in (kept, failed)] == [JobStatus.SUCCEEDED, JobStatus.FAILED]
+    assert list(Call.objects.values_list("label", flat=True)) == ["kept"]
+
+
+@pytest.mark.parametrize("worker_options", [{"threads": 2, "worker_class": ThreadedWorker}, {}])
+def test_a_timeout_rolls_the_writes_back(run_worker, worker_options) -> None:
+    job = atomic_times_out.enqueue("late")
+    run_worker(**worker_options)
+    row = _job(job.pk)
+    assert row.status == JobStatus.FAILED
+    assert row.failed_attempts[-1]["exception_class"] == "django_asyncjobs.exceptions.JobTimeout"
     assert not Call.objects.exists()

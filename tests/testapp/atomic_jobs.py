@@ -163,3 +163,24 @@ def atomic_progress_then_fails(label: str) -> None:
     this.set_progress(40, "almost half")
     Call.objects.create(label=label)
     raise RuntimeError(f"{label} failed at 40%")
+
+
+@job(atomic=True, max_attempts=2, retry_backoff=0)
+def atomic_fails_once(label: str) -> int:
+    """Inserts a row, then raises on its first attempt; returns its attempt."""
+    this = current_job()
+    assert this is not None
+    Call.objects.create(label=label)
+    if this.attempts == 1:
+        raise RuntimeError(f"{label}: first attempt")
+    return this.attempts
+
+
+@job(atomic=True, max_attempts=1, timeout=1)
+def atomic_times_out(label: str) -> None:
+    """Inserts a row, then runs past its time limit (in short sleeps: a threaded worker's
+    interrupt rises between two)."""
+    Call.objects.create(label=label)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
