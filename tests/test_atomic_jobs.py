@@ -22,6 +22,7 @@ from tests.testapp.atomic_jobs import (
     atomic_fails_once,
     atomic_holds,
     atomic_loses_its_attempt,
+    atomic_loses_its_connection,
     atomic_manages_its_transaction,
     atomic_progress,
     atomic_progress_then_fails,
@@ -252,3 +253,16 @@ def test_a_timeout_rolls_the_writes_back(run_worker, worker_options) -> None:
     assert row.status == JobStatus.FAILED
     assert row.failed_attempts[-1]["exception_class"] == "django_asyncjobs.exceptions.JobTimeout"
     assert not Call.objects.exists()
+
+
+def test_a_connection_broken_before_the_commit_rolls_back_and_the_attempt_is_retried(run_worker) -> None:
+    from tests.faults import needs_own_server_session, needs_postgresql
+
+    needs_postgresql()
+    needs_own_server_session("(the job ends its own server session)")
+    job = atomic_loses_its_connection.enqueue("cut")
+    run_worker()
+    row = _job(job.pk)
+    assert (row.status, row.result, row.attempts) == (JobStatus.SUCCEEDED, 2, 2)
+    assert [a["attempt"] for a in row.failed_attempts] == [1]
+    assert list(Call.objects.values_list("label", flat=True)) == ["cut"]

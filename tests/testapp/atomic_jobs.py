@@ -184,3 +184,26 @@ def atomic_times_out(label: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+@job(atomic=True, max_attempts=2, retry_backoff=0)
+def atomic_loses_its_connection(label: str) -> int:
+    """Inserts a row; on its first attempt, its connection is then ended by the server
+    (``pg_terminate_backend`` from another connection) and it writes again."""
+    import psycopg
+
+    this = current_job()
+    assert this is not None
+    Call.objects.create(label=label)
+    if this.attempts == 1:
+        connection = connections["default"]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+        settings = connection.settings_dict
+        with psycopg.connect(
+            dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"], port=settings["PORT"]
+        ) as side:
+            side.execute("SELECT pg_terminate_backend(%s)", [pid])
+        Call.objects.create(label=f"{label}: after")
+    return this.attempts
