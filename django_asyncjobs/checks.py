@@ -272,7 +272,7 @@ def _offload_without_status_urls() -> list[CheckMessage]:
         Warning(
             f"@offload is used by {views[0][0]!r}{f' and {len(views) - 1} other view(s)' if len(views) > 1 else ''}, "
             "but django_asyncjobs.urls is not included in the URLconf.",
-            hint="Add path('jobs/', include('django_asyncjobs.urls')) to urlpatterns: every offloaded request "
+            hint="Add path('async/', include('django_asyncjobs.urls')) to urlpatterns: every offloaded request "
             "answers with its job's status URL, and fails (500, nothing enqueued) without it. "
             + see("checks", "asyncjobsw003"),
             id="asyncjobs.W003",

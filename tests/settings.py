@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+from typing import Any
 from urllib.parse import urlparse
 
 SECRET_KEY = "tests-only-not-secret"
@@ -166,9 +167,19 @@ if _CLOCK_OFFSET:
 
     _timezone.now = _offset_now
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"null": {"class": "logging.NullHandler"}},
-    "loggers": {"rq.worker": {"handlers": ["null"], "propagate": True, "level": "WARNING"}},
+    "handlers": {
+        "null": {"class": "logging.NullHandler"},
+        # A worker subprocess's warnings on stderr, one line each (as Python's last resort would
+        # print them), not its INFO line per job, which would fill the pipe a test reads at the end.
+        "warnings": {"class": "logging.StreamHandler", "level": "WARNING"},
+    },
+    "loggers": {
+        "rq.worker": {"handlers": ["null"], "propagate": True, "level": "WARNING"},
+        "django_asyncjobs": {"handlers": ["warnings"], "propagate": True},
+    },
 }
+if os.environ.get("ASYNCJOBS_TEST_BARE_LOGGING") == "1":  # a project whose LOGGING leaves our loggers alone
+    del LOGGING["loggers"]["django_asyncjobs"]

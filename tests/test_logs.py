@@ -109,3 +109,19 @@ def test_none_fields_are_left_out_and_nothing_is_formatted_below_the_level(caplo
 def test_no_module_logs_on_the_package_logger_itself(module: str) -> None:
     imported = __import__(module, fromlist=["_"])
     assert getattr(imported, "logger", None) is None  # each area logs on its own logger (django_asyncjobs.logs)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("verbosity", "shown"), [("1", True), ("0", False)])
+def test_a_worker_shows_each_job_on_stderr_when_logging_gives_the_records_nowhere_to_go(
+    start_worker, subprocess_env, verbosity: str, shown: bool
+) -> None:
+    """A new project's LOGGING (Django's default) has no handler for our loggers: the worker
+    prints its lines with their time and level, as rq's and Celery's workers do, at ``-v``'s level."""
+    subprocess_env["ASYNCJOBS_TEST_BARE_LOGGING"] = "1"
+    job = add.enqueue(2, 3)
+    failing = raises.enqueue("boom")
+    output, _ = start_worker("default", "--burst", "-v", verbosity).communicate(timeout=60)
+    succeeded = re.search(rf"^\d{{4}}-\d\d-\d\d [\d:,]+ INFO job\.succeeded job={job.pk} ", output, re.MULTILINE)
+    assert bool(succeeded) is shown, output
+    assert re.search(rf"^[\d\-: ,]+ (WARNING|ERROR) job\.\w+ job={failing.pk} ", output, re.MULTILINE), output

@@ -153,6 +153,21 @@ def test_recover_command_reports(redis, capsys) -> None:
     assert queue_length("default") == 4
 
 
+def test_recover_command_says_what_the_grace_period_left_unchecked(redis, capsys) -> None:
+    add.enqueue_many([(i, i) for i in range(3)])
+    redis.flushall()  # right after the enqueue: the jobs are younger than RECOVERY_GRACE
+    call_command("asyncjobs_recover")
+    out = capsys.readouterr().out
+    assert "0 queued job(s) missing from Redis were pushed again." in out
+    assert "3 queued job(s) younger than the grace period (60s) were not checked" in out
+    assert "run with --grace 0" in out
+    call_command("asyncjobs_recover", "--grace", "0")
+    out = capsys.readouterr().out
+    assert "3 queued job(s) missing from Redis were pushed again." in out
+    assert "younger than the grace period" not in out
+    assert queue_length("default") == 3
+
+
 def test_recover_command_rejects_negative_durations() -> None:
     with pytest.raises(CommandError, match="--grace must be a number of seconds >= 0, got -1"):
         call_command("asyncjobs_recover", "--grace", "-1")

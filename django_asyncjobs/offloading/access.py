@@ -64,7 +64,7 @@ def require_status_urls() -> None:
     if not status_urls_included():
         raise ConfigurationError(
             "@offload answers with the job's status URL, but django_asyncjobs.urls is not included in the "
-            "URLconf: add path('jobs/', include('django_asyncjobs.urls')). Nothing was enqueued. "
+            "URLconf: add path('async/', include('django_asyncjobs.urls')). Nothing was enqueued. "
             + see("checks", "asyncjobsw003")
         )
 

@@ -128,7 +128,8 @@ def get_view(name: str) -> OffloadedView:
         return _views[name]
     except KeyError:
         raise OffloadError(
-            f"No offloaded view is registered as {name!r} in this worker; is it reachable from ROOT_URLCONF?"
+            f"No offloaded view is registered as {name!r} in this worker: is it reachable from ROOT_URLCONF, "
+            "and was the worker restarted since the view was added or renamed?"
         ) from None
 
 

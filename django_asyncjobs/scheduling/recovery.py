@@ -101,9 +101,21 @@ def recover(
     return report
 
 
+def _old_enough(cutoff: datetime) -> Q:
+    return Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True, created_at__lt=cutoff)
+
+
+def queued_within_grace(grace: float | None = None) -> int:
+    """How many ``queued`` jobs are younger than ``grace`` seconds (``RECOVERY_GRACE``): a pass
+    does not check their messages (they may be on their way to Redis). For the command's
+    report, which a user runs right after Redis lost its data."""
+    grace = app_settings.RECOVERY_GRACE if grace is None else grace
+    cutoff = database_now() - timedelta(seconds=grace)
+    return Job.objects.filter(status=JobStatus.QUEUED).exclude(_old_enough(cutoff)).count()
+
+
 def _requeue_missing_messages(cutoff: datetime, report: RecoveryReport, batch_size: int) -> None:
-    old_enough = Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True, created_at__lt=cutoff)
-    candidates = Job.objects.filter(old_enough, status=JobStatus.QUEUED)
+    candidates = Job.objects.filter(_old_enough(cutoff), status=JobStatus.QUEUED)
     for queue in sorted(set(candidates.order_by().values_list("queue", flat=True).distinct())):
         try:
             # The snapshot comes first: a row queued after it is younger than the cut-off.

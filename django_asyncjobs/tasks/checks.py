@@ -16,7 +16,8 @@ from ..links import see
 def django_rq_missing() -> Error:
     return Error(
         "django_rq is not in INSTALLED_APPS.",
-        hint="Add 'django_rq' to INSTALLED_APPS: django-asyncjobs uses its RQ_QUEUES connections.",
+        hint="Add 'django_rq' to INSTALLED_APPS: django-asyncjobs uses its RQ_QUEUES connections. "
+        + see("checks", "asyncjobse001"),
         id="asyncjobs.E001",
     )
 

@@ -4,9 +4,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_asyncjobs.conf import app_settings
 from django_asyncjobs.engine.broker import RedisError
 from django_asyncjobs.management.verbosity import apply_verbosity
-from django_asyncjobs.scheduling.recovery import recover
+from django_asyncjobs.scheduling.recovery import queued_within_grace, recover
 
 
 class Command(BaseCommand):
@@ -42,6 +43,13 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot reach Redis: {exc}") from exc
         if options["verbosity"] >= 1:
             self.stdout.write(("Dry run. " if report.dry_run else "") + report.summary())
+            grace = app_settings.RECOVERY_GRACE if options["grace"] is None else options["grace"]
+            if grace and (young := queued_within_grace(grace)):
+                self.stdout.write(
+                    f"{young} queued job(s) younger than the grace period ({grace:g}s) were not checked: "
+                    "their messages may still be on their way. Right after Redis lost its data, run with "
+                    "--grace 0 to check them too."
+                )
         if options["verbosity"] >= 2:
             for label, ids in (
                 ("pushed again", report.requeued),

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        apply_verbosity(options["verbosity"])
+        apply_verbosity(options["verbosity"], console=True)
         interval = options["interval"]
         if interval is not None and not interval > 0:
             raise CommandError(f"--interval must be a number of seconds greater than 0, got {interval:g}.")

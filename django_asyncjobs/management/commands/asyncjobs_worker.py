@@ -46,7 +46,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        level = apply_verbosity(options["verbosity"])
+        level = apply_verbosity(options["verbosity"], console=True)
         queue_names: list[str] = options["queues"] or [app_settings.DEFAULT_QUEUE]
         if options["concurrency"] < 1:
             raise CommandError(f"--concurrency must be at least 1, got {options['concurrency']}.")
