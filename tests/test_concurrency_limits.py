@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from django_asyncjobs import Job, JobStatus
+from django_asyncjobs.conf import app_settings
 from django_asyncjobs.engine.broker import keys
 from django_asyncjobs.engine.functions import JobOptions
 from django_asyncjobs.engine.outcomes import Outcome
@@ -95,3 +96,19 @@ def test_a_tasks_backend_takes_max_concurrency_but_no_key_function() -> None:
     assert JobOptions.from_setting({"MAX_CONCURRENCY": 2}).max_concurrency == 2
     with pytest.raises(ValueError, match="CONCURRENCY_KEY"):
         JobOptions.from_setting({"CONCURRENCY_KEY": "x"})
+
+
+# -- review: what Redis holds is not trusted -------------------------------------------------
+
+
+def test_a_slot_leased_beyond_any_lease_in_redis_is_held_one_lease_at_most(asyncjobs_worker, redis) -> None:
+    key = keys.running_key(exclusive.name)
+    redis.zadd(key, {"not-ours": float("inf")})
+    job = exclusive.enqueue("after the lease")
+    run = asyncjobs_worker()
+    assert run.outcomes[Outcome.DEFERRED] == 1 and not run.outcomes[Outcome.ERROR]  # the slot is held...
+    assert Job.objects.get(pk=job.pk).attempts == 0
+    seconds, micros = redis.time()
+    lease_us = (60 + app_settings.HEARTBEAT_TIMEOUT + 1) * 1_000_000  # exclusive's timeout, and a second
+    held_until = redis.zscore(key, "not-ours")
+    assert held_until is not None and held_until <= seconds * 1_000_000 + micros + lease_us  # ...for a lease

@@ -14,6 +14,7 @@ from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.engine.broker import keys
 from django_asyncjobs.engine.functions import JobOptions
 from django_asyncjobs.engine.limits import RateLimit
+from django_asyncjobs.engine.outcomes import Outcome
 from tests.testapp.jobs import limited
 from tests.testapp.models import Call
 
@@ -137,3 +138,30 @@ def test_fifty_per_window_across_three_worker_processes(start_worker) -> None:
     assert Call.objects.count() == 50
     assert _statuses(jobs).count((JobStatus.SUCCEEDED, 1)) == 50
     assert _statuses(jobs).count((JobStatus.SCHEDULED, 0)) == 70
+
+
+# -- review: what Redis holds is not trusted, a rate that cannot be kept is refused ----------
+
+
+@pytest.mark.parametrize("score", [float("inf"), 1e18], ids=["infinite", "far-future"])
+def test_a_start_dated_in_the_future_in_redis_makes_a_job_wait_one_period_at_most(
+    asyncjobs_worker, redis, score: float
+) -> None:
+    redis.zadd(keys.rate_key(limited.name), {f"not-ours-{i}": score for i in range(5)})
+    job = limited.enqueue("later")
+    run = asyncjobs_worker()
+    assert not run.outcomes[Outcome.ERROR]
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.attempts) == (JobStatus.SCHEDULED, 0)  # waits, nothing used up
+    assert row.run_at is not None and row.run_at <= timezone.now() + timedelta(hours=1, seconds=5)
+    now_us = int(redis.time()[0]) * 1_000_000 + int(redis.time()[1])
+    assert max(score for _, score in redis.zrange(keys.rate_key(limited.name), 0, -1, withscores=True)) <= now_us
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["100/ms", "1/5ms", (1, float("inf")), (1, float("nan")), (1, 1e24), (1, timedelta(days=400))],
+)
+def test_a_rate_that_would_be_misread_or_cannot_be_kept_is_refused(given: object) -> None:
+    with pytest.raises(ValueError, match="rate_limit"):
+        JobOptions(rate_limit=given)  # type: ignore[arg-type]

@@ -21,7 +21,8 @@ from .connections import script
 #: KEYS the limits' keys; ARGV, for each key, the count and the period in microseconds.
 #: Returns 0 (start now: the start counted against every limit) or the microseconds until all
 #: of them would allow one (then nothing is counted). A value someone wrote into a key that is
-#: not ours (another type) is dropped, not fatal: the window starts empty.
+#: not ours (another type) is dropped, not fatal: the window starts empty; a start dated after
+#: now (not ours, or a clock that stepped back) counts from now, so no wait exceeds a period.
 RATE_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
@@ -32,7 +33,12 @@ for i, key in ipairs(KEYS) do
     local trimmed = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', now - period)
     if type(trimmed) == 'table' and trimmed.err then
         redis.call('DEL', key)
-    elseif redis.call('ZCARD', key) >= count then
+    else
+        for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf')) do
+            redis.call('ZADD', key, now, member)
+        end
+    end
+    if redis.call('ZCARD', key) >= count then
         local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
         local allowed_at = tonumber(oldest[2]) + period + 1
         if allowed_at - now > wait then wait = allowed_at - now end
@@ -73,15 +79,19 @@ def rate_wait(
 #: KEYS[1] the running set of a job name (and key); ARGV[1] the job id, ARGV[2] the limit,
 #: ARGV[3] the lease in microseconds. 1: the job holds a slot (it may run), 0: all are taken.
 #: A slot whose lease ran out (its worker died) is free again; the same job asking again (a
-#: retry, a recovered attempt) keeps its own. A key of another type (not ours) is dropped.
+#: retry, a recovered attempt) keeps its own. A key of another type (not ours) is dropped; a
+#: slot leased beyond the lease given now (not ours) is held for that lease at most.
 SLOT_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local lease = tonumber(ARGV[3])
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%d', now + lease), '+inf')) do
+    redis.call('ZADD', KEYS[1], now + lease, member)
+end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-    local lease = tonumber(ARGV[3])
     redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
     redis.call('PEXPIRE', KEYS[1], math.ceil(lease / 1000) + 1000)
     return 1
