@@ -14,7 +14,8 @@ from django_asyncjobs import Job, JobStatus
 from django_asyncjobs.engine.enqueueing import unique_key
 from django_asyncjobs.engine.functions import JobOptions
 from django_asyncjobs.engine.operations import retry_jobs
-from tests.testapp.jobs import debounced_sync, unique_fails, unique_report
+from django_asyncjobs.engine.outcomes import Outcome
+from tests.testapp.jobs import debounced_sync, unique_fails, unique_limited, unique_report
 from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,3 +144,28 @@ def test_a_unique_job_takes_no_idempotency_key_and_a_debounced_one_no_start_time
 
 def test_any_text_in_the_arguments_makes_a_key() -> None:
     assert unique_key("a", ["\ud800 lone surrogate", "é"], {}) != unique_key("a", ["é"], {})
+
+
+def test_a_job_that_waits_for_its_rate_limit_still_holds_its_key(asyncjobs_worker) -> None:
+    unique_limited.enqueue("first")
+    asyncjobs_worker()  # the hour's one start
+    waiting = unique_limited.enqueue("again")
+    run = asyncjobs_worker()
+    assert run.outcomes[Outcome.DEFERRED] == 1
+    assert Job.objects.get(pk=waiting.pk).status == JobStatus.SCHEDULED  # it never started...
+    assert unique_limited.enqueue("again").pk == waiting.pk  # ...so the same call is the same job
+    assert Job.objects.filter(name=unique_limited.name).count() == 2
+
+
+def test_a_call_made_while_the_job_was_claimed_keeps_the_key_when_the_job_is_deferred(asyncjobs_worker) -> None:
+    from django_asyncjobs.engine.outcomes import record_deferral
+    from django_asyncjobs.engine.states import claim
+
+    claimed = claim(unique_limited.enqueue("meanwhile").pk, "a-worker")
+    assert claimed is not None
+    newer = unique_limited.enqueue("meanwhile")  # the claimed one no longer holds the key
+    assert newer.pk != claimed.pk
+    key = unique_key(claimed.name, claimed.args, claimed.kwargs)
+    assert record_deferral(claimed, 60, "waiting: rate limit", unique_key=key) == Outcome.DEFERRED
+    assert Job.objects.get(pk=claimed.pk).status == JobStatus.SCHEDULED
+    assert unique_limited.enqueue("meanwhile").pk == newer.pk

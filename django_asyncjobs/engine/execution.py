@@ -33,6 +33,7 @@ from .atomic import holds_transaction, run_atomic
 from .broker import RedisError, current_rq_worker_name, send_stop, withdraw
 from .capacity import forget_state
 from .connections import refresh_connections, release_transactions
+from .enqueueing import unique_key
 from .finishing import jobs_finished
 from .heartbeat import beating, confirm_claim
 from .limits import concurrency_key, free_slot, start_wait, take_slot
@@ -216,7 +217,8 @@ def _run_claimed(
         if wait:
             free_slot(job, slots)
     if wait:
-        return record_deferral(job, wait, reason), None
+        key = unique_key(job.name, job.args, job.kwargs) if options.unique else None
+        return record_deferral(job, wait, reason, unique_key=key), None
     try:
         return _run_started(job, job_function, guard, release, succeed)
     finally:

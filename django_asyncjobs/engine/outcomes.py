@@ -258,12 +258,12 @@ def record_interruption(job: Job, job_function: JobFunction[Any, Any]) -> Outcom
     return record_failure(job, error, error_class=path_of(JobInterrupted), retry=True, job_function=job_function)
 
 
-def record_deferral(job: Job, wait: float, reason: str) -> Outcome:
+def record_deferral(job: Job, wait: float, reason: str, *, unique_key: str | None = None) -> Outcome:
     """``job``'s attempt is over a limit (``reason``, shown as its progress message): back to
     ``scheduled`` for ``wait`` seconds from now (the database's clock), the attempt given back;
-    nothing of it ran."""
+    nothing of it ran, so a unique job holds its ``unique_key`` again (:func:`.states.defer`)."""
     run_at = database_now() + timedelta(seconds=wait)
-    if not states.defer(job, run_at=run_at, reason=reason):
+    if not states.defer(job, run_at=run_at, reason=reason, unique_key=unique_key):
         return discard_outcome(job)
     log_event(jobs_logger, logging.DEBUG, "job.deferred", **job_fields(job), reason=reason, retry_in_s=wait)
     return Outcome.DEFERRED

@@ -39,7 +39,8 @@ running              scheduled, or queued        ``retry``              ``outcom
                                                                         pushes)
 running, not         scheduled                   ``defer``              ``outcomes.record_deferral`` (over a limit);
 started                                                                 run_at, attempts - 1, progress_message;
-                                                                        worker, started_at, heartbeat_at cleared
+                                                                        worker, started_at, heartbeat_at cleared;
+                                                                        a unique job's unique_key (unless held)
 running              scheduled                   ``put_back``           ``outcomes.record_unknown`` (the worker lacks
                                                                         the code); attempts - 1, run_at, error,
                                                                         failed_attempts (the put-back count)
@@ -275,13 +276,27 @@ def put_back(
     )
 
 
-def defer(job: Job, *, run_at: datetime, reason: str) -> bool:
+def defer(job: Job, *, run_at: datetime, reason: str, unique_key: str | None = None) -> bool:
     """``running`` (this attempt, not started: over a limit) → ``scheduled`` at ``run_at``, the
-    attempt given back, ``reason`` its progress message (its claim clears it)."""
+    attempt given back, ``reason`` its progress message (its claim clears it). A unique job
+    holds its ``unique_key`` again, unless a job enqueued since its claim holds it."""
     alias = router.db_for_write(Job)
-    fields = {"status": JobStatus.SCHEDULED, "run_at": run_at, "attempts": job.attempts - 1, "worker": ""}
-    fields.update(started_at=None, heartbeat_at=None, progress_message=reason[:255])
-    write = lambda: bool(Job.objects.using(alias).filter(**this_attempt(job)).update(**fields))  # noqa: E731
+    fields: dict[str, Any] = {"status": JobStatus.SCHEDULED, "run_at": run_at, "attempts": job.attempts - 1}
+    fields.update(worker="", started_at=None, heartbeat_at=None, progress_message=reason[:255])
+    attempt = Job.objects.using(alias).filter(**this_attempt(job))
+
+    def write() -> bool:
+        if unique_key is not None:
+            try:
+                with transaction.atomic(using=alias):
+                    if attempt.update(**fields, unique_key=unique_key):
+                        fields["unique_key"] = unique_key
+                        return True
+                    return False
+            except IntegrityError:  # the job enqueued since the claim keeps the key
+                pass
+        return bool(attempt.update(**fields))
+
     if not persist(write, what=f"the deferral of job {job.pk}", alias=alias):
         return False
     for name, value in fields.items():

@@ -425,3 +425,10 @@ def fifty_per_hour(label: str) -> str:
     """Rate-limited: fifty starts an hour across all workers; records each run."""
     Call.objects.create(label=label)
     return label
+
+
+@job(unique_for=300, rate_limit="1/h")
+def unique_limited(label: str) -> str:
+    """Unique and rate-limited (one start an hour): records each run."""
+    Call.objects.create(label=label)
+    return label
