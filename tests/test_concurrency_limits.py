@@ -17,7 +17,7 @@ from django_asyncjobs.engine.functions import JobOptions
 from django_asyncjobs.engine.outcomes import Outcome
 from django_asyncjobs.worker import ThreadedWorker
 from tests.conftest import wait_for
-from tests.testapp.jobs import bad_key, exclusive, per_account
+from tests.testapp.jobs import bad_key, exclusive, per_account, unstable_key
 from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,11 +65,26 @@ def test_the_slot_is_free_again_after_the_job(asyncjobs_worker, redis) -> None:
     assert Call.objects.count() == 2
 
 
-def test_a_concurrency_key_that_raises_fails_the_attempt(asyncjobs_worker) -> None:
-    job = bad_key.enqueue(0)
+def test_a_concurrency_key_that_raises_is_refused_at_enqueue(asyncjobs_worker) -> None:
+    with pytest.raises(ValueError, match=r"concurrency_key of tests\.testapp\.jobs\.bad_key raised ZeroDivisionError"):
+        bad_key.enqueue(0)
+    assert not Job.objects.exists()
+
+
+def test_a_concurrency_key_that_raises_when_the_job_runs_fails_the_attempt(asyncjobs_worker) -> None:
+    job = bad_key.enqueue(1)
+    Job.objects.filter(pk=job.pk).update(args=[0])  # as a chain passes a result to its next step
     asyncjobs_worker()
     row = Job.objects.get(pk=job.pk)
     assert row.status == JobStatus.FAILED and "ZeroDivisionError" in row.error
+
+
+def test_a_concurrency_key_that_returns_no_key_is_refused_at_enqueue() -> None:
+    with pytest.raises(TypeError, match=r"concurrency_key of .*unstable_key must return a str or an int, got object"):
+        unstable_key.enqueue(1)
+    with pytest.raises(TypeError, match="concurrency_key"):
+        unstable_key.enqueue_many([(1,), (2,)])
+    assert not Job.objects.exists()
 
 
 def test_a_key_of_another_type_in_redis_does_not_stop_the_job(asyncjobs_worker, redis) -> None:

@@ -36,6 +36,7 @@ from .capacity import check as check_backpressure
 from .dependencies import attach, dependency_ids, settle, waiting_message
 from .functions import JobFunction
 from .inserts import new_jobs
+from .limits import check_concurrency_keys
 from .registry import job_function_by_name
 
 ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
@@ -116,6 +117,8 @@ def _enqueue(
     trace_context: dict[str, str] | None,
 ) -> tuple[list[Job], bool]:
     """The jobs created, or the one found by its idempotency key (then ``True``)."""
+    if job_function.options.concurrency_key is not None:
+        check_concurrency_keys(job_function.name, job_function.options.concurrency_key, calls)
     jobs = _new_jobs(job_function.name, calls, options, trace_context)
     if type(job_function).display_name is not JobFunction.display_name:  # the others name no row
         for job in jobs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..logs import log_event, worker_logger
 from ..times.rates import RateLimit
 from . import broker
 
-__all__ = ["RateLimit", "concurrency_key", "free_slot", "start_wait", "take_slot"]
+__all__ = ["RateLimit", "check_concurrency_keys", "concurrency_key", "free_slot", "start_wait", "take_slot"]
 
 #: When Redis cannot count a start, the job waits this long and is asked about again.
 UNCOUNTED_WAIT = 1.0
@@ -61,7 +61,25 @@ def concurrency_key(job: Any, limit: int | None, key: Callable[..., Any] | None)
         return None
     if key is None:
         return str(job.name)
-    return f"{job.name}:{key(*(job.args or []), **(job.kwargs or {}))}"
+    return f"{job.name}:{_slot_value(job.name, key(*(job.args or []), **(job.kwargs or {})))}"
+
+
+def check_concurrency_keys(name: str, key: Callable[..., Any], calls: Iterable[tuple[Sequence[Any], Any]]) -> None:
+    """At enqueue: ``key`` gives each call a slot (``ValueError`` if it raises, ``TypeError``
+    if it returns neither a str nor an int), as a call whose slots cannot be known is refused."""
+    for args, kwargs in calls:
+        try:
+            value = key(*args, **kwargs)
+        except Exception as exc:
+            raise ValueError(f"concurrency_key of {name} raised {type(exc).__name__}: {exc}") from exc
+        _slot_value(name, value)
+
+
+def _slot_value(name: str, value: Any) -> str | int:
+    # Any other value's text may differ from call to call (an object's address): no limit at all.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"concurrency_key of {name} must return a str or an int, got {type(value).__name__}")
+    return value
 
 
 def take_slot(job: Any, slots: str | None, limit: int | None, lease: float) -> float:

@@ -34,7 +34,7 @@ class JobOptions:
     rate_limit: RateLimit | None = None
     #: At most this many run at once across all workers (per ``concurrency_key``'s value).
     max_concurrency: int | None = None
-    #: ``(*args, **kwargs) -> str``: jobs with the same value share the ``max_concurrency`` slots.
+    #: ``(*args, **kwargs) -> str | int``: jobs with the same value share the ``max_concurrency`` slots.
     concurrency_key: Callable[..., Any] | None = None
     #: The function runs in one transaction with the write of its outcome (docs/jobs.md#atomic-jobs).
     atomic: bool = False

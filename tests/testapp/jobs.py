@@ -405,7 +405,7 @@ def per_account(account: int, label: str, count: int, hold: float = 0.0) -> str:
     return str(meets.func(label, count, hold))
 
 
-@job(max_concurrency=1, concurrency_key=lambda account: 1 / account)
+@job(max_concurrency=1, concurrency_key=lambda account: str(1 / account))
 def bad_key(account: int) -> int:
     return account
 
@@ -432,3 +432,9 @@ def unique_limited(label: str) -> str:
     """Unique and rate-limited (one start an hour): records each run."""
     Call.objects.create(label=label)
     return label
+
+
+@job(max_concurrency=1, concurrency_key=lambda account: object())
+def unstable_key(account: int) -> int:
+    """A key function whose value is not a key: each call's would differ."""
+    return account
