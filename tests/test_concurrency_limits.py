@@ -127,3 +127,24 @@ def test_a_slot_leased_beyond_any_lease_in_redis_is_held_one_lease_at_most(async
     lease_us = (60 + app_settings.HEARTBEAT_TIMEOUT + 1) * 1_000_000  # exclusive's timeout, and a second
     held_until = redis.zscore(key, "not-ours")
     assert held_until is not None and held_until <= seconds * 1_000_000 + micros + lease_us  # ...for a lease
+
+
+def test_the_slot_of_a_killed_worker_is_held_until_its_attempt_is_recovered(
+    start_worker, asyncjobs_worker, redis
+) -> None:
+    from django_asyncjobs.scheduling.recovery import recover
+
+    killed = exclusive.enqueue("killed", 30, max_attempts=2)
+    process = start_worker("default")
+    wait_for(lambda: Job.objects.get(pk=killed.pk).status == JobStatus.RUNNING, what="the job to start")
+    process.kill()  # SIGKILL: its function never returns, the slot is not freed
+    process.wait()
+    assert redis.zrange(keys.running_key(exclusive.name), 0, -1) == [str(killed.pk).encode()]
+    exclusive.enqueue("other")
+    assert asyncjobs_worker().outcomes[Outcome.DEFERRED] == 1  # the slot is still held (its lease)
+    assert recover(heartbeat_timeout=0).retried == [str(killed.pk)]
+    Job.objects.filter(pk=killed.pk).update(args=["killed", 0])  # the retry is quick
+    asyncjobs_worker()
+    row = Job.objects.get(pk=killed.pk)
+    assert (row.status, row.attempts) == (JobStatus.SUCCEEDED, 2)  # the retry took its own slot back
+    assert redis.zcard(keys.running_key(exclusive.name)) == 0  # and freed it
