@@ -169,3 +169,46 @@ def test_a_call_made_while_the_job_was_claimed_keeps_the_key_when_the_job_is_def
     assert record_deferral(claimed, 60, "waiting: rate limit", unique_key=key) == Outcome.DEFERRED
     assert Job.objects.get(pk=claimed.pk).status == JobStatus.SCHEDULED
     assert unique_limited.enqueue("meanwhile").pk == newer.pk
+
+
+def _claimed_in_a_batch(job: Job) -> Job:
+    """``job``'s row claimed as a batching worker claims it (``heartbeat_at`` NULL: not started)."""
+    from django_asyncjobs.engine import batched
+
+    [row] = batched.claim_many([job.pk, job.pk], "a-worker")
+    assert row.unique_key is None  # the claim clears it: a call now makes a new job
+    return row
+
+
+@pytest.mark.parametrize("give_back", ["batch_release", "recovery_put_back"])
+def test_every_way_a_claimed_job_is_given_back_unstarted_restores_its_key(settings, give_back: str) -> None:
+    """Not started, it waits again (its attempt given back): it is the call's one waiting job
+    again, as one deferred by a limit is."""
+    import time
+
+    from django_asyncjobs.engine import batched
+    from django_asyncjobs.scheduling.recovery import recover
+
+    job = unique_report.enqueue(42)
+    row = _claimed_in_a_batch(job)
+    if give_back == "batch_release":
+        assert batched.release([row]) == [row]
+    else:
+        settings.ASYNCJOBS = {**settings.ASYNCJOBS, "HEARTBEAT_INTERVAL": 0.05, "HEARTBEAT_TIMEOUT": 0.15}
+        time.sleep(0.2)
+        assert recover(heartbeat_timeout=0).put_back == [str(job.pk)]
+    assert Job.objects.get(pk=job.pk).status in (JobStatus.QUEUED, JobStatus.SCHEDULED)
+    assert unique_report.enqueue(42).pk == job.pk
+    assert Job.objects.filter(name=unique_report.name).count() == 1
+
+
+def test_a_job_given_back_after_the_same_call_was_made_again_leaves_the_key_to_the_new_one() -> None:
+    from django_asyncjobs.engine import batched
+
+    job = unique_report.enqueue(43)
+    row = _claimed_in_a_batch(job)
+    newer = unique_report.enqueue(43)  # while it was claimed: a new job, holding the key
+    assert batched.release([row]) == [row]
+    assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+    assert Job.objects.get(pk=job.pk).unique_key is None
+    assert unique_report.enqueue(43).pk == newer.pk

@@ -37,6 +37,7 @@ from ..models import Job, JobStatus
 from ..times.clock import now_value
 from . import statements, states
 from .reconnecting import persist
+from .unique import key_to_restore, update_holding_key
 
 
 @dataclass(slots=True)
@@ -179,11 +180,13 @@ def _committed(
 
 def release(jobs: Sequence[Job]) -> list[Job]:
     """``running`` (this attempt, claimed in a batch and not started) → ``queued``, the attempt
-    given back. Returns the jobs released; the caller pushes their ids to the front again."""
+    given back; a unique job holds its key again (:func:`.unique.update_holding_key`). Returns
+    the jobs released; the caller pushes their ids to the front again."""
     if not jobs:
         return []
     alias = router.db_for_write(Job)
     condition = reduce(or_, (Q(**states.this_attempt(job)) for job in jobs))
+    keys = {job.pk: key for job in jobs if (key := key_to_restore(job)) is not None}
 
     def write() -> list[Job]:
         mine = Job.objects.using(alias).filter(condition)
@@ -197,6 +200,8 @@ def release(jobs: Sequence[Job]) -> list[Job]:
                 heartbeat_at=None,
                 progress=0,
             )
+        for pk in pks & keys.keys():
+            update_holding_key(Job.objects.using(alias).filter(pk=pk, unique_key=None), {}, keys[pk], alias)
         return [job for job in jobs if job.pk in pks]
 
     def released() -> list[Job]:

@@ -8,8 +8,6 @@ pressure, the INSERT (:func:`.states.enqueue`), then :func:`_push_on_commit`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,6 +36,7 @@ from .functions import JobFunction
 from .inserts import new_jobs
 from .limits import check_concurrency_keys
 from .registry import job_function_by_name
+from .unique import unique_key
 
 ArgsKwargs = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -152,12 +151,6 @@ def _enqueue_unique(
         if new:
             _push_on_commit(job_function, new, options)
     return result, not new
-
-
-def unique_key(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
-    """What tells a unique job's calls apart: its name and arguments (JSON, keys sorted), hashed."""
-    call = json.dumps([name, list(args), kwargs], sort_keys=True, separators=(",", ":"))  # ASCII: any text hashes
-    return hashlib.sha256(call.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

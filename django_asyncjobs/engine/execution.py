@@ -33,7 +33,6 @@ from .atomic import holds_transaction, run_atomic
 from .broker import RedisError, current_rq_worker_name, send_stop, withdraw
 from .capacity import forget_state
 from .connections import refresh_connections, release_transactions
-from .enqueueing import unique_key
 from .finishing import jobs_finished
 from .heartbeat import beating, confirm_claim
 from .limits import concurrency_key, free_slot, start_wait, take_slot
@@ -52,6 +51,7 @@ from .outcomes import (
 )
 from .reconnecting import giving_up_when, persist
 from .registry import get_job_function
+from .unique import key_to_restore
 
 __all__ = [
     "Outcome",
@@ -217,8 +217,7 @@ def _run_claimed(
         if wait:
             free_slot(job, slots)
     if wait:
-        key = unique_key(job.name, job.args, job.kwargs) if options.unique else None
-        return record_deferral(job, wait, reason, unique_key=key), None
+        return record_deferral(job, wait, reason, unique_key=key_to_restore(job)), None
     try:
         return _run_started(job, job_function, guard, release, succeed)
     finally:

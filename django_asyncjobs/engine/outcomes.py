@@ -39,6 +39,7 @@ from .finishing import jobs_finished
 from .reconnecting import persist
 from .registry import get_job_function
 from .states import ANY_HEARTBEAT
+from .unique import key_to_restore
 
 if TYPE_CHECKING:
     from .functions import JobFunction
@@ -367,7 +368,15 @@ def _put_back_lost(job: Job, error: str) -> Outcome:
     try:
         # Only while the row still has no heartbeat: its worker may have come back, confirmed
         # the claim and started the job since recovery read it.
-        written = states.put_back(job, now=now, run_at=now, error=error, failed_attempts=history, heartbeat_at=None)
+        written = states.put_back(
+            job,
+            now=now,
+            run_at=now,
+            error=error,
+            failed_attempts=history,
+            heartbeat_at=None,
+            unique_key=key_to_restore(job),
+        )
     except OutcomeRefused as exc:
         return _fail_refused(job, f"error could not be stored: the database refused it ({exc})", None, None)
     if not written:

@@ -98,6 +98,7 @@ from ..times.clock import now_value
 from . import statements
 from .inserts import insert_jobs
 from .reconnecting import persist
+from .unique import update_holding_key
 
 if TYPE_CHECKING:
     from .functions import JobOptions
@@ -260,14 +261,17 @@ def put_back(
     error: str,
     failed_attempts: list[Any],
     heartbeat_at: Any = ANY_HEARTBEAT,
+    unique_key: str | None = None,
 ) -> bool:
     """``running`` (this attempt) → ``scheduled`` until ``run_at``, the attempt not used up:
     this worker lacks the job's code, another may have it; or recovery took the row for one
-    that never started (``heartbeat_at=None``: only while it still has not beaten)."""
+    that never started (``heartbeat_at=None``: only while it still has not beaten). A unique
+    job holds ``unique_key`` again, as in :func:`defer`."""
     return _end_attempt(
         job,
         JobStatus.SCHEDULED,
         heartbeat_at,
+        holding_key=unique_key,
         run_at=run_at,
         attempts=job.attempts - 1,
         error=error,
@@ -284,19 +288,7 @@ def defer(job: Job, *, run_at: datetime, reason: str, unique_key: str | None = N
     fields: dict[str, Any] = {"status": JobStatus.SCHEDULED, "run_at": run_at, "attempts": job.attempts - 1}
     fields.update(worker="", started_at=None, heartbeat_at=None, progress_message=reason[:255])
     attempt = Job.objects.using(alias).filter(**this_attempt(job))
-
-    def write() -> bool:
-        if unique_key is not None:
-            try:
-                with transaction.atomic(using=alias):
-                    if attempt.update(**fields, unique_key=unique_key):
-                        fields["unique_key"] = unique_key
-                        return True
-                    return False
-            except IntegrityError:  # the job enqueued since the claim keeps the key
-                pass
-        return bool(attempt.update(**fields))
-
+    write = lambda: bool(update_holding_key(attempt, fields, unique_key, alias))  # noqa: E731
     if not persist(write, what=f"the deferral of job {job.pk}", alias=alias):
         return False
     for name, value in fields.items():
@@ -309,13 +301,15 @@ def _end_attempt(
     status: JobStatus,
     heartbeat_at: Any,
     update: Callable[[BaseDatabaseWrapper], int] | None = None,
+    holding_key: str | None = None,
     **fields: Any,
 ) -> bool:
     """The one UPDATE that ends ``job``'s attempt, unless the row left it (cancelled, or taken
     as lost and claimed again) or no longer has ``heartbeat_at``. Tried again on a new
     connection when the connection breaks. Raises :class:`OutcomeRefused` when the
     database refuses the values. ``update``, when given, is that UPDATE as prepared SQL
-    (the same statement as the ORM's below, without building it per job)."""
+    (the same statement as the ORM's below, without building it per job). ``holding_key``: the
+    unique key the row holds again, unless another waiting job holds it."""
     alias = router.db_for_write(Job)
     fields["status"] = status
     tries = 0
@@ -324,7 +318,7 @@ def _end_attempt(
         condition = this_attempt(job)
         if heartbeat_at is not ANY_HEARTBEAT:
             condition["heartbeat_at"] = heartbeat_at
-        return Job.objects.using(alias).filter(**condition).update(**fields)
+        return update_holding_key(Job.objects.using(alias).filter(**condition), fields, holding_key, alias)
 
     def write() -> bool:
         nonlocal tries
