@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -118,8 +119,11 @@ class ScheduleAdmin(ScheduleModelAdmin):
             if action_location is None
             else parent.get_actions(request, action_location=action_location)
         )
-        if "delete_selected" in actions:
-            _, name, description = actions["delete_selected"]
+        action: Any = actions.get("delete_selected")
+        if hasattr(action, "func"):  # Django 6.1+: an Action dataclass (unpacking it is deprecated)
+            actions["delete_selected"] = replace(action, func=_delete_selected_but_declared)
+        elif action is not None:
+            _, name, description = action
             actions["delete_selected"] = (_delete_selected_but_declared, name, description)
         return actions
 
