@@ -27,6 +27,7 @@ from redis import Redis
 
 from django_asyncjobs import ConfigurationError, Job, JobNotRegistered, JobStatus, QueueFull, SerializationError
 from django_asyncjobs.backends import AsyncJobsBackend
+from django_asyncjobs.engine.outcomes import Outcome
 from django_asyncjobs.engine.registry import get_job_function, registered_jobs, unregister
 from django_asyncjobs.models import Schedule
 from django_asyncjobs.scheduling.firing import fire_due_schedules
@@ -282,6 +283,18 @@ def test_run_after_makes_a_delayed_job(run_worker) -> None:
     result.refresh()
     assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 3)
     assert result.task.run_after == later
+
+
+def test_a_task_enqueued_through_another_backend_runs_within_that_backends_limits(settings, run_worker) -> None:
+    """The limits of a task's run are those of the backend that enqueued it (``OPTIONS``), as
+    its retries and timeout are: here a rate the task's own backend does not have."""
+    limited = {"BACKEND": "django_asyncjobs.backends.AsyncJobsBackend", "QUEUES": ["default"]}
+    settings.TASKS = {**settings.TASKS, "limited": {**limited, "OPTIONS": {"RATE_LIMIT": "1/h"}}}
+    for label in ("limited-1", "limited-2"):
+        tasks.record.using(backend="limited", queue_name="default").enqueue(label)
+    worker = run_worker("default")
+    assert Call.objects.filter(label__startswith="limited-").count() == 1
+    assert worker.outcomes[Outcome.DEFERRED] == 1
 
 
 def test_priority_above_zero_goes_to_the_front_of_the_queue(run_worker, redis: Redis) -> None:

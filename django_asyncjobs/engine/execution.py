@@ -203,7 +203,7 @@ def _run_claimed(
         job_function = get_job_function(job.name)
     except JobNotRegistered as exc:
         return record_unknown(job, exc), None
-    options = job_function.options
+    options = job_function.options_for(job)  # a task's: those of the backend that enqueued it
     try:
         slots = concurrency_key(job, options.max_concurrency, options.concurrency_key)
     except Exception as exc:  # noqa: BLE001 - the user's concurrency_key raised: the attempt's failure
