@@ -97,6 +97,26 @@ def alive(pid: int) -> bool:
     return True
 
 
+def run_stock_rq_worker(queue: str = "default") -> Any:
+    """A stock RQ ``SimpleWorker`` (JSON serializer) run in burst mode on ``queue``, as a user
+    without ``asyncjobs_worker`` would; the signal handlers it installs are put back after."""
+    import signal
+
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from django_asyncjobs.engine.broker import get_connection, get_queue
+
+    worker = SimpleWorker([get_queue(queue)], connection=get_connection(queue), serializer=JSONSerializer)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.work(burst=True)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    return worker
+
+
 def wait_for(condition: Callable[[], Any], seconds: float = 30.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it is truthy (a bound on waiting, not a timing assertion)."""
     import time

@@ -4,7 +4,6 @@ at all. The kill test is tests/test_atomic_kills.py."""
 from __future__ import annotations
 
 import logging
-import signal
 
 import pytest
 from django.core.checks import run_checks
@@ -15,6 +14,7 @@ from django_asyncjobs.engine.functions import JobOptions
 from django_asyncjobs.engine.outcomes import Outcome
 from django_asyncjobs.exceptions import ConfigurationError
 from django_asyncjobs.worker import ThreadedWorker
+from tests.conftest import run_stock_rq_worker
 from tests.testapp.atomic_jobs import (
     async_atomic_record,
     atomic_breaks_its_transaction,
@@ -228,19 +228,8 @@ def test_a_retry_starts_from_a_clean_slate(run_worker, worker_options) -> None:
 
 def test_a_stock_rq_worker_runs_atomic_jobs_atomically(redis) -> None:
     """The ``perform`` path: what the function wrote commits with its success, and goes with a failure."""
-    from rq import SimpleWorker
-    from rq.serializers import JSONSerializer
-
-    from django_asyncjobs.engine.broker import get_connection, get_queue
-
     kept, failed = atomic_record.enqueue("kept"), atomic_record.enqueue("gone", fail=True)
-    worker = SimpleWorker([get_queue("default")], connection=get_connection("default"), serializer=JSONSerializer)
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        worker.work(burst=True)
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    run_stock_rq_worker()
     assert [_job(j.pk).status for j in (kept, failed)] == [JobStatus.SUCCEEDED, JobStatus.FAILED]
     assert list(Call.objects.values_list("label", flat=True)) == ["kept"]
 

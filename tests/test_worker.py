@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from django_asyncjobs import Job, JobStatus
-from tests.conftest import wait_for
+from tests.conftest import run_stock_rq_worker, wait_for
 from tests.testapp.jobs import add, record, waits
 from tests.testapp.models import Call
 
@@ -85,19 +85,8 @@ def test_worker_refuses_bad_concurrency() -> None:
 
 def test_stock_rq_worker_runs_our_messages(redis) -> None:
     """The message is a plain RQ job: a stock RQ worker with the JSON serializer runs it."""
-    from rq import SimpleWorker
-    from rq.serializers import JSONSerializer
-
-    from django_asyncjobs.engine.broker import get_connection, get_queue
-
     job = add.enqueue(20, 22)
-    worker = SimpleWorker([get_queue("default")], connection=get_connection("default"), serializer=JSONSerializer)
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        worker.work(burst=True)
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    worker = run_stock_rq_worker()
     job.refresh_from_db()
     assert (job.status, job.result, job.worker) == (JobStatus.SUCCEEDED, 42, worker.name)
 
